@@ -1,0 +1,72 @@
+"""The one directory everything the tool writes lives in, and the secrets read from it.
+
+Stdlib only: the Claude Code hooks import this on every event, so it must stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+HOME_ENV_VAR = "HYBRID_ROUTER_HOME"
+DEFAULT_HOME = "~/.hybrid-router"
+
+CONFIG_FILENAME = "router-config.json"
+DOTENV_FILENAME = ".env"
+DATABASE_FILENAME = "decisions.db"
+
+
+def home_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The tool's home: ``$HYBRID_ROUTER_HOME`` when set, else ``~/.hybrid-router``."""
+    env = os.environ if environ is None else environ
+    configured = env.get(HOME_ENV_VAR, "").strip()
+    return Path(configured or DEFAULT_HOME).expanduser()
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    return home_dir(environ) / CONFIG_FILENAME
+
+
+def database_path(environ: Mapping[str, str] | None = None) -> Path:
+    return home_dir(environ) / DATABASE_FILENAME
+
+
+def dotenv_path(environ: Mapping[str, str] | None = None) -> Path:
+    return home_dir(environ) / DOTENV_FILENAME
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse ``KEY=value`` lines: comments, blank lines, ``export`` and quotes are handled.
+
+    Deliberately small (no interpolation): the file holds API keys and base URLs, nothing more.
+    """
+    values: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def load_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment layered over ``<home>/.env``: a variable set in the shell wins."""
+    env = dict(os.environ if environ is None else environ)
+    path = dotenv_path(env)
+    try:
+        file_values = parse_dotenv(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, PermissionError, UnicodeDecodeError):
+        file_values = {}
+    return {**file_values, **env}
