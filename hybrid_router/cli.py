@@ -95,13 +95,20 @@ def _read_request(source: str) -> tuple[dict[str, Any], dict[str, str]]:
         headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
         return data["body"], headers
     if not isinstance(data.get("messages"), list):
-        raise click.ClickException(f"{name}: expected a Messages request body with a 'messages' array")
+        raise click.ClickException(
+            f"{name}: expected a Messages request body with a 'messages' array"
+        )
     return data, {}
 
 
 @cli.command()
 @click.argument("prompt", required=False)
-@click.option("--request", "request_file", metavar="FILE|-", help="Route a Messages request body (JSON) instead of a prompt.")
+@click.option(
+    "--request",
+    "request_file",
+    metavar="FILE|-",
+    help="Route a Messages request body (JSON) instead of a prompt.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @click.option("--log", "log_it", is_flag=True, help="Record the decision in the log (source cli).")
 @click.option("--session-id", help="Session id to record with --log.")
@@ -161,7 +168,9 @@ def config_path_cmd(state: State) -> None:
     path = state.config_file or home.config_path()
     click.echo(str(path))
     if not path.exists():
-        click.echo("(not created yet: the embedded default is in use; run `hybrid-router init`)", err=True)
+        click.echo(
+            "(not created yet: the embedded default is in use; run `hybrid-router init`)", err=True
+        )
 
 
 @config.command("show")
@@ -185,7 +194,9 @@ def config_show(state: State) -> None:
             present = provider_api_key(provider, environment) is not None
             entry["apiKey"] = "set" if present else "not set"
     source = str(loaded.source) if loaded.source else f"{default_config_path()} (embedded default)"
-    click.echo(json.dumps({"source": source, "home": str(home.home_dir()), "config": data}, indent=2))
+    click.echo(
+        json.dumps({"source": source, "home": str(home.home_dir()), "config": data}, indent=2)
+    )
 
 
 @config.command("check")
@@ -229,9 +240,21 @@ def init(state: State, force: bool, if_missing: bool) -> None:
 
 
 @cli.command()
-@click.option("--since", default="all", show_default=True, help="Period: 30m, 24h, 7d, 2w, today, all, or an ISO date.")
-@click.option("--source", type=click.Choice(store.SOURCES), help="Only decisions from this surface.")
-@click.option("--recent", type=click.IntRange(0, 1000), default=0, help="Also list the N most recent decisions.")
+@click.option(
+    "--since",
+    default="all",
+    show_default=True,
+    help="Period: 30m, 24h, 7d, 2w, today, all, or an ISO date.",
+)
+@click.option(
+    "--source", type=click.Choice(store.SOURCES), help="Only decisions from this surface."
+)
+@click.option(
+    "--recent",
+    type=click.IntRange(0, 1000),
+    default=0,
+    help="Also list the N most recent decisions.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def stats(since: str, source: str | None, recent: int, as_json: bool) -> None:
     """Requests, tokens and cost per provider; cost without the router; savings."""
@@ -270,7 +293,9 @@ def demo(state: State) -> None:
             decision = decide(signals, loaded.config)
             store.record(conn, decision_row(decision, signals, loaded.config, source="cli"))
             click.echo(f"  {prompt}")
-            click.echo(f"    -> {decision.provider}/{decision.model}  [{decision.rule}, {decision.complexity}]")
+            click.echo(
+                f"    -> {decision.provider}/{decision.model}  [{decision.rule}, {decision.complexity}]"
+            )
         click.echo("")
         click.echo(render.stats_text(compute_stats(conn)))
 

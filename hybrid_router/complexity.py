@@ -24,28 +24,92 @@ from .keywords import compile_terms
 LOW, MEDIUM, HIGH = "low", "medium", "high"
 
 _STEP_MARKERS = compile_terms(
-    ("then", "after that", "afterwards", "also", "finally", "next", "and then", "step*", "as well as")
+    (
+        "then",
+        "after that",
+        "afterwards",
+        "also",
+        "finally",
+        "next",
+        "and then",
+        "step*",
+        "as well as",
+    )
 )
 _SCOPE = compile_terms(
     (
-        "entire codebase", "whole codebase", "entire project", "whole project", "entire repo",
-        "whole repo", "across the codebase", "across the project", "across the repo",
-        "across all", "all files", "every file", "every module", "all modules", "all services",
-        "end-to-end", "end to end", "system-wide", "codebase-wide", "everywhere",
+        "entire codebase",
+        "whole codebase",
+        "entire project",
+        "whole project",
+        "entire repo",
+        "whole repo",
+        "across the codebase",
+        "across the project",
+        "across the repo",
+        "across all",
+        "all files",
+        "every file",
+        "every module",
+        "all modules",
+        "all services",
+        "end-to-end",
+        "end to end",
+        "system-wide",
+        "codebase-wide",
+        "everywhere",
     )
 )
 _HARD_TOPICS = compile_terms(
     (
-        "concurren*", "race condition*", "deadlock*", "thread-safe", "thread safety", "async*",
-        "distributed", "consensus", "replication", "migrat*", "schema change*", "performance",
-        "optimi*", "latency", "throughput", "scalab*", "algorithm*", "complexity", "security",
-        "vulnerab*", "architecture", "architectural", "design", "redesign", "trade-off*",
-        "tradeoff*", "transaction*", "consistency", "cache invalidation", "memory leak*",
-        "protocol", "backward compatib*", "refactor*",
+        "concurren*",
+        "race condition*",
+        "deadlock*",
+        "thread-safe",
+        "thread safety",
+        "async*",
+        "distributed",
+        "consensus",
+        "replication",
+        "migrat*",
+        "schema change*",
+        "performance",
+        "optimi*",
+        "latency",
+        "throughput",
+        "scalab*",
+        "algorithm*",
+        "complexity",
+        "security",
+        "vulnerab*",
+        "architecture",
+        "architectural",
+        "design",
+        "redesign",
+        "trade-off*",
+        "tradeoff*",
+        "transaction*",
+        "consistency",
+        "cache invalidation",
+        "memory leak*",
+        "protocol",
+        "backward compatib*",
+        "refactor*",
     )
 )
 _SIMPLE = compile_terms(
-    ("just", "quick", "quickly", "simple", "small", "tiny", "one-line", "one line", "typo*", "trivial")
+    (
+        "just",
+        "quick",
+        "quickly",
+        "simple",
+        "small",
+        "tiny",
+        "one-line",
+        "one line",
+        "typo*",
+        "trivial",
+    )
 )
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
 # A file name: a stem of 2+ characters (so "e.g." and "i.e." are not files) and an extension.
@@ -70,7 +134,7 @@ def complexity_score(text: str) -> int:
         score += 1
     if any(block.count("\n") >= 30 for block in _FENCE.findall(text)):
         score += 1
-    if _SIMPLE.hits(lowered):
+    if _SIMPLE.hits(lowered) and score > 0:
         score -= 1
     return score
 

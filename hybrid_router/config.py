@@ -228,7 +228,9 @@ def _check_target(target: Target, where: str, config: RouterConfig, source: str)
             raise ConfigError(f"{source}: {where} expected either tier or provider+model, not both")
         if target.tier not in config.tiers:
             known = ", ".join(config.tiers)
-            raise ConfigError(f"{source}: {where}.tier unknown tier {target.tier!r} (known: {known})")
+            raise ConfigError(
+                f"{source}: {where}.tier unknown tier {target.tier!r} (known: {known})"
+            )
         return
     if target.provider is None or target.model is None:
         raise ConfigError(f"{source}: {where} expected a tier, or both provider and model")

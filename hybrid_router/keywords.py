@@ -39,22 +39,30 @@ class TermMatcher:
     _pattern: re.Pattern[str] | None
     _exclusion_pattern: re.Pattern[str] | None
 
-    def hits(self, lowered_text: str) -> list[str]:
+    def excluded_spans(self, lowered_text: str) -> list[tuple[int, int]]:
+        if self._exclusion_pattern is None:
+            return []
+        return [match.span() for match in self._exclusion_pattern.finditer(lowered_text)]
+
+    def hits(self, lowered_text: str, excluded: list[tuple[int, int]] | None = None) -> list[str]:
         """Distinct matched phrases, in order of first appearance. Expects lower-cased text."""
         if self._pattern is None:
             return []
-        excluded: list[tuple[int, int]] = []
-        if self._exclusion_pattern is not None:
-            excluded = [m.span() for m in self._exclusion_pattern.finditer(lowered_text)]
+        if excluded is None:
+            excluded = self.excluded_spans(lowered_text)
         found: list[str] = []
         for match in self._pattern.finditer(lowered_text):
-            start, end = match.span()
-            if any(start < ex_end and ex_start < end for ex_start, ex_end in excluded):
+            if overlaps(match.span(), excluded):
                 continue
             phrase = " ".join(match.group(0).split())
             if phrase not in found:
                 found.append(phrase)
         return found
+
+
+def overlaps(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    start, end = span
+    return any(start < other_end and other_start < end for other_start, other_end in spans)
 
 
 def _alternation(terms: tuple[str, ...]) -> re.Pattern[str] | None:

@@ -89,6 +89,8 @@ def price_for(provider_name: str, model: str, config: RouterConfig) -> Price:
     kind = provider.kind if provider is not None else None
     if kind == "anthropic":
         return anthropic_price(model, config.prices)
+    if model.endswith(":free"):
+        return FREE
     if provider_name in config.prices:
         return config.prices[provider_name]
     return FREE

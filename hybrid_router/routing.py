@@ -18,7 +18,7 @@ from typing import Any
 
 from .complexity import assess_complexity
 from .config import Route, RouterConfig, Target
-from .keywords import compile_patterns, compile_terms
+from .keywords import compile_patterns, compile_terms, overlaps
 from .signals import Signals
 
 RULE_WEB_TOOLS = "web-tools"
@@ -79,7 +79,10 @@ def _resolve(target: Target, config: RouterConfig) -> _Resolved:
             resolved = _resolve_tier(name, config)
             if target.context_window:
                 return _Resolved(
-                    resolved.provider, resolved.model, name, target.context_window,
+                    resolved.provider,
+                    resolved.model,
+                    name,
+                    target.context_window,
                     resolved.fallbacks,
                 )
             return resolved
@@ -107,14 +110,22 @@ def is_background(signals: Signals, config: RouterConfig) -> bool:
     return signals.is_structured_without_tools
 
 
-def route_evidence(route: Route, signals: Signals, lowered_text: str, complexity: str) -> list[str] | None:
+def route_evidence(
+    route: Route, signals: Signals, lowered_text: str, complexity: str
+) -> list[str] | None:
     """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not."""
     conditions = route.conditions
     evidence: list[str] = []
     if conditions.keywords or conditions.patterns:
-        hits = compile_terms(conditions.keywords, conditions.exclude).hits(lowered_text)
+        matcher = compile_terms(conditions.keywords, conditions.exclude)
+        excluded = matcher.excluded_spans(lowered_text)
+        hits = matcher.hits(lowered_text, excluded)
         for pattern in compile_patterns(conditions.patterns):
-            match = pattern.search(lowered_text)
+            # Exclusions apply to pattern matches too ("git fetch https://..." is not browsing).
+            match = next(
+                (m for m in pattern.finditer(lowered_text) if not overlaps(m.span(), excluded)),
+                None,
+            )
             if match:
                 hits.append(" ".join(match.group(0).split())[:60])
         if not hits:
@@ -136,7 +147,9 @@ def _quote(terms: list[str]) -> str:
     return ", ".join(f'"{term}"' for term in terms[:5]) + (" ..." if len(terms) > 5 else "")
 
 
-def _choose(signals: Signals, config: RouterConfig, complexity: str) -> tuple[_Resolved, str, str, tuple[str, ...]]:
+def _choose(
+    signals: Signals, config: RouterConfig, complexity: str
+) -> tuple[_Resolved, str, str, tuple[str, ...]]:
     if signals.server_tools:
         kinds = ", ".join(sorted(set(signals.server_tools)))
         reason = f"the request offers server tools ({kinds}), which only Anthropic runs"
@@ -163,7 +176,9 @@ def _fits(tokens: int, reserve: int, window: int | None) -> bool:
     return window is None or tokens + reserve <= window
 
 
-def _escalate(chosen: _Resolved, tokens: int, reserve: int, config: RouterConfig) -> _Resolved | None:
+def _escalate(
+    chosen: _Resolved, tokens: int, reserve: int, config: RouterConfig
+) -> _Resolved | None:
     """The next tier in configured order whose window fits; the largest window when none does."""
     names = list(config.tiers)
     start = names.index(chosen.tier) + 1 if chosen.tier in config.tiers else 0
@@ -171,7 +186,10 @@ def _escalate(chosen: _Resolved, tokens: int, reserve: int, config: RouterConfig
         if _fits(tokens, reserve, config.tiers[name].context_window):
             return _resolve_tier(name, config)
     largest = max(names, key=lambda name: config.tiers[name].context_window)
-    if chosen.context_window is not None and config.tiers[largest].context_window <= chosen.context_window:
+    if (
+        chosen.context_window is not None
+        and config.tiers[largest].context_window <= chosen.context_window
+    ):
         return None
     return _resolve_tier(largest, config)
 
@@ -194,7 +212,12 @@ def decide(signals: Signals, config: RouterConfig) -> Decision:
     model = chosen.model
     requested = signals.requested_model
     provider = config.providers.get(chosen.provider)
-    if provider is not None and provider.kind == "anthropic" and requested and requested.startswith("claude"):
+    if (
+        provider is not None
+        and provider.kind == "anthropic"
+        and requested
+        and requested.startswith("claude")
+    ):
         model = requested  # the client's own Claude model is kept when Anthropic answers
     return Decision(
         provider=chosen.provider,

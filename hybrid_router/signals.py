@@ -124,7 +124,7 @@ def signals_from_request(
 class _Counter:
     """Accumulates the characters the model reads, and the images and documents it sees."""
 
-    __slots__ = ("chars", "images", "document_chars")
+    __slots__ = ("chars", "document_chars", "images")
 
     def __init__(self) -> None:
         self.chars = 0

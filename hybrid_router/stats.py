@@ -1,16 +1,20 @@
 """Aggregates over the decision log: per provider, cost, cost without the router, savings.
 
-One grouped query over the period (the `ts` index bounds it), so a million rows stay fast.
+Whole days come from the per-day totals the log keeps with triggers; only the partial days at the
+ends of a period are read row by row, so a million rows stay fast.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+
+from .store import SECONDS_PER_DAY
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -116,7 +120,53 @@ class Stats:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+_RAW_AGGREGATE = """
+    SELECT provider, outcome, COUNT(*),
+           TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens),
+           TOTAL(cache_write_tokens), TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from)
+    FROM decisions WHERE ts >= ? AND ts <= ? {source}
+    GROUP BY provider, outcome
+"""
+_TOTALS_AGGREGATE = """
+    SELECT provider, outcome, SUM(requests),
+           SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+           SUM(cache_write_tokens), SUM(cost), SUM(baseline_cost), SUM(fallbacks)
+    FROM decision_totals WHERE day >= ? AND day < ? {source}
+    GROUP BY provider, outcome
+"""
+
+
+def _aggregate_rows(
+    conn: sqlite3.Connection, since: float | None, until: float, source: str | None
+) -> list[tuple[Any, ...]]:
+    """Grouped sums for [since, until]: whole UTC days from the daily totals, the rest raw.
+
+    The raw reads are index ranges over at most the partial first and last day, so the cost
+    does not grow with the size of the log.
+    """
+    source_clause = "AND source = ?" if source is not None else ""
+    source_params = [source] if source is not None else []
+    last_day = int(until // SECONDS_PER_DAY)  # the day holding `until` is read raw
+    if since is None:
+        first_day = None
+    else:
+        first_day = -int(-since // SECONDS_PER_DAY)  # first day that starts at or after `since`
+    rows: list[tuple[Any, ...]] = []
+    raw = _RAW_AGGREGATE.format(source=source_clause)
+    if first_day is not None and first_day >= last_day:
+        # The whole period lies within one or two partial days.
+        return conn.execute(raw, [since, until, *source_params]).fetchall()
+    totals = _TOTALS_AGGREGATE.format(source=source_clause)
+    low_day = first_day if first_day is not None else -(2**62)
+    rows += conn.execute(totals, [low_day, last_day, *source_params]).fetchall()
+    if since is not None and first_day is not None:
+        head_end = math.nextafter(first_day * SECONDS_PER_DAY, -math.inf)
+        rows += conn.execute(raw, [since, head_end, *source_params]).fetchall()
+    rows += conn.execute(raw, [last_day * SECONDS_PER_DAY, until, *source_params]).fetchall()
+    return rows
 
 
 def compute_stats(
@@ -126,28 +176,22 @@ def compute_stats(
     source: str | None = None,
 ) -> Stats:
     until = time.time() if until is None else until
-    clauses, params = ["ts <= ?"], [until]
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
-    if source is not None:
-        clauses.append("source = ?")
-        params.append(source)
-    where = " AND ".join(clauses)
     result = Stats(since=since, until=until, source=source)
-    rows = conn.execute(
-        f"""
-        SELECT provider, outcome, COUNT(*),
-               TOTAL(input_tokens), TOTAL(output_tokens),
-               TOTAL(cache_read_tokens), TOTAL(cache_write_tokens),
-               TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from)
-        FROM decisions WHERE {where}
-        GROUP BY provider, outcome
-        """,
-        params,
-    ).fetchall()
     by_provider: dict[str, ProviderStats] = {}
-    for provider, outcome, count, tin, tout, tcr, tcw, cost, baseline, fallback_rows in rows:
+    for (
+        provider,
+        outcome,
+        count,
+        tin,
+        tout,
+        tcr,
+        tcw,
+        cost,
+        baseline,
+        fallback_rows,
+    ) in _aggregate_rows(conn, since, until, source):
+        if not count:
+            continue
         entry = by_provider.setdefault(
             provider, ProviderStats(provider, 0, 0.0, 0, 0, 0, 0, 0.0, 0.0)
         )
@@ -165,7 +209,7 @@ def compute_stats(
         if outcome == "error":
             result.errors += count
         # A row that says where it fell back from, or that is marked a fallback, counts once.
-        result.fallbacks += count if outcome == "fallback" else fallback_rows
+        result.fallbacks += count if outcome == "fallback" else int(fallback_rows)
     for entry in by_provider.values():
         entry.share = entry.requests / result.requests if result.requests else 0.0
     result.providers = sorted(by_provider.values(), key=lambda p: (-p.requests, p.provider))

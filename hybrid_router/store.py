@@ -22,12 +22,12 @@ from typing import Any
 BUSY_TIMEOUT_MS = 5000
 
 # Outcomes a row can record.
-OUTCOME_OK = "ok"                # answered by the routed model
-OUTCOME_FALLBACK = "fallback"    # answered, but by a later link of the chain
-OUTCOME_ERROR = "error"          # no model answered; the client got an error
-OUTCOME_REFUSED = "refused"      # the model refused, or the tool declined the task
+OUTCOME_OK = "ok"  # answered by the routed model
+OUTCOME_FALLBACK = "fallback"  # answered, but by a later link of the chain
+OUTCOME_ERROR = "error"  # no model answered; the client got an error
+OUTCOME_REFUSED = "refused"  # the model refused, or the tool declined the task
 OUTCOME_TRUNCATED = "truncated"  # the answer was cut off at max_tokens
-OUTCOME_ROUTED = "routed"        # a decision only (hooks, `route --log`): nothing was called
+OUTCOME_ROUTED = "routed"  # a decision only (hooks, `route --log`): nothing was called
 SOURCES = ("proxy", "hook", "mcp", "cli")
 
 
@@ -128,7 +128,95 @@ def _m002_index_decisions(db: Any) -> None:
     db["decisions"].create_index(["session_id", "ts"], index_name="idx_decisions_session")
 
 
-MIGRATIONS: tuple[Callable[[Any], None], ...] = (_m001_create_decisions, _m002_index_decisions)
+SECONDS_PER_DAY = 86400
+_TOTALS_KEY = ("day", "provider", "outcome", "source")
+_TOTALS_SUMS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost",
+    "baseline_cost",
+    "fallbacks",
+)
+
+
+def _totals_values(prefix: str) -> list[str]:
+    """The rollup key and values one decision row contributes, read from NEW or OLD in a trigger."""
+    return [
+        f"CAST({prefix}.ts / {SECONDS_PER_DAY} AS INTEGER)",
+        f"{prefix}.provider",
+        f"{prefix}.outcome",
+        f"{prefix}.source",
+        "1",
+        f"COALESCE({prefix}.input_tokens, 0)",
+        f"COALESCE({prefix}.output_tokens, 0)",
+        f"COALESCE({prefix}.cache_read_tokens, 0)",
+        f"COALESCE({prefix}.cache_write_tokens, 0)",
+        f"COALESCE({prefix}.cost, 0)",
+        f"COALESCE({prefix}.baseline_cost, 0)",
+        f"({prefix}.fallback_from IS NOT NULL)",
+    ]
+
+
+def _totals_add(prefix: str) -> str:
+    columns = ", ".join(_TOTALS_KEY + _TOTALS_SUMS)
+    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _TOTALS_SUMS)
+    return (
+        f"INSERT INTO decision_totals ({columns}) VALUES ({', '.join(_totals_values(prefix))}) "
+        f"ON CONFLICT({', '.join(_TOTALS_KEY)}) DO UPDATE SET {updates};"
+    )
+
+
+def _totals_subtract(prefix: str) -> str:
+    values = _totals_values(prefix)
+    key = " AND ".join(f"{c} = {v}" for c, v in zip(_TOTALS_KEY, values[:4], strict=True))
+    updates = ", ".join(f"{c} = {c} - {v}" for c, v in zip(_TOTALS_SUMS, values[4:], strict=True))
+    return f"UPDATE decision_totals SET {updates} WHERE {key};"
+
+
+def _m003_daily_totals(db: Any) -> None:
+    """Per-day totals kept by triggers, so stats over millions of rows read thousands.
+
+    Each (UTC day, provider, outcome, source) has one row of sums; `stats` adds whole days from
+    here and reads only the partial days at the ends of a period from `decisions`.
+    """
+    sums = ", ".join(
+        f"{c} REAL NOT NULL DEFAULT 0"
+        if c in ("cost", "baseline_cost")
+        else f"{c} INTEGER NOT NULL DEFAULT 0"
+        for c in _TOTALS_SUMS
+    )
+    db.execute(
+        "CREATE TABLE decision_totals (day INTEGER NOT NULL, provider TEXT NOT NULL, "
+        f"outcome TEXT NOT NULL, source TEXT NOT NULL, {sums}, "
+        "PRIMARY KEY (day, provider, outcome, source))"
+    )
+    db.execute(
+        f"CREATE TRIGGER decisions_totals_insert AFTER INSERT ON decisions BEGIN {_totals_add('NEW')} END"
+    )
+    db.execute(
+        f"CREATE TRIGGER decisions_totals_delete AFTER DELETE ON decisions BEGIN {_totals_subtract('OLD')} END"
+    )
+    db.execute(
+        "CREATE TRIGGER decisions_totals_update AFTER UPDATE ON decisions BEGIN "
+        f"{_totals_subtract('OLD')} {_totals_add('NEW')} END"
+    )
+    db.execute(
+        f"INSERT INTO decision_totals ({', '.join(_TOTALS_KEY + _TOTALS_SUMS)}) "
+        f"SELECT CAST(ts / {SECONDS_PER_DAY} AS INTEGER) AS d, provider, outcome, source, COUNT(*), "
+        "TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), "
+        "TOTAL(cache_write_tokens), TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from) "
+        "FROM decisions GROUP BY d, provider, outcome, source"
+    )
+
+
+MIGRATIONS: tuple[Callable[[Any], None], ...] = (
+    _m001_create_decisions,
+    _m002_index_decisions,
+    _m003_daily_totals,
+)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
@@ -204,7 +292,9 @@ def record_many(conn: sqlite3.Connection, rows: Iterable[DecisionRow]) -> None:
         raise
 
 
-def recent(conn: sqlite3.Connection, limit: int = 10, since: float | None = None) -> list[dict[str, Any]]:
+def recent(
+    conn: sqlite3.Connection, limit: int = 10, since: float | None = None
+) -> list[dict[str, Any]]:
     """The newest decisions first, without prompt text."""
     shown = [c for c in COLUMNS if c != "prompt_text"]
     where, params = ("WHERE ts >= ?", [since]) if since is not None else ("", [])

@@ -1,0 +1,39 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install bench lint clean
+
+# Installs the package (editable) into .venv; redone when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: install, write the default config if there is none, run the routing demo and the stats
+run: $(VENV)/.installed
+	$(BIN)/hybrid-router init --if-missing
+	$(BIN)/hybrid-router demo
+
+## test: install the test dependencies and run the whole suite
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+## bench: the benchmarks under bench/ (each prints its ratios)
+bench: $(VENV)/.installed
+	$(BIN)/python bench/decision_latency.py
+	$(BIN)/python bench/stats_1m.py
+
+lint: $(VENV)/.test-installed
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check hybrid_router tests bench
+
+clean:
+	rm -rf $(VENV) bench/.results .pytest_cache

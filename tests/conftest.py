@@ -1,0 +1,29 @@
+"""Every test runs with its own tool home, and with no provider overrides leaking in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+_LEAKY_ENV = (
+    "HYBRID_ROUTER_CONFIG",
+    "OLLAMA_HOST",
+    "HYBRID_ROUTER_OPENROUTER_URL",
+    "HYBRID_ROUTER_ANTHROPIC_URL",
+    "HYBRID_ROUTER_LLAMACPP_URL",
+    "OPENROUTER_API_KEY",
+    "ANTHROPIC_API_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def router_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "router-home"
+    monkeypatch.setenv("HYBRID_ROUTER_HOME", str(home))
+    for name in _LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return home
