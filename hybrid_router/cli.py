@@ -301,4 +301,9 @@ def demo(state: State) -> None:
 
 
 def main() -> None:
-    cli(prog_name="hybrid-router")
+    try:
+        cli(prog_name="hybrid-router")
+    except (OSError, sqlite3.Error) as exc:
+        # The home or the log is unwritable, locked or damaged: say so in one line, no traceback.
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

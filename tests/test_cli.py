@@ -181,3 +181,16 @@ def test_installed_console_script_runs_as_a_real_process(router_home):
         assert conn.execute("SELECT source, rule FROM decisions").fetchall() == [
             ("cli", "file-operations")
         ]
+
+
+def test_unwritable_home_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    env = {**os.environ, "HYBRID_ROUTER_HOME": str(blocker / "home")}
+    script = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
+    done = subprocess.run(
+        [script, "route", "--log", "list files"], check=False, capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
