@@ -249,6 +249,7 @@ def init(state: State, force: bool, if_missing: bool) -> None:
 @click.option(
     "--source", type=click.Choice(store.SOURCES), help="Only decisions from this surface."
 )
+@click.option("--session", help="Only decisions of this Claude Code session.")
 @click.option(
     "--recent",
     type=click.IntRange(0, 1000),
@@ -256,15 +257,15 @@ def init(state: State, force: bool, if_missing: bool) -> None:
     help="Also list the N most recent decisions.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
-def stats(since: str, source: str | None, recent: int, as_json: bool) -> None:
+def stats(since: str, source: str | None, session: str | None, recent: int, as_json: bool) -> None:
     """Requests, tokens and cost per provider; cost without the router; savings."""
     try:
         since_ts = parse_since(since)
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     with closing(open_log()) as conn:
-        result = compute_stats(conn, since=since_ts, source=source)
-        rows = store.recent(conn, recent, since_ts) if recent else []
+        result = compute_stats(conn, since=since_ts, source=source, session=session)
+        rows = store.recent(conn, recent, since_ts, session) if recent else []
     if as_json:
         data = result.to_dict()
         if recent:
@@ -275,6 +276,18 @@ def stats(since: str, source: str | None, recent: int, as_json: bool) -> None:
     if recent:
         click.echo("")
         click.echo(render.recent_text(rows))
+
+
+# --- mcp ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def mcp(state: State) -> None:
+    """Run the MCP server on stdio (what `claude mcp add hybrid-router -- hybrid-router mcp` runs)."""
+    from .mcp_server.server import run_stdio  # the MCP SDK is heavy: only this command pays for it
+
+    run_stdio(state.config_file)
 
 
 # --- demo --------------------------------------------------------------------------------------

@@ -126,6 +126,17 @@ class Background:
 
 
 @dataclass(frozen=True)
+class Delegate:
+    """Limits of the MCP `delegate_to_local` tool."""
+
+    __pydantic_config__ = _STRICT
+    max_file_bytes: PositiveInt = 262_144
+    max_total_file_bytes: PositiveInt = 1_048_576
+    allow_outside_working_directory: bool = False
+    default_max_tokens: Annotated[int, constraints.Ge(16), constraints.Le(65_536)] = 2048
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     __pydantic_config__ = _STRICT
     providers: dict[str, Provider]
@@ -139,6 +150,7 @@ class RouterConfig:
     # this and the request's max_tokens (Claude Code asks for 32k-64k, which no local model has).
     output_reserve_tokens: Annotated[int, constraints.Ge(0)] = 4096
     prices: dict[str, Price] = field(default_factory=dict)
+    delegate: Delegate = field(default_factory=Delegate)
     store_prompts: bool = False
     schema: str | None = None  # "$schema", tolerated for editors
 

@@ -53,6 +53,7 @@ def _table(headers: list[str], rows: list[list[str]], left_columns: int = 1) -> 
 
 def stats_text(stats: Stats) -> str:
     scope = f", source {stats.source}" if stats.source else ""
+    scope += f", session {stats.session}" if stats.session else ""
     lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.requests:,} decisions"]
     if not stats.requests:
         lines.append("No decisions logged in this period yet.")

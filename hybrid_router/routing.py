@@ -95,6 +95,11 @@ def _resolve_tier(name: str, config: RouterConfig) -> _Resolved:
     return _Resolved(tier.provider, tier.model, name, tier.context_window, fallbacks)
 
 
+def tier_fallbacks(name: str, config: RouterConfig) -> tuple[ModelRef, ...]:
+    """The fallback chain configured for a tier."""
+    return _resolve_tier(name, config).fallbacks
+
+
 def _fallback_ref(target: Target, config: RouterConfig) -> ModelRef:
     if target.tier is not None:
         tier = config.tiers[target.tier]

@@ -70,6 +70,7 @@ class Stats:
     since: float | None
     until: float
     source: str | None
+    session: str | None = None
     requests: int = 0
     cost: float = 0.0
     baseline_cost: float = 0.0
@@ -91,6 +92,7 @@ class Stats:
             "since": _iso(self.since),
             "until": _iso(self.until),
             "source": self.source,
+            "session": self.session,
             "requests": self.requests,
             "cost": round(self.cost, 6),
             "baseline_cost": round(self.baseline_cost, 6),
@@ -127,39 +129,48 @@ _RAW_AGGREGATE = """
     SELECT provider, outcome, COUNT(*),
            TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens),
            TOTAL(cache_write_tokens), TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from)
-    FROM decisions WHERE ts >= ? AND ts <= ? {source}
+    FROM decisions WHERE ts >= ? AND ts <= ? {filters}
     GROUP BY provider, outcome
 """
 _TOTALS_AGGREGATE = """
     SELECT provider, outcome, SUM(requests),
            SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
            SUM(cache_write_tokens), SUM(cost), SUM(baseline_cost), SUM(fallbacks)
-    FROM decision_totals WHERE day >= ? AND day < ? {source}
+    FROM decision_totals WHERE day >= ? AND day < ? {filters}
     GROUP BY provider, outcome
 """
 
 
 def _aggregate_rows(
-    conn: sqlite3.Connection, since: float | None, until: float, source: str | None
+    conn: sqlite3.Connection,
+    since: float | None,
+    until: float,
+    source: str | None,
+    session: str | None,
 ) -> list[tuple[Any, ...]]:
     """Grouped sums for [since, until]: whole UTC days from the daily totals, the rest raw.
 
     The raw reads are index ranges over at most the partial first and last day, so the cost
-    does not grow with the size of the log.
+    does not grow with the size of the log. One session's rows are few and indexed by session,
+    and the daily totals do not keep sessions: those are always read raw.
     """
     source_clause = "AND source = ?" if source is not None else ""
     source_params = [source] if source is not None else []
+    if session is not None:
+        raw = _RAW_AGGREGATE.format(filters=f"AND session_id = ? {source_clause}")
+        low = since if since is not None else float("-inf")
+        return conn.execute(raw, [low, until, session, *source_params]).fetchall()
     last_day = int(until // SECONDS_PER_DAY)  # the day holding `until` is read raw
     if since is None:
         first_day = None
     else:
         first_day = -int(-since // SECONDS_PER_DAY)  # first day that starts at or after `since`
     rows: list[tuple[Any, ...]] = []
-    raw = _RAW_AGGREGATE.format(source=source_clause)
+    raw = _RAW_AGGREGATE.format(filters=source_clause)
     if first_day is not None and first_day >= last_day:
         # The whole period lies within one or two partial days.
         return conn.execute(raw, [since, until, *source_params]).fetchall()
-    totals = _TOTALS_AGGREGATE.format(source=source_clause)
+    totals = _TOTALS_AGGREGATE.format(filters=source_clause)
     low_day = first_day if first_day is not None else -(2**62)
     rows += conn.execute(totals, [low_day, last_day, *source_params]).fetchall()
     if since is not None and first_day is not None:
@@ -174,9 +185,10 @@ def compute_stats(
     since: float | None = None,
     until: float | None = None,
     source: str | None = None,
+    session: str | None = None,
 ) -> Stats:
     until = time.time() if until is None else until
-    result = Stats(since=since, until=until, source=source)
+    result = Stats(since=since, until=until, source=source, session=session)
     by_provider: dict[str, ProviderStats] = {}
     for (
         provider,
@@ -189,7 +201,7 @@ def compute_stats(
         cost,
         baseline,
         fallback_rows,
-    ) in _aggregate_rows(conn, since, until, source):
+    ) in _aggregate_rows(conn, since, until, source, session):
         if not count:
             continue
         entry = by_provider.setdefault(

@@ -25,9 +25,10 @@ BUSY_TIMEOUT_MS = 5000
 OUTCOME_OK = "ok"  # answered by the routed model
 OUTCOME_FALLBACK = "fallback"  # answered, but by a later link of the chain
 OUTCOME_ERROR = "error"  # no model answered; the client got an error
-OUTCOME_REFUSED = "refused"  # the model refused, or the tool declined the task
+OUTCOME_REFUSED = "refused"  # the model refused the task
 OUTCOME_TRUNCATED = "truncated"  # the answer was cut off at max_tokens
 OUTCOME_ROUTED = "routed"  # a decision only (hooks, `route --log`): nothing was called
+OUTCOME_DECLINED = "declined"  # a surface chose not to act (delegate_to_local on premium work)
 SOURCES = ("proxy", "hook", "mcp", "cli")
 
 
@@ -293,11 +294,22 @@ def record_many(conn: sqlite3.Connection, rows: Iterable[DecisionRow]) -> None:
 
 
 def recent(
-    conn: sqlite3.Connection, limit: int = 10, since: float | None = None
+    conn: sqlite3.Connection,
+    limit: int = 10,
+    since: float | None = None,
+    session: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest decisions first, without prompt text."""
+    """The newest decisions first (optionally of one session), without prompt text."""
     shown = [c for c in COLUMNS if c != "prompt_text"]
-    where, params = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    if session is not None:
+        clauses.append("session_id = ?")
+        params.append(session)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     cursor = conn.execute(
         f"SELECT id, {', '.join(shown)} FROM decisions {where} ORDER BY ts DESC, id DESC LIMIT ?",
         [*params, limit],

@@ -9,6 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+pytest_plugins = ["conftest_llama"]  # the session-scoped `llama_server` fixture (real llama.cpp)
+
 _LEAKY_ENV = (
     "HYBRID_ROUTER_CONFIG",
     "OLLAMA_HOST",

@@ -1,0 +1,115 @@
+"""Ollama's native model management: what is installed, and pulling a model with progress."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx2 as httpx
+
+from ..config import Provider
+from .chat import BackendError, installed_models, same_model, timeout_for
+
+PullProgressFn = Callable[[int, int | None, str], Awaitable[None]]
+
+
+@dataclass
+class PullResult:
+    model: str
+    already_present: bool
+    total_bytes: int = 0
+    statuses: list[str] = field(default_factory=list)
+
+
+class PullTracker:
+    """Turns Ollama's per-layer progress lines into one rising byte count.
+
+    Ollama reports `completed`/`total` per layer digest, may omit `completed` until bytes arrive,
+    and omits both when they are 0. MCP progress must only go up, so the overall figure is the sum
+    over the layers seen, never allowed to fall.
+    """
+
+    def __init__(self) -> None:
+        self.layers: dict[str, tuple[int, int]] = {}
+        self.reported = 0
+
+    def update(self, line: dict[str, object]) -> tuple[int, int | None]:
+        digest = line.get("digest")
+        if isinstance(digest, str):
+            done, total = self.layers.get(digest, (0, 0))
+            completed = line.get("completed")
+            size = line.get("total")
+            self.layers[digest] = (
+                max(done, completed if isinstance(completed, int) else 0),
+                size if isinstance(size, int) else total,
+            )
+        completed = sum(done for done, _ in self.layers.values())
+        total = sum(size for _, size in self.layers.values()) or None
+        self.reported = max(self.reported, completed)
+        return self.reported, total
+
+
+async def pull_model(
+    client: httpx.AsyncClient,
+    provider: Provider,
+    base_url: str,
+    model: str,
+    on_progress: PullProgressFn,
+) -> PullResult:
+    """Pull `model` into Ollama, relaying progress. A model already there returns at once.
+
+    An interrupted pull leaves its downloaded layers in Ollama, which resumes from them when the
+    same model is pulled again.
+    """
+    installed = await installed_models(client, provider, base_url, None)
+    if any(same_model(model, name) for name in installed):
+        return PullResult(model, already_present=True)
+    tracker = PullTracker()
+    result = PullResult(model, already_present=False)
+    try:
+        async with client.stream(
+            "POST", f"{base_url}/api/pull", json={"model": model, "stream": True},
+            timeout=timeout_for(provider),
+        ) as response:
+            if response.status_code != 200:
+                body = (await response.aread()).decode("utf-8", "replace")
+                raise BackendError(BackendError.HTTP, f"Ollama answered HTTP {response.status_code}: {_error_text(body)}",
+                                   response.status_code)
+            async for raw in response.aiter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    raise BackendError(BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {raw[:80]!r}") from None
+                if "error" in line:
+                    raise BackendError(BackendError.HTTP, str(line["error"]))
+                status = str(line.get("status", ""))
+                if status and (not result.statuses or result.statuses[-1] != status):
+                    result.statuses.append(status)
+                completed, total = tracker.update(line)
+                await on_progress(completed, total, status)
+                if status == "success":
+                    result.total_bytes = total or 0
+                    return result
+    except httpx.ConnectError as exc:
+        raise BackendError(BackendError.UNREACHABLE, f"cannot connect to Ollama at {base_url}: {exc}") from None
+    except httpx.TimeoutException:
+        raise BackendError(BackendError.TIMEOUT, f"Ollama at {base_url} stopped answering") from None
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        pass  # the stream broke: reported below as an interrupted pull
+    done, total = tracker.reported, sum(size for _, size in tracker.layers.values())
+    shown = f"{done:,} of {total:,} bytes" if total else "before any bytes arrived"
+    raise BackendError(
+        BackendError.PROTOCOL,
+        f"the pull of {model!r} was interrupted ({shown}); call pull_model again to resume it",
+    )
+
+
+def _error_text(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()[:200]
+    return str(data.get("error", body))[:200] if isinstance(data, dict) else body[:200]
