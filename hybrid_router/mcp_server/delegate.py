@@ -225,12 +225,30 @@ def _num_ctx(link: Link, tokens: int, max_tokens: int) -> int | None:
 # --- the tool ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Plan:
+    """Everything decided before the first model call."""
+
+    decision: Decision
+    chain: list[Link]
+    messages: list[ChatMessage]
+    signals: Signals
+    max_tokens: int
+    started: float
+    notes: list[str] = field(default_factory=list)  # shown with the answer
+    skipped: list[str] = field(default_factory=list)  # shown only if the chain fails
+
+
 async def delegate(request: DelegateRequest, deps: DelegateDeps, progress: ProgressFn) -> Delegation:
     """Run the task on a local model; raise DelegationError when it cannot be done well."""
+    plan = await _plan(request, deps)
+    return await _run_chain(plan, deps, progress)
+
+
+async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
     started = time.perf_counter()
     config = deps.config
     max_tokens = request.max_tokens or config.delegate.default_max_tokens
-    routing_signals = signals_from_prompt(request.task, deps.session_id)
     try:
         files = read_task_files(
             list(request.files), deps.working_directory,
@@ -239,41 +257,41 @@ async def delegate(request: DelegateRequest, deps: DelegateDeps, progress: Progr
             allow_outside=config.delegate.allow_outside_working_directory,
         )
     except ValueError as exc:
-        _log_failure(deps, routing_signals, None, OUTCOME_ERROR, "bad-file", started)
+        _log_failure(deps, signals_from_prompt(request.task, deps.session_id), None, OUTCOME_ERROR, "bad-file", started)
         raise DelegationError(f"cannot read the files: {exc}", OUTCOME_ERROR) from None
     messages = build_messages(request, files)
-    tokens = _estimated_tokens(messages)
+    # Route on the task's words, sized by everything the model will read.
     signals = Signals(
-        text=request.task, estimated_tokens=tokens, max_tokens=max_tokens,
+        text=request.task, estimated_tokens=_estimated_tokens(messages), max_tokens=max_tokens,
         session_id=deps.session_id,
     )
     decision = decide(signals, config)
-    notes: list[str] = []
+    plan = _Plan(decision, [], messages, signals, max_tokens, started)
 
     if request.model:
-        chain = await _explicit_model_chain(request.model, deps)
-        decision = replace(decision, provider=chain[0].provider_name, model=chain[0].model, rule="explicit-model",
-                           reason=f"model {request.model} asked for by the caller", fallbacks=())
-    else:
-        provider = config.providers.get(decision.provider)
-        if provider is None or not is_local(provider):
-            if not request.force:
-                _log_failure(deps, signals, decision, OUTCOME_DECLINED, None, started)
-                raise DelegationError(_decline_message(decision), OUTCOME_DECLINED)
-            tier = _local_tier_for_forced_task(config, tokens + max_tokens)
-            if tier is None:
-                raise DelegationError("no local model is configured (router-config.json tiers)", OUTCOME_ERROR)
-            notes.append(f"forced: the routing rules send this task to {decision.provider} ({decision.rule})")
-            forced = config.tiers[tier]
-            decision = replace(
-                decision, provider=forced.provider, model=forced.model, tier=tier, rule="forced",
-                reason=f"force=true overrode {decision.rule}: {decision.reason}",
-                fallbacks=tier_fallbacks(tier, config),
-            )
-        chain, skipped = _routed_chain(decision, deps)
-        notes.extend(skipped)
-
-    return await _run_chain(request, deps, decision, chain, messages, tokens, max_tokens, notes, progress, started, signals)
+        plan.chain = await _explicit_model_chain(request.model, deps)
+        plan.decision = replace(
+            decision, provider=plan.chain[0].provider_name, model=plan.chain[0].model,
+            rule="explicit-model", reason=f"model {request.model} asked for by the caller", fallbacks=(),
+        )
+        return plan
+    provider = config.providers.get(decision.provider)
+    if provider is None or not is_local(provider):
+        if not request.force:
+            _log_failure(deps, signals, decision, OUTCOME_DECLINED, None, started)
+            raise DelegationError(_decline_message(decision), OUTCOME_DECLINED)
+        tier = _local_tier_for_forced_task(config, signals.estimated_tokens + max_tokens)
+        if tier is None:
+            raise DelegationError("no local model is configured (router-config.json tiers)", OUTCOME_ERROR)
+        plan.notes.append(f"forced: the routing rules send this task to {decision.provider} ({decision.rule})")
+        forced = config.tiers[tier]
+        plan.decision = replace(
+            decision, provider=forced.provider, model=forced.model, tier=tier, rule="forced",
+            reason=f"force=true overrode {decision.rule}: {decision.reason}",
+            fallbacks=tier_fallbacks(tier, config),
+        )
+    plan.chain, plan.skipped = _routed_chain(plan.decision, deps)
+    return plan
 
 
 def _decline_message(decision: Decision) -> str:
@@ -285,55 +303,37 @@ def _decline_message(decision: Decision) -> str:
     )
 
 
-async def _run_chain(
-    request: DelegateRequest,
-    deps: DelegateDeps,
-    decision: Decision,
-    chain: list[Link],
-    messages: list[ChatMessage],
-    tokens: int,
-    max_tokens: int,
-    notes: list[str],
-    progress: ProgressFn,
-    started: float,
-    signals: Signals,
-) -> Delegation:
+async def _run_chain(plan: _Plan, deps: DelegateDeps, progress: ProgressFn) -> Delegation:
+    """Each link in turn; a bad answer moves down the chain, and the last link gets one retry."""
     failures: list[str] = []
     last_problem: AnswerProblem | None = None
     retried = False
     index = 0
-    total_usage = Usage()
-    while index < len(chain):
-        link = chain[index]
+    usage = Usage()
+    messages = plan.messages
+    while index < len(plan.chain):
+        link = plan.chain[index]
         await progress(0, f"asking {link.label}")
-        request_for_link = ChatRequest(
-            model=link.model, messages=tuple(messages), max_tokens=max_tokens,
-            num_ctx=_num_ctx(link, tokens, max_tokens),
+        chat_request = ChatRequest(
+            model=link.model, messages=tuple(messages), max_tokens=plan.max_tokens,
+            num_ctx=_num_ctx(link, plan.signals.estimated_tokens, plan.max_tokens),
         )
-        last_report = [0.0]
-
-        async def on_chunks(count: int, link: Link = link, last_report: list[float] = last_report) -> None:
-            now = time.perf_counter()
-            if now - last_report[0] >= 0.5:  # a notification per token would flood the client
-                last_report[0] = now
-                await progress(count, f"{link.label}: {count} chunks received")
-
         try:
-            result = await chat(deps.client, link.provider, link.base_url, link.api_key, request_for_link, on_chunks)
+            result = await chat(
+                deps.client, link.provider, link.base_url, link.api_key, chat_request,
+                _throttled(progress, link.label),
+            )
         except BackendError as exc:
             failures.append(f"{link.label}: {exc}")
             index += 1
             continue
-        total_usage = Usage(
-            total_usage.input_tokens + result.input_tokens,
-            total_usage.output_tokens + result.output_tokens,
-        )
-        problem = check_answer(result.text, truncated=result.truncated, max_tokens=max_tokens)
+        usage = Usage(usage.input_tokens + result.input_tokens, usage.output_tokens + result.output_tokens)
+        problem = check_answer(result.text, truncated=result.truncated, max_tokens=plan.max_tokens)
         if problem is None:
-            return _success(deps, decision, link, chain, result, total_usage, notes, started, signals, retried)
+            return _success(plan, deps, link, result, usage, retried)
         last_problem = problem
         failures.append(f"{link.label}: {problem.detail}")
-        if index + 1 < len(chain):
+        if index + 1 < len(plan.chain):
             index += 1  # escalate along the chain
         elif not retried:
             retried = True  # the last link gets one more try, told what was wrong
@@ -341,9 +341,23 @@ async def _run_chain(
         else:
             break
     outcome = _failure_outcome(last_problem)
-    _log_failure(deps, signals, decision, outcome, last_problem.kind if last_problem else "backend", started,
-                 usage=total_usage)
-    raise DelegationError(_failure_message(failures, notes, last_problem, max_tokens), outcome)
+    _log_failure(deps, plan.signals, plan.decision, outcome,
+                 last_problem.kind if last_problem else "backend", plan.started, usage=usage)
+    raise DelegationError(_failure_message(failures, plan.notes + plan.skipped, last_problem, plan.max_tokens), outcome)
+
+
+def _throttled(progress: ProgressFn, label: str) -> Callable[[int], Awaitable[None]]:
+    """A chunk counter that reports at most twice a second: one per token would flood the client."""
+    last = 0.0
+
+    async def on_chunks(count: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= 0.5:
+            last = now
+            await progress(count, f"{label}: {count} chunks received")
+
+    return on_chunks
 
 
 def _failure_outcome(problem: AnswerProblem | None) -> str:
@@ -366,35 +380,24 @@ def _failure_message(failures: list[str], notes: list[str], problem: AnswerProbl
     return f"Delegation failed: {what}. {advice}"
 
 
-def _success(
-    deps: DelegateDeps,
-    decision: Decision,
-    link: Link,
-    chain: list[Link],
-    result: ChatResult,
-    usage: Usage,
-    notes: list[str],
-    started: float,
-    signals: Signals,
-    retried: bool,
-) -> Delegation:
+def _success(plan: _Plan, deps: DelegateDeps, link: Link, result: ChatResult, usage: Usage, retried: bool) -> Delegation:
     config = deps.config
+    decision = plan.decision
     cost = request_cost(link.provider_name, link.model, usage, config)
     baseline = baseline_cost(None, usage, config)
-    fallback_from = chain[0].provider_name if link is not chain[0] else None
-    seconds = time.perf_counter() - started
-    row = DecisionRow(
+    fallback_from = plan.chain[0].provider_name if link is not plan.chain[0] else None
+    seconds = time.perf_counter() - plan.started
+    deps.record(DecisionRow(
         source="mcp", rule=decision.rule, provider=link.provider_name, model=link.model,
         outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK, session_id=deps.session_id,
         tier=decision.tier, complexity=decision.complexity,
-        estimated_tokens=signals.estimated_tokens, input_tokens=usage.input_tokens,
+        estimated_tokens=plan.signals.estimated_tokens, input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens, cost=cost, baseline_cost=baseline,
         latency_ms=seconds * 1000, ttft_ms=result.ttft_ms, fallback_from=fallback_from,
         reason=decision.reason + (" (retried once)" if retried else ""),
-        **prompt_fields(signals.text, config.store_prompts),
-    )
-    deps.record(row)
-    return Delegation(result.text, link, usage, seconds, decision, cost, baseline, fallback_from, notes)
+        **prompt_fields(plan.signals.text, config.store_prompts),
+    ))
+    return Delegation(result.text, link, usage, seconds, decision, cost, baseline, fallback_from, plan.notes)
 
 
 def _log_failure(
