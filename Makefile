@@ -35,6 +35,7 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/decision_latency.py
 	$(BIN)/python bench/stats_1m.py
+	$(BIN)/python bench/mcp_startup.py
 
 lint: $(VENV)/.test-installed
 	$(BIN)/python -m pip install --quiet ruff
