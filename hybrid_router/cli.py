@@ -148,9 +148,7 @@ def route(
 
 
 def _with_session(signals: Signals, session_id: str) -> Signals:
-    from dataclasses import replace
-
-    return replace(signals, session_id=session_id)
+    return signals.replace(session_id=session_id)
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -288,6 +286,42 @@ def mcp(state: State) -> None:
     from .mcp_server.server import run_stdio  # the MCP SDK is heavy: only this command pays for it
 
     run_stdio(state.config_file)
+
+
+# --- hooks and status line ---------------------------------------------------------------------
+# `hybrid-router hook EVENT` and `hybrid-router statusline` normally never reach click: the
+# console script's entry point (entry.py) sends them straight to their stdlib-only modules, since
+# Claude Code runs them as a fresh process on every event. These commands exist for `--help`.
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("event")
+def hook(event: str) -> None:
+    """Run the Claude Code hook for EVENT (SessionStart, UserPromptSubmit, Stop, SessionEnd).
+
+    Reads the event's JSON on stdin. Never fails Claude Code: any error is one line on stderr
+    and exit 0.
+    """
+    from .hooks.main import run_hook
+
+    sys.exit(run_hook(event))
+
+
+@cli.command()
+def statusline() -> None:
+    """Print one status line for Claude Code (reads its status-line JSON on stdin)."""
+    from .hooks.statusline import run_statusline
+
+    sys.exit(run_statusline())
+
+
+# --- install: the commands live in cli_install.py, registered here -----------------------------
+
+from .cli_install import install as _install_command
+from .cli_install import uninstall as _uninstall_command
+
+cli.add_command(_install_command)
+cli.add_command(_uninstall_command)
 
 
 # --- demo --------------------------------------------------------------------------------------

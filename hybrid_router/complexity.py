@@ -17,13 +17,11 @@ The heuristic adds points (documented in the README, tested on examples):
 
 from __future__ import annotations
 
-import re
-
-from .keywords import compile_terms
+from .matching import Matcher, tokenize
 
 LOW, MEDIUM, HIGH = "low", "medium", "high"
 
-_STEP_MARKERS = compile_terms(
+_STEP_MARKERS = Matcher.build(
     (
         "then",
         "after that",
@@ -36,7 +34,7 @@ _STEP_MARKERS = compile_terms(
         "as well as",
     )
 )
-_SCOPE = compile_terms(
+_SCOPE = Matcher.build(
     (
         "entire codebase",
         "whole codebase",
@@ -60,7 +58,7 @@ _SCOPE = compile_terms(
         "everywhere",
     )
 )
-_HARD_TOPICS = compile_terms(
+_HARD_TOPICS = Matcher.build(
     (
         "concurren*",
         "race condition*",
@@ -97,7 +95,7 @@ _HARD_TOPICS = compile_terms(
         "refactor*",
     )
 )
-_SIMPLE = compile_terms(
+_SIMPLE = Matcher.build(
     (
         "just",
         "quick",
@@ -111,30 +109,105 @@ _SIMPLE = compile_terms(
         "trivial",
     )
 )
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
-# A file name: a stem of 2+ characters (so "e.g." and "i.e." are not files) and an extension.
-_FILE_MENTION = re.compile(r"(?<![\w/])(?:[\w.-]+/)*[\w-]{2,}\.[a-z][a-z0-9]{0,5}\b")
-_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+_FENCE = "```"
+_LIST_MARKS = ("-", "*", "•")
+
+
+def _split_fences(text: str) -> tuple[str, list[str]]:
+    """The prose outside fenced code blocks, and the blocks' bodies (an unclosed fence is prose)."""
+    prose: list[str] = []
+    blocks: list[str] = []
+    rest = text
+    while True:
+        start = rest.find(_FENCE)
+        if start < 0:
+            break
+        body_start = rest.find("\n", start)
+        end = rest.find(_FENCE, body_start + 1) if body_start >= 0 else -1
+        if end < 0:
+            break
+        prose.append(rest[:start])
+        blocks.append(rest[body_start + 1 : end])
+        rest = rest[end + len(_FENCE) :]
+    prose.append(rest)
+    return " ".join(prose), blocks
+
+
+def _list_items(text: str) -> int:
+    """Lines that start (after indentation) with -, *, • or "1." / "1)" and a space."""
+    count = 0
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if not stripped:
+            continue
+        head, space, _ = stripped.replace("\t", " ").partition(" ")
+        if not space:
+            continue
+        if head in _LIST_MARKS or (len(head) > 1 and head[:-1].isdigit() and head[-1] in ".)"):
+            count += 1
+    return count
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _file_name(chunk: str) -> str | None:
+    """`chunk` (one whitespace-free piece of prose) as a file name or path, or None.
+
+    A file name is a stem of 2+ word characters or dashes (so "e.g." and "i.e." are not files)
+    and an extension of 1-6 letters and digits starting with a letter.
+    """
+    dot = chunk.rfind(".")
+    while dot > 0:
+        ext_end = dot + 1
+        while ext_end < len(chunk) and chunk[ext_end].isalnum() and chunk[ext_end].isascii():
+            ext_end += 1
+        extension = chunk[dot + 1 : ext_end]
+        stem_start = dot
+        while stem_start > 0 and (
+            _word_char(chunk[stem_start - 1]) or chunk[stem_start - 1] == "-"
+        ):
+            stem_start -= 1
+        stem = chunk[stem_start:dot]
+        after_ok = ext_end == len(chunk) or not _word_char(chunk[ext_end])
+        if 1 <= len(extension) <= 6 and extension[0].isalpha() and len(stem) >= 2 and after_ok:
+            start = stem_start
+            while start > 0 and (_word_char(chunk[start - 1]) or chunk[start - 1] in "./-"):
+                start -= 1
+            return chunk[start:ext_end]
+        dot = chunk.rfind(".", 0, dot)
+    return None
+
+
+def _file_mentions(prose: str) -> set[str]:
+    found = set()
+    for chunk in prose.split():
+        name = _file_name(chunk)
+        if name:
+            found.add(name)
+    return found
 
 
 def complexity_score(text: str) -> int:
     if not text:
         return 0
     lowered = text.lower()
+    tokens = tokenize(lowered)
     score = 0
     words = len(lowered.split())
     score += 3 if words >= 250 else 2 if words >= 80 else 1 if words >= 25 else 0
-    steps = len(_STEP_MARKERS.hits(lowered)) + len(_LIST_ITEM.findall(text))
+    steps = len(_STEP_MARKERS.hits(tokens)) + _list_items(text)
     score += 2 if steps >= 3 else 1 if steps >= 1 else 0
-    if _SCOPE.hits(lowered):
+    if _SCOPE.hits(tokens):
         score += 1
-    score += min(2, len(_HARD_TOPICS.hits(lowered)))
-    prose = _FENCE.sub(" ", lowered)
-    if len(set(_FILE_MENTION.findall(prose))) >= 3:
+    score += min(2, len(_HARD_TOPICS.hits(tokens)))
+    prose, blocks = _split_fences(lowered)
+    if len(_file_mentions(prose)) >= 3:
         score += 1
-    if any(block.count("\n") >= 30 for block in _FENCE.findall(text)):
+    if any(block.count("\n") >= 30 for block in blocks):
         score += 1
-    if _SIMPLE.hits(lowered) and score > 0:
+    if _SIMPLE.hits(tokens) and score > 0:
         score -= 1
     return score
 

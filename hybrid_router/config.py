@@ -55,17 +55,30 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Near:
+    """A term of `first` and a term of `second` within `within` words of each other, either order."""
+
+    __pydantic_config__ = _STRICT
+    first: tuple[NonEmptyStr, ...]
+    second: tuple[NonEmptyStr, ...]
+    within: Annotated[int, constraints.Ge(0), constraints.Le(50)] = 6
+
+
+@dataclass(frozen=True)
 class Conditions:
     """When a route applies. Every condition that is set must hold.
 
-    `keywords` and `patterns` together form one condition (either may hit). `exclude` lists
-    phrases in which a keyword does not count ("open source" is not a file operation).
+    `keywords`, `near` and `patterns` together form one condition (any may hit). `exclude` lists
+    phrases in which a keyword or pattern does not count ("open source" is not a file operation).
+    `patterns` are regular expressions: they cost the prompt hook a compile on every prompt, so
+    the defaults use keywords and `near` instead.
     """
 
     __pydantic_config__ = _STRICT
     keywords: tuple[NonEmptyStr, ...] = ()
     patterns: tuple[NonEmptyStr, ...] = ()
     exclude: tuple[NonEmptyStr, ...] = ()
+    near: tuple[Near, ...] = ()
     complexity: tuple[Complexity, ...] = ()
     min_context_tokens: PositiveInt | None = None
     max_context_tokens: PositiveInt | None = None

@@ -1,4 +1,4 @@
-"""decide(signals, config) -> Decision: pure, fast, and the same for every surface.
+"""decide(signals, table) -> Decision: pure, fast, and the same for every surface.
 
 Order of evaluation:
 1. Hard rules about the request itself: server web tools (only Anthropic runs them) go to the
@@ -9,43 +9,59 @@ Order of evaluation:
 Then the context-window hard rule: when the estimate (plus room for the answer) does not fit the
 chosen model's window, the request moves to the next tier in the configured order that fits.
 A request that names its own Claude model keeps that model whenever it goes to Anthropic.
+
+`decide` works on a `RoutingTable`: the config's routing part compiled into plain data
+(routing_table.py builds it). Plain data so that the prompt hook, a fresh process per prompt,
+can load it from a `marshal` cache without importing the config schema or pydantic. Passing a
+`RouterConfig` also works; its table is compiled once and kept on it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from .complexity import assess_complexity
-from .config import Route, RouterConfig, Target
-from .keywords import compile_patterns, compile_terms, overlaps
+from .matching import Matcher, overlaps, token_offsets, tokenize
+from .plain import Record
 from .signals import Signals
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
+    from typing import Any, ClassVar
+
+    from .config import RouterConfig
 
 RULE_WEB_TOOLS = "web-tools"
 RULE_BACKGROUND = "background"
 RULE_CONTEXT_WINDOW = "context-window"
+TABLE_FORMAT = 1  # bump when RoutingTable.to_data changes shape
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    provider: str
-    model: str
+class ModelRef(Record):
+    _fields = (
+        "provider",
+        "model",
+    )
+    __slots__ = _fields
+    _frozen = True
 
     def to_dict(self) -> dict[str, str]:
         return {"provider": self.provider, "model": self.model}
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    provider: str
-    model: str
-    rule: str
-    reason: str
-    complexity: str
-    estimated_tokens: int
-    tier: str | None = None
-    matched: tuple[str, ...] = ()
-    fallbacks: tuple[ModelRef, ...] = field(default=())
+class Decision(Record):
+    _fields = (
+        "provider",
+        "model",
+        "rule",
+        "reason",
+        "complexity",
+        "estimated_tokens",
+        "tier",
+        "matched",
+        "fallbacks",
+    )
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"tier": None, "matched": (), "fallbacks": ()}
+    _frozen = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,91 +77,199 @@ class Decision:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Resolved:
-    provider: str
-    model: str
-    tier: str | None
-    context_window: int | None
-    fallbacks: tuple[ModelRef, ...]
+class Target(Record):
+    """A resolved destination: provider, model, its tier (if any), window and fallback chain."""
+
+    _fields = (
+        "provider",
+        "model",
+        "tier",
+        "context_window",
+        "fallbacks",
+    )
+    __slots__ = _fields
+    _frozen = True
+
+    def to_data(self) -> tuple:
+        fallbacks = tuple((ref.provider, ref.model) for ref in self.fallbacks)
+        return (self.provider, self.model, self.tier, self.context_window, fallbacks)
+
+    @classmethod
+    def from_data(cls, data: tuple) -> Target:
+        provider, model, tier, window, fallbacks = data
+        return cls(provider, model, tier, window, tuple(ModelRef(p, m) for p, m in fallbacks))
 
 
-def _resolve(target: Target, config: RouterConfig) -> _Resolved:
-    if target.tier is not None:
-        return _resolve_tier(target.tier, config)
-    assert target.provider is not None and target.model is not None  # checked at load time
-    for name, tier in config.tiers.items():
-        if tier.provider == target.provider and tier.model == target.model:
-            resolved = _resolve_tier(name, config)
-            if target.context_window:
-                return _Resolved(
-                    resolved.provider,
-                    resolved.model,
-                    name,
-                    target.context_window,
-                    resolved.fallbacks,
-                )
-            return resolved
-    return _Resolved(target.provider, target.model, None, target.context_window, ())
+class RouteSpec(Record):
+    """One compiled route: its conditions as matchers and bounds, and its resolved target."""
+
+    _fields = (
+        "name",
+        "target",
+        "matcher",
+        "patterns",
+        "complexity",
+        "min_tokens",
+        "max_tokens",
+    )
+    __slots__ = _fields
+    _frozen = True
+
+    def to_data(self) -> tuple:
+        return (
+            self.name,
+            self.target.to_data(),
+            self.matcher.to_data(),
+            self.patterns,
+            self.complexity,
+            self.min_tokens,
+            self.max_tokens,
+        )
+
+    @classmethod
+    def from_data(cls, data: tuple) -> RouteSpec:
+        name, target, matcher, patterns, complexity, low, high = data
+        return cls(
+            name,
+            Target.from_data(target),
+            Matcher.from_data(matcher),
+            patterns,
+            complexity,
+            low,
+            high,
+        )
 
 
-def _resolve_tier(name: str, config: RouterConfig) -> _Resolved:
-    tier = config.tiers[name]
-    fallbacks = tuple(_fallback_ref(fallback, config) for fallback in tier.fallbacks)
-    return _Resolved(tier.provider, tier.model, name, tier.context_window, fallbacks)
+class RoutingTable(Record):
+    """Everything `decide` needs, as plain data (see the module docstring)."""
+
+    _fields = (
+        "tiers",
+        "provider_kinds",
+        "routes",
+        "default_route",
+        "web_tools_target",
+        "background_patterns",
+        "background_target",
+        "output_reserve_tokens",
+    )
+    __slots__ = _fields
+    _frozen = True
+
+    def to_data(self) -> tuple:
+        return (
+            TABLE_FORMAT,
+            tuple((name, target.to_data()) for name, target in self.tiers),
+            self.provider_kinds,
+            tuple(route.to_data() for route in self.routes),
+            self.default_route.to_data(),
+            self.web_tools_target.to_data(),
+            self.background_patterns,
+            self.background_target.to_data(),
+            self.output_reserve_tokens,
+        )
+
+    @classmethod
+    def from_data(cls, data: tuple) -> RoutingTable:
+        version, tiers, kinds, routes, default, web, patterns, background, reserve = data
+        if version != TABLE_FORMAT:
+            raise ValueError(f"routing table format {version}, expected {TABLE_FORMAT}")
+        return cls(
+            tuple((name, Target.from_data(t)) for name, t in tiers),
+            kinds,
+            tuple(RouteSpec.from_data(r) for r in routes),
+            RouteSpec.from_data(default),
+            Target.from_data(web),
+            patterns,
+            Target.from_data(background),
+            reserve,
+        )
+
+    def tier(self, name: str) -> Target:
+        for tier_name, target in self.tiers:
+            if tier_name == name:
+                return target
+        raise KeyError(name)
+
+    def route(self, name: str) -> RouteSpec:
+        for route in self.routes:
+            if route.name == name:
+                return route
+        raise KeyError(name)
 
 
-def tier_fallbacks(name: str, config: RouterConfig) -> tuple[ModelRef, ...]:
+def as_table(config: RoutingTable | RouterConfig) -> RoutingTable:
+    if isinstance(config, RoutingTable):
+        return config
+    from .routing_table import routing_table  # the config schema: not on the hook's path
+
+    return routing_table(config)
+
+
+def tier_fallbacks(name: str, config: RoutingTable | RouterConfig) -> tuple[ModelRef, ...]:
     """The fallback chain configured for a tier."""
-    return _resolve_tier(name, config).fallbacks
+    return as_table(config).tier(name).fallbacks
 
 
-def _fallback_ref(target: Target, config: RouterConfig) -> ModelRef:
-    if target.tier is not None:
-        tier = config.tiers[target.tier]
-        return ModelRef(tier.provider, tier.model)
-    assert target.provider is not None and target.model is not None
-    return ModelRef(target.provider, target.model)
-
-
-def is_background(signals: Signals, config: RouterConfig) -> bool:
+def is_background(signals: Signals, table: RoutingTable) -> bool:
     model = (signals.requested_model or "").lower()
-    if model and any(pattern.lower() in model for pattern in config.background.model_patterns):
+    if model and any(pattern in model for pattern in table.background_patterns):
         return True
     return signals.is_structured_without_tools
 
 
+_compiled_patterns: dict[str, Any] = {}
+
+
+def _pattern(source: str) -> Any:
+    """Config `patterns` are regular expressions: `re` is imported only when one is evaluated."""
+    compiled = _compiled_patterns.get(source)
+    if compiled is None:
+        import re
+
+        compiled = _compiled_patterns[source] = re.compile(source, re.IGNORECASE)
+    return compiled
+
+
 def route_evidence(
-    route: Route, signals: Signals, lowered_text: str, complexity: str
+    route: RouteSpec, signals: Signals, tokens: list[str], complexity: str
 ) -> list[str] | None:
     """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not."""
-    conditions = route.conditions
     evidence: list[str] = []
-    if conditions.keywords or conditions.patterns:
-        matcher = compile_terms(conditions.keywords, conditions.exclude)
-        excluded = matcher.excluded_spans(lowered_text)
-        hits = matcher.hits(lowered_text, excluded)
-        for pattern in compile_patterns(conditions.patterns):
-            # Exclusions apply to pattern matches too ("git fetch https://..." is not browsing).
-            match = next(
-                (m for m in pattern.finditer(lowered_text) if not overlaps(m.span(), excluded)),
-                None,
-            )
-            if match:
-                hits.append(" ".join(match.group(0).split())[:60])
+    if not route.matcher.empty or route.patterns:
+        excluded = route.matcher.excluded(tokens)
+        hits = route.matcher.hits(tokens, excluded)
+        if not hits and route.patterns:
+            hits = _pattern_hits(route, signals.text, tokens, excluded)
         if not hits:
             return None
         evidence.extend(hits)
-    if conditions.complexity and complexity not in conditions.complexity:
+    if route.complexity and complexity not in route.complexity:
         return None
-    tokens = signals.estimated_tokens
-    if conditions.min_context_tokens is not None:
-        if tokens < conditions.min_context_tokens:
+    estimate = signals.estimated_tokens
+    if route.min_tokens is not None:
+        if estimate < route.min_tokens:
             return None
-        evidence.append(f"~{tokens:,} tokens >= {conditions.min_context_tokens:,}")
-    if conditions.max_context_tokens is not None and tokens > conditions.max_context_tokens:
+        evidence.append(f"~{estimate:,} tokens >= {route.min_tokens:,}")
+    if route.max_tokens is not None and estimate > route.max_tokens:
         return None
     return evidence
+
+
+def _pattern_hits(
+    route: RouteSpec, text: str, tokens: list[str], excluded: list[tuple]
+) -> list[str]:
+    """Pattern matches outside exclusions ("git fetch https://..." is not browsing)."""
+    lowered = text.lower()
+    excluded_chars: list[tuple[int, int]] = []
+    if excluded:
+        starts, ends = token_offsets(lowered)
+        excluded_chars = [(starts[first], ends[last - 1]) for first, last in excluded]
+    for source in route.patterns:
+        for match in _pattern(source).finditer(lowered):
+            if not overlaps(match.span(), excluded_chars):
+                return [" ".join(match.group(0).split())[:60]]
+    return []
 
 
 def _quote(terms: list[str]) -> str:
@@ -153,59 +277,59 @@ def _quote(terms: list[str]) -> str:
 
 
 def _choose(
-    signals: Signals, config: RouterConfig, complexity: str
-) -> tuple[_Resolved, str, str, tuple[str, ...]]:
+    signals: Signals, table: RoutingTable, complexity: str
+) -> tuple[Target, str, str, tuple[str, ...]]:
     if signals.server_tools:
         kinds = ", ".join(sorted(set(signals.server_tools)))
         reason = f"the request offers server tools ({kinds}), which only Anthropic runs"
-        return _resolve(config.web_tools_target, config), RULE_WEB_TOOLS, reason, ()
-    if is_background(signals, config):
+        return table.web_tools_target, RULE_WEB_TOOLS, reason, ()
+    if is_background(signals, table):
         what = (
             f"model {signals.requested_model}"
             if signals.requested_model and not signals.is_structured_without_tools
             else "structured output with no tools, as in title generation"
         )
-        reason = f"Claude Code background request ({what})"
-        return _resolve(config.background.target, config), RULE_BACKGROUND, reason, ()
-    lowered = signals.text.lower()
-    for route in config.routes:
-        evidence = route_evidence(route, signals, lowered, complexity)
+        return (
+            table.background_target,
+            RULE_BACKGROUND,
+            f"Claude Code background request ({what})",
+            (),
+        )
+    tokens = tokenize(signals.text)
+    for route in table.routes:
+        evidence = route_evidence(route, signals, tokens, complexity)
         if evidence is not None:
             reason = f"{route.name}: matched {_quote(evidence)}" if evidence else route.name
-            return _resolve(route.target, config), route.name, reason, tuple(evidence)
-    default = config.default_route
-    return _resolve(default.target, config), default.name, "no route matched", ()
+            return route.target, route.name, reason, tuple(evidence)
+    default = table.default_route
+    return default.target, default.name, "no route matched", ()
 
 
 def _fits(tokens: int, reserve: int, window: int | None) -> bool:
     return window is None or tokens + reserve <= window
 
 
-def _escalate(
-    chosen: _Resolved, tokens: int, reserve: int, config: RouterConfig
-) -> _Resolved | None:
+def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) -> Target | None:
     """The next tier in configured order whose window fits; the largest window when none does."""
-    names = list(config.tiers)
-    start = names.index(chosen.tier) + 1 if chosen.tier in config.tiers else 0
-    for name in names[start:]:
-        if _fits(tokens, reserve, config.tiers[name].context_window):
-            return _resolve_tier(name, config)
-    largest = max(names, key=lambda name: config.tiers[name].context_window)
-    if (
-        chosen.context_window is not None
-        and config.tiers[largest].context_window <= chosen.context_window
-    ):
+    names = [name for name, _ in table.tiers]
+    start = names.index(chosen.tier) + 1 if chosen.tier in names else 0
+    for _, target in table.tiers[start:]:
+        if _fits(tokens, reserve, target.context_window):
+            return target
+    largest = max((target for _, target in table.tiers), key=lambda target: target.context_window)
+    if chosen.context_window is not None and largest.context_window <= chosen.context_window:
         return None
-    return _resolve_tier(largest, config)
+    return largest
 
 
-def decide(signals: Signals, config: RouterConfig) -> Decision:
+def decide(signals: Signals, config: RoutingTable | RouterConfig) -> Decision:
+    table = as_table(config)
     complexity = assess_complexity(signals.text)
-    chosen, rule, reason, matched = _choose(signals, config, complexity)
+    chosen, rule, reason, matched = _choose(signals, table, complexity)
     tokens = signals.estimated_tokens
-    reserve = min(config.output_reserve_tokens, signals.max_tokens or config.output_reserve_tokens)
+    reserve = min(table.output_reserve_tokens, signals.max_tokens or table.output_reserve_tokens)
     if not _fits(tokens, reserve, chosen.context_window):
-        bigger = _escalate(chosen, tokens, reserve, config)
+        bigger = _escalate(chosen, tokens, reserve, table)
         if bigger is not None:
             reason = (
                 f"~{tokens:,} tokens (+{reserve:,} for the answer) exceed the "
@@ -216,10 +340,8 @@ def decide(signals: Signals, config: RouterConfig) -> Decision:
             chosen = bigger
     model = chosen.model
     requested = signals.requested_model
-    provider = config.providers.get(chosen.provider)
     if (
-        provider is not None
-        and provider.kind == "anthropic"
+        table.provider_kinds.get(chosen.provider) == "anthropic"
         and requested
         and requested.startswith("claude")
     ):

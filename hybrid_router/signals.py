@@ -15,10 +15,13 @@ tier, one that runs low lets a local server truncate it silently.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+
+from .plain import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
+    from typing import Any, ClassVar
 
 CHARS_PER_TOKEN = 3.5
 IMAGE_TOKENS = 1600
@@ -30,30 +33,46 @@ SERVER_TOOL_PREFIXES = ("web_search_", "web_fetch_")
 
 # Text Claude Code wraps around the user's words: reminders it injects, and hook output that
 # older versions appended to the prompt itself. None of it is what the user asked.
-_INJECTED_BLOCKS = re.compile(
-    r"<(system-reminder|user-prompt-submit-hook)>.*?</\1>", re.DOTALL | re.IGNORECASE
-)
-_LEGACY_SESSION_ID = re.compile(r"session_([0-9a-fA-F-]{36})")
+_INJECTED_TAGS = ("system-reminder", "user-prompt-submit-hook")
+_HEX_AND_DASH = frozenset("0123456789abcdefABCDEF-")
 
 
-@dataclass(frozen=True, slots=True)
-class Signals:
-    """Routing inputs. `text` is the user's latest real prompt text ("" when there is none)."""
+class Signals(Record):
+    """Routing inputs. `text` is the user's latest real prompt text ("" when there is none).
 
-    text: str
-    estimated_tokens: int
-    requested_model: str | None = None
-    server_tools: tuple[str, ...] = ()
-    tool_count: int = 0
-    thinking: str | None = None
-    has_images: bool = False
-    session_id: str | None = None
-    max_tokens: int | None = None
-    # The last user turn only carries tool results: the turn started earlier, with `text`.
-    is_tool_continuation: bool = False
-    # Claude Code's title generation: structured JSON output asked for, with no tools offered.
-    is_structured_without_tools: bool = False
-    from_request: bool = False
+    `is_tool_continuation`: the last user turn only carries tool results (the turn started
+    earlier, with `text`). `is_structured_without_tools`: structured JSON output asked for with
+    no tools offered, which is how Claude Code asks for session titles.
+    """
+
+    _fields = (
+        "text",
+        "estimated_tokens",
+        "requested_model",
+        "server_tools",
+        "tool_count",
+        "thinking",
+        "has_images",
+        "session_id",
+        "max_tokens",
+        "is_tool_continuation",
+        "is_structured_without_tools",
+        "from_request",
+    )
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {
+        "requested_model": None,
+        "server_tools": (),
+        "tool_count": 0,
+        "thinking": None,
+        "has_images": False,
+        "session_id": None,
+        "max_tokens": None,
+        "is_tool_continuation": False,
+        "is_structured_without_tools": False,
+        "from_request": False,
+    }
+    _frozen = True
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -71,9 +90,23 @@ def signals_from_prompt(prompt: str, session_id: str | None = None) -> Signals:
 
 
 def strip_injected(text: str) -> str:
+    """`text` without `<system-reminder>...</system-reminder>` (and older hook output) blocks."""
     if "<" not in text:
         return text.strip()
-    return _INJECTED_BLOCKS.sub("", text).strip()
+    lowered = text.lower()
+    for tag in _INJECTED_TAGS:
+        opening, closing = f"<{tag}>", f"</{tag}>"
+        while True:
+            start = lowered.find(opening)
+            if start < 0:
+                break
+            end = lowered.find(closing, start)
+            if end < 0:
+                break
+            end += len(closing)
+            text = text[:start] + text[end:]
+            lowered = lowered[:start] + lowered[end:]
+    return text.strip()
 
 
 def signals_from_request(
@@ -268,5 +301,9 @@ def session_id_of(body: Mapping[str, Any], headers: Mapping[str, str] | None) ->
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
             return parsed["session_id"] or None
-    legacy = _LEGACY_SESSION_ID.search(user_id)
-    return legacy.group(1) if legacy else None
+    # Older clients: "user_<hash>_account_<uuid>_session_<uuid>".
+    marker = user_id.find("session_")
+    candidate = user_id[marker + 8 : marker + 44] if marker >= 0 else ""
+    if len(candidate) == 36 and set(candidate) <= _HEX_AND_DASH:
+        return candidate
+    return None

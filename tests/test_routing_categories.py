@@ -14,7 +14,9 @@ import pytest
 
 from hybrid_router.complexity import assess_complexity
 from hybrid_router.config import RouterConfig, default_config_path, load_config
+from hybrid_router.matching import tokenize
 from hybrid_router.routing import Decision, decide, route_evidence
+from hybrid_router.routing_table import routing_table
 from hybrid_router.signals import signals_from_prompt
 
 
@@ -29,10 +31,10 @@ def route(prompt: str) -> Decision:
 
 def route_matches(route_name: str, prompt: str) -> bool:
     """Whether one named route's conditions hold for `prompt`, regardless of route order."""
-    (wanted,) = [r for r in default_config().routes if r.name == route_name]
+    wanted = routing_table(default_config()).route(route_name)
     signals = signals_from_prompt(prompt)
     complexity = assess_complexity(signals.text)
-    return route_evidence(wanted, signals, signals.text.lower(), complexity) is not None
+    return route_evidence(wanted, signals, tokenize(signals.text), complexity) is not None
 
 
 # --- file operations -------------------------------------------------------------------------

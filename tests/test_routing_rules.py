@@ -2,7 +2,6 @@
 test_routing_categories.py."""
 
 import json
-from dataclasses import replace
 from functools import cache
 
 from claude_code_bodies import claude_code_body, title_generation_body, with_tool_round_trip
@@ -178,7 +177,7 @@ def test_token_bounds_and_complexity_conditions():
     )
     assert decide(signals_from_prompt(long_task), config).rule == "small-high"
     assert decide(signals_from_prompt("hi"), config).rule == "default"
-    huge = replace(signals_from_prompt(long_task), estimated_tokens=5000)
+    huge = signals_from_prompt(long_task).replace(estimated_tokens=5000)
     assert decide(huge, config).rule == "default"
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import multiprocessing
 import sqlite3
 
@@ -48,7 +49,7 @@ def test_prompt_text_is_not_stored_unless_opted_in(router_home):
     opted_in = decision_row(
         decide(signals, config),
         signals,
-        config.__class__(**{**config.__dict__, "store_prompts": True}),
+        dataclasses.replace(config, store_prompts=True),
         source="hook",
     )
     assert opted_in.prompt_text == prompt

@@ -115,8 +115,12 @@ def _link(name: str, model: str, deps: DelegateDeps, window: int | None) -> Link
     if provider is None:
         return None
     return Link(
-        name, provider, model, provider_base_url(provider, deps.environ),
-        provider_api_key(provider, deps.environ), window,
+        name,
+        provider,
+        model,
+        provider_base_url(provider, deps.environ),
+        provider_api_key(provider, deps.environ),
+        window,
     )
 
 
@@ -162,7 +166,11 @@ async def _explicit_model_chain(model: str, deps: DelegateDeps) -> list[Link]:
         match = next((m for m in models if same_model(model, m)), None)
         if match is not None:
             window = next(
-                (t.context_window for t in deps.config.tiers.values() if t.provider == name and same_model(t.model, match)),
+                (
+                    t.context_window
+                    for t in deps.config.tiers.values()
+                    if t.provider == name and same_model(t.model, match)
+                ),
                 None,
             )
             return [replace(link, model=match, context_window=window)]
@@ -239,7 +247,9 @@ class _Plan:
     skipped: list[str] = field(default_factory=list)  # shown only if the chain fails
 
 
-async def delegate(request: DelegateRequest, deps: DelegateDeps, progress: ProgressFn) -> Delegation:
+async def delegate(
+    request: DelegateRequest, deps: DelegateDeps, progress: ProgressFn
+) -> Delegation:
     """Run the task on a local model; raise DelegationError when it cannot be done well."""
     plan = await _plan(request, deps)
     return await _run_chain(plan, deps, progress)
@@ -251,18 +261,28 @@ async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
     max_tokens = request.max_tokens or config.delegate.default_max_tokens
     try:
         files = read_task_files(
-            list(request.files), deps.working_directory,
+            list(request.files),
+            deps.working_directory,
             max_file_bytes=config.delegate.max_file_bytes,
             max_total_bytes=config.delegate.max_total_file_bytes,
             allow_outside=config.delegate.allow_outside_working_directory,
         )
     except ValueError as exc:
-        _log_failure(deps, signals_from_prompt(request.task, deps.session_id), None, OUTCOME_ERROR, "bad-file", started)
+        _log_failure(
+            deps,
+            signals_from_prompt(request.task, deps.session_id),
+            None,
+            OUTCOME_ERROR,
+            "bad-file",
+            started,
+        )
         raise DelegationError(f"cannot read the files: {exc}", OUTCOME_ERROR) from None
     messages = build_messages(request, files)
     # Route on the task's words, sized by everything the model will read.
     signals = Signals(
-        text=request.task, estimated_tokens=_estimated_tokens(messages), max_tokens=max_tokens,
+        text=request.task,
+        estimated_tokens=_estimated_tokens(messages),
+        max_tokens=max_tokens,
         session_id=deps.session_id,
     )
     decision = decide(signals, config)
@@ -270,9 +290,12 @@ async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
 
     if request.model:
         plan.chain = await _explicit_model_chain(request.model, deps)
-        plan.decision = replace(
-            decision, provider=plan.chain[0].provider_name, model=plan.chain[0].model,
-            rule="explicit-model", reason=f"model {request.model} asked for by the caller", fallbacks=(),
+        plan.decision = decision.replace(
+            provider=plan.chain[0].provider_name,
+            model=plan.chain[0].model,
+            rule="explicit-model",
+            reason=f"model {request.model} asked for by the caller",
+            fallbacks=(),
         )
         return plan
     provider = config.providers.get(decision.provider)
@@ -282,11 +305,18 @@ async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
             raise DelegationError(_decline_message(decision), OUTCOME_DECLINED)
         tier = _local_tier_for_forced_task(config, signals.estimated_tokens + max_tokens)
         if tier is None:
-            raise DelegationError("no local model is configured (router-config.json tiers)", OUTCOME_ERROR)
-        plan.notes.append(f"forced: the routing rules send this task to {decision.provider} ({decision.rule})")
+            raise DelegationError(
+                "no local model is configured (router-config.json tiers)", OUTCOME_ERROR
+            )
+        plan.notes.append(
+            f"forced: the routing rules send this task to {decision.provider} ({decision.rule})"
+        )
         forced = config.tiers[tier]
-        plan.decision = replace(
-            decision, provider=forced.provider, model=forced.model, tier=tier, rule="forced",
+        plan.decision = decision.replace(
+            provider=forced.provider,
+            model=forced.model,
+            tier=tier,
+            rule="forced",
             reason=f"force=true overrode {decision.rule}: {decision.reason}",
             fallbacks=tier_fallbacks(tier, config),
         )
@@ -315,19 +345,27 @@ async def _run_chain(plan: _Plan, deps: DelegateDeps, progress: ProgressFn) -> D
         link = plan.chain[index]
         await progress(0, f"asking {link.label}")
         chat_request = ChatRequest(
-            model=link.model, messages=tuple(messages), max_tokens=plan.max_tokens,
+            model=link.model,
+            messages=tuple(messages),
+            max_tokens=plan.max_tokens,
             num_ctx=_num_ctx(link, plan.signals.estimated_tokens, plan.max_tokens),
         )
         try:
             result = await chat(
-                deps.client, link.provider, link.base_url, link.api_key, chat_request,
+                deps.client,
+                link.provider,
+                link.base_url,
+                link.api_key,
+                chat_request,
                 _throttled(progress, link.label),
             )
         except BackendError as exc:
             failures.append(f"{link.label}: {exc}")
             index += 1
             continue
-        usage = Usage(usage.input_tokens + result.input_tokens, usage.output_tokens + result.output_tokens)
+        usage = Usage(
+            usage.input_tokens + result.input_tokens, usage.output_tokens + result.output_tokens
+        )
         problem = check_answer(result.text, truncated=result.truncated, max_tokens=plan.max_tokens)
         if problem is None:
             return _success(plan, deps, link, result, usage, retried)
@@ -337,13 +375,27 @@ async def _run_chain(plan: _Plan, deps: DelegateDeps, progress: ProgressFn) -> D
             index += 1  # escalate along the chain
         elif not retried:
             retried = True  # the last link gets one more try, told what was wrong
-            messages = [*messages, ChatMessage("assistant", result.text), ChatMessage("user", corrective_note(problem))]
+            messages = [
+                *messages,
+                ChatMessage("assistant", result.text),
+                ChatMessage("user", corrective_note(problem)),
+            ]
         else:
             break
     outcome = _failure_outcome(last_problem)
-    _log_failure(deps, plan.signals, plan.decision, outcome,
-                 last_problem.kind if last_problem else "backend", plan.started, usage=usage)
-    raise DelegationError(_failure_message(failures, plan.notes + plan.skipped, last_problem, plan.max_tokens), outcome)
+    _log_failure(
+        deps,
+        plan.signals,
+        plan.decision,
+        outcome,
+        last_problem.kind if last_problem else "backend",
+        plan.started,
+        usage=usage,
+    )
+    raise DelegationError(
+        _failure_message(failures, plan.notes + plan.skipped, last_problem, plan.max_tokens),
+        outcome,
+    )
 
 
 def _throttled(progress: ProgressFn, label: str) -> Callable[[int], Awaitable[None]]:
@@ -366,7 +418,9 @@ def _failure_outcome(problem: AnswerProblem | None) -> str:
     return {TRUNCATED: OUTCOME_TRUNCATED, REFUSAL: OUTCOME_REFUSED}.get(problem.kind, OUTCOME_ERROR)
 
 
-def _failure_message(failures: list[str], notes: list[str], problem: AnswerProblem | None, max_tokens: int) -> str:
+def _failure_message(
+    failures: list[str], notes: list[str], problem: AnswerProblem | None, max_tokens: int
+) -> str:
     what = "; ".join(failures + notes) or "no local model is configured"
     if problem is None:
         advice = (
@@ -380,24 +434,40 @@ def _failure_message(failures: list[str], notes: list[str], problem: AnswerProbl
     return f"Delegation failed: {what}. {advice}"
 
 
-def _success(plan: _Plan, deps: DelegateDeps, link: Link, result: ChatResult, usage: Usage, retried: bool) -> Delegation:
+def _success(
+    plan: _Plan, deps: DelegateDeps, link: Link, result: ChatResult, usage: Usage, retried: bool
+) -> Delegation:
     config = deps.config
     decision = plan.decision
     cost = request_cost(link.provider_name, link.model, usage, config)
     baseline = baseline_cost(None, usage, config)
     fallback_from = plan.chain[0].provider_name if link is not plan.chain[0] else None
     seconds = time.perf_counter() - plan.started
-    deps.record(DecisionRow(
-        source="mcp", rule=decision.rule, provider=link.provider_name, model=link.model,
-        outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK, session_id=deps.session_id,
-        tier=decision.tier, complexity=decision.complexity,
-        estimated_tokens=plan.signals.estimated_tokens, input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens, cost=cost, baseline_cost=baseline,
-        latency_ms=seconds * 1000, ttft_ms=result.ttft_ms, fallback_from=fallback_from,
-        reason=decision.reason + (" (retried once)" if retried else ""),
-        **prompt_fields(plan.signals.text, config.store_prompts),
-    ))
-    return Delegation(result.text, link, usage, seconds, decision, cost, baseline, fallback_from, plan.notes)
+    deps.record(
+        DecisionRow(
+            source="mcp",
+            rule=decision.rule,
+            provider=link.provider_name,
+            model=link.model,
+            outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK,
+            session_id=deps.session_id,
+            tier=decision.tier,
+            complexity=decision.complexity,
+            estimated_tokens=plan.signals.estimated_tokens,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=cost,
+            baseline_cost=baseline,
+            latency_ms=seconds * 1000,
+            ttft_ms=result.ttft_ms,
+            fallback_from=fallback_from,
+            reason=decision.reason + (" (retried once)" if retried else ""),
+            **prompt_fields(plan.signals.text, config.store_prompts),
+        )
+    )
+    return Delegation(
+        result.text, link, usage, seconds, decision, cost, baseline, fallback_from, plan.notes
+    )
 
 
 def _log_failure(
@@ -411,16 +481,25 @@ def _log_failure(
 ) -> None:
     usage = usage or Usage()
     config = deps.config
-    deps.record(DecisionRow(
-        source="mcp", rule=decision.rule if decision else "delegate",
-        provider=decision.provider if decision else "none", model=decision.model if decision else "none",
-        outcome=outcome, session_id=deps.session_id, tier=decision.tier if decision else None,
-        complexity=decision.complexity if decision else None,
-        estimated_tokens=signals.estimated_tokens, input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens, latency_ms=(time.perf_counter() - started) * 1000,
-        error_class=error_class, reason=decision.reason if decision else None,
-        **prompt_fields(signals.text, config.store_prompts),
-    ))
+    deps.record(
+        DecisionRow(
+            source="mcp",
+            rule=decision.rule if decision else "delegate",
+            provider=decision.provider if decision else "none",
+            model=decision.model if decision else "none",
+            outcome=outcome,
+            session_id=deps.session_id,
+            tier=decision.tier if decision else None,
+            complexity=decision.complexity if decision else None,
+            estimated_tokens=signals.estimated_tokens,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error_class=error_class,
+            reason=decision.reason if decision else None,
+            **prompt_fields(signals.text, config.store_prompts),
+        )
+    )
 
 
 def footer(delegation: Delegation, premium_model: str) -> str:

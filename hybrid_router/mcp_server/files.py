@@ -85,7 +85,9 @@ def read_task_files(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise FileProblem(f"{label}: not UTF-8 text; only text files can be delegated") from None
+            raise FileProblem(
+                f"{label}: not UTF-8 text; only text files can be delegated"
+            ) from None
         shown = str(resolved.relative_to(root)) if inside else str(resolved)
         files.append(FileText(shown, text, size))
     return files

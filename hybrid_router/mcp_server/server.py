@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .. import home, render, store
+from .. import __version__, home, render, store
 from ..config import ConfigError, RouterConfig, load_config, provider_base_url
 from ..providers.chat import BackendError
 from ..providers.ollama import pull_model as ollama_pull
@@ -101,7 +101,9 @@ class AppState:
             self._conn.close()
 
 
-def build_server(config_file: Path | None = None, working_directory: Path | None = None) -> MCPServer:
+def build_server(
+    config_file: Path | None = None, working_directory: Path | None = None
+) -> MCPServer:
     """The server, with tools bound to the state its lifespan owns."""
 
     @asynccontextmanager
@@ -112,7 +114,9 @@ def build_server(config_file: Path | None = None, working_directory: Path | None
         finally:
             await state.close()
 
-    server: MCPServer[AppState] = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer[AppState] = MCPServer(
+        SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan
+    )
     _register_tools(server)
     return server
 
@@ -132,11 +136,23 @@ def _register_tools(server: MCPServer[AppState]) -> None:
     async def delegate_to_local(
         task: Annotated[str, Field(min_length=1, description="The complete task, self-contained.")],
         ctx: Context,
-        files: Annotated[list[str] | None, Field(description="Paths of text files the task needs, read by the server.")] = None,
-        context: Annotated[str | None, Field(description="Any other context the task needs.")] = None,
-        model: Annotated[str | None, Field(description="A specific installed local model; default: the routing rules pick.")] = None,
-        max_tokens: Annotated[int | None, Field(ge=16, le=65536, description="Answer length limit.")] = None,
-        force: Annotated[bool, Field(description="Run even a task the rules keep for the premium model.")] = False,
+        files: Annotated[
+            list[str] | None,
+            Field(description="Paths of text files the task needs, read by the server."),
+        ] = None,
+        context: Annotated[
+            str | None, Field(description="Any other context the task needs.")
+        ] = None,
+        model: Annotated[
+            str | None,
+            Field(description="A specific installed local model; default: the routing rules pick."),
+        ] = None,
+        max_tokens: Annotated[
+            int | None, Field(ge=16, le=65536, description="Answer length limit.")
+        ] = None,
+        force: Annotated[
+            bool, Field(description="Run even a task the rules keep for the premium model.")
+        ] = False,
     ) -> str:
         state = _state(ctx)
         config = state.config()
@@ -147,13 +163,20 @@ def _register_tools(server: MCPServer[AppState]) -> None:
             await ctx.report_progress(sent[0], None, message)
 
         deps = DelegateDeps(
-            config=config, client=state.client(), environ=state.environ,
-            working_directory=state.working_directory, record=state.record,
+            config=config,
+            client=state.client(),
+            environ=state.environ,
+            working_directory=state.working_directory,
+            record=state.record,
             session_id=state.session_id,
         )
         request = DelegateRequest(
-            task=task, files=tuple(files or ()), context=context, model=model,
-            max_tokens=max_tokens, force=force,
+            task=task,
+            files=tuple(files or ()),
+            context=context,
+            model=model,
+            max_tokens=max_tokens,
+            force=force,
         )
         try:
             delegation = await delegate(request, deps, progress)
@@ -169,12 +192,18 @@ def _register_tools(server: MCPServer[AppState]) -> None:
             "Routing statistics: requests and cost per provider, cost without the router, "
             "savings, fallbacks, errors, and the most recent decisions."
         ),
-        annotations=ToolAnnotations(title="Routing stats", read_only_hint=True, open_world_hint=False),
+        annotations=ToolAnnotations(
+            title="Routing stats", read_only_hint=True, open_world_hint=False
+        ),
     )
     async def route_stats(
         ctx: Context,
-        period: Annotated[str, Field(description="30m, 24h, 7d, today, all, or an ISO date.")] = "7d",
-        session: Annotated[str | None, Field(description="Only this Claude Code session's decisions.")] = None,
+        period: Annotated[
+            str, Field(description="30m, 24h, 7d, today, all, or an ISO date.")
+        ] = "7d",
+        session: Annotated[
+            str | None, Field(description="Only this Claude Code session's decisions.")
+        ] = None,
     ) -> CallToolResult:
         conn = _state(ctx).conn()
         if conn is None:
@@ -188,7 +217,9 @@ def _register_tools(server: MCPServer[AppState]) -> None:
         text = render.stats_text(summary) + "\n\nRecent decisions:\n" + render.recent_text(recent)
         data = summary.to_dict()
         data["recent"] = recent
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=data
+        )
 
     @server.tool(
         description=(
@@ -196,8 +227,11 @@ def _register_tools(server: MCPServer[AppState]) -> None:
             "once if it is already installed; an interrupted pull resumes when called again."
         ),
         annotations=ToolAnnotations(
-            title="Pull an Ollama model", read_only_hint=False, destructive_hint=False,
-            idempotent_hint=True, open_world_hint=True,
+            title="Pull an Ollama model",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
         ),
     )
     async def pull_model(
@@ -223,11 +257,18 @@ def _register_tools(server: MCPServer[AppState]) -> None:
             outcome, error_class = store.OUTCOME_ERROR, exc.kind
             raise ToolError(_pull_error(name, base_url, exc)) from None
         finally:
-            state.record(store.DecisionRow(
-                source="mcp", rule="pull-model", provider=provider_name, model=name,
-                outcome=outcome, error_class=error_class, session_id=state.session_id,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            ))
+            state.record(
+                store.DecisionRow(
+                    source="mcp",
+                    rule="pull-model",
+                    provider=provider_name,
+                    model=name,
+                    outcome=outcome,
+                    error_class=error_class,
+                    session_id=state.session_id,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
         if result.already_present:
             return f"{name} is already installed in Ollama ({base_url})."
         size = f" ({result.total_bytes / 1e9:.2f} GB)" if result.total_bytes else ""
@@ -241,10 +282,14 @@ def _pull_error(name: str, base_url: str, error: BackendError) -> str:
             "if it runs elsewhere, then call pull_model again."
         )
     if "file does not exist" in str(error) or error.status == 404:
-        return f"Ollama does not know a model named {name!r}: check the name (e.g. qwen2.5-coder:7b)."
+        return (
+            f"Ollama does not know a model named {name!r}: check the name (e.g. qwen2.5-coder:7b)."
+        )
     return f"Ollama could not pull {name!r}: {error}"
 
 
 def run_stdio(config_file: Path | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("HYBRID_ROUTER_LOG_LEVEL", "WARNING"), format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("HYBRID_ROUTER_LOG_LEVEL", "WARNING"), format="%(name)s: %(message)s"
+    )
     build_server(config_file).run("stdio")
