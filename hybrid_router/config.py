@@ -150,6 +150,15 @@ class Delegate:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """The Claude Code hooks: which routes earn the delegate_to_local hint, how long pins live."""
+
+    __pydantic_config__ = _STRICT
+    hint_routes: tuple[NonEmptyStr, ...] = ("file-operations", "code-generation")
+    pin_ttl_hours: PositiveFloat = 12.0
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     __pydantic_config__ = _STRICT
     providers: dict[str, Provider]
@@ -164,6 +173,7 @@ class RouterConfig:
     output_reserve_tokens: Annotated[int, constraints.Ge(0)] = 4096
     prices: dict[str, Price] = field(default_factory=dict)
     delegate: Delegate = field(default_factory=Delegate)
+    hooks: Hooks = field(default_factory=Hooks)
     store_prompts: bool = False
     schema: str | None = None  # "$schema", tolerated for editors
 
@@ -180,10 +190,7 @@ class LoadedConfig:
 
 def templates_dir() -> Path:
     """`settings-templates/`: inside the installed wheel, or at the top of a source checkout."""
-    packaged = Path(__file__).parent / "settings_templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "settings-templates"
+    return Path(home.templates_path())
 
 
 def default_config_path() -> Path:

@@ -6,8 +6,11 @@ Stdlib only: the Claude Code hooks import this on every event, so it must stay c
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 HOME_ENV_VAR = "HYBRID_ROUTER_HOME"
 DEFAULT_HOME = "~/.hybrid-router"
@@ -17,11 +20,21 @@ DOTENV_FILENAME = ".env"
 DATABASE_FILENAME = "decisions.db"
 
 
-def home_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The tool's home: ``$HYBRID_ROUTER_HOME`` when set, else ``~/.hybrid-router``."""
+def home_path(environ: Mapping[str, str] | None = None) -> str:
+    """The tool's home as a string: ``$HYBRID_ROUTER_HOME`` when set, else ``~/.hybrid-router``.
+
+    Strings, not `pathlib`, for the hooks: importing pathlib costs them a few milliseconds.
+    """
     env = os.environ if environ is None else environ
     configured = env.get(HOME_ENV_VAR, "").strip()
-    return Path(configured or DEFAULT_HOME).expanduser()
+    return os.path.expanduser(configured or DEFAULT_HOME)
+
+
+def home_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The tool's home (see `home_path`)."""
+    from pathlib import Path
+
+    return Path(home_path(environ))
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -34,6 +47,15 @@ def database_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def dotenv_path(environ: Mapping[str, str] | None = None) -> Path:
     return home_dir(environ) / DOTENV_FILENAME
+
+
+def templates_path() -> str:
+    """`settings-templates/`: inside the installed wheel, or at the top of a source checkout."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(package, "settings_templates")
+    if os.path.isdir(packaged):
+        return packaged
+    return os.path.join(os.path.dirname(package), "settings-templates")
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -64,9 +86,10 @@ def parse_dotenv(text: str) -> dict[str, str]:
 def load_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment layered over ``<home>/.env``: a variable set in the shell wins."""
     env = dict(os.environ if environ is None else environ)
-    path = dotenv_path(env)
+    path = os.path.join(home_path(env), DOTENV_FILENAME)
     try:
-        file_values = parse_dotenv(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:
+            file_values = parse_dotenv(handle.read())
     except (FileNotFoundError, NotADirectoryError, PermissionError, UnicodeDecodeError):
         file_values = {}
     return {**file_values, **env}

@@ -14,13 +14,11 @@ tier, one that runs low lets a local server truncate it silently.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-
 from .plain import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
+    from collections.abc import Mapping
     from typing import Any, ClassVar
 
 CHARS_PER_TOKEN = 3.5
@@ -109,6 +107,12 @@ def strip_injected(text: str) -> str:
     return text.strip()
 
 
+def _json():  # not needed for a bare prompt: the prompt hook never pays for importing it
+    import json
+
+    return json
+
+
 def signals_from_request(
     body: Mapping[str, Any], headers: Mapping[str, str] | None = None
 ) -> Signals:
@@ -121,7 +125,7 @@ def signals_from_request(
     counter = _Counter()
     counter.add_system(body.get("system"))
     for message in messages:
-        if isinstance(message, Mapping):
+        if isinstance(message, dict):
             counter.add_content(message.get("content"))
     tool_chars = sum(_tool_definition_chars(tool) for tool in tools)
     estimated = (
@@ -134,10 +138,10 @@ def signals_from_request(
     text, continuation = latest_user_text(messages)
     model = body.get("model")
     thinking = body.get("thinking")
-    thinking_type = thinking.get("type") if isinstance(thinking, Mapping) else None
+    thinking_type = thinking.get("type") if isinstance(thinking, dict) else None
     max_tokens = body.get("max_tokens")
     output_config = body.get("output_config")
-    output_format = output_config.get("format") if isinstance(output_config, Mapping) else None
+    output_format = output_config.get("format") if isinstance(output_config, dict) else None
     return Signals(
         text=text,
         estimated_tokens=estimated,
@@ -149,7 +153,7 @@ def signals_from_request(
         session_id=session_id_of(body, headers),
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
         is_tool_continuation=continuation,
-        is_structured_without_tools=isinstance(output_format, Mapping) and not tools,
+        is_structured_without_tools=isinstance(output_format, dict) and not tools,
         from_request=True,
     )
 
@@ -177,7 +181,7 @@ class _Counter:
         if not isinstance(content, list):
             return
         for block in content:
-            if not isinstance(block, Mapping):
+            if not isinstance(block, dict):
                 continue
             kind = block.get("type")
             if kind == "text":
@@ -186,7 +190,7 @@ class _Counter:
                 self.add_content(block.get("content"))
             elif kind == "tool_use" or kind == "server_tool_use":
                 self._add_str(block.get("name"))
-                self.chars += len(json.dumps(block.get("input"), ensure_ascii=False, default=str))
+                self.chars += len(_json().dumps(block.get("input"), ensure_ascii=False, default=str))
             elif kind == "thinking":
                 self._add_str(block.get("thinking"))
             elif kind == "image":
@@ -195,14 +199,14 @@ class _Counter:
                 self._add_document(block.get("source"))
             elif kind is not None and kind != "redacted_thinking":
                 # Server tool results and future block types: count what they hold.
-                self.chars += len(json.dumps(block, ensure_ascii=False, default=str))
+                self.chars += len(_json().dumps(block, ensure_ascii=False, default=str))
 
     def _add_str(self, value: Any) -> None:
         if isinstance(value, str):
             self.chars += len(value)
 
     def _add_document(self, source: Any) -> None:
-        if not isinstance(source, Mapping):
+        if not isinstance(source, dict):
             return
         data = source.get("data")
         if source.get("type") == "base64" and isinstance(data, str):
@@ -222,7 +226,7 @@ def latest_user_text(messages: list[Any]) -> tuple[str, bool]:
     continuation = False
     seen_user_turn = False
     for message in reversed(messages):
-        if not isinstance(message, Mapping) or message.get("role") != "user":
+        if not isinstance(message, dict) or message.get("role") != "user":
             continue
         content = message.get("content")
         parts: list[str] = []
@@ -231,7 +235,7 @@ def latest_user_text(messages: list[Any]) -> tuple[str, bool]:
             parts.append(strip_injected(content))
         elif isinstance(content, list):
             for block in content:
-                if not isinstance(block, Mapping):
+                if not isinstance(block, dict):
                     continue
                 kind = block.get("type")
                 if kind == "text" and isinstance(block.get("text"), str):
@@ -260,15 +264,15 @@ def _tool_definition_chars(tool: Any) -> int:
     them is the costliest step of an estimate; a tool's name and description identify it well
     enough for a size estimate.
     """
-    if not isinstance(tool, Mapping):
+    if not isinstance(tool, dict):
         return 0
     name, description = tool.get("name"), tool.get("description")
     if not isinstance(name, str) or not isinstance(description, str):
-        return len(json.dumps(tool, ensure_ascii=False, default=str))
+        return len(_json().dumps(tool, ensure_ascii=False, default=str))
     key = (name, description)
     size = _tool_size_cache.get(key)
     if size is None:
-        size = len(json.dumps(tool, ensure_ascii=False, default=str))
+        size = len(_json().dumps(tool, ensure_ascii=False, default=str))
         if len(_tool_size_cache) >= _TOOL_SIZE_CACHE_LIMIT:
             _tool_size_cache.clear()
         _tool_size_cache[key] = size
@@ -278,7 +282,7 @@ def _tool_definition_chars(tool: Any) -> int:
 def _server_tools(tools: list[Any]) -> tuple[str, ...]:
     found = []
     for tool in tools:
-        kind = tool.get("type") if isinstance(tool, Mapping) else None
+        kind = tool.get("type") if isinstance(tool, dict) else None
         if isinstance(kind, str) and kind.startswith(SERVER_TOOL_PREFIXES):
             found.append(kind)
     return tuple(found)
@@ -291,12 +295,12 @@ def session_id_of(body: Mapping[str, Any], headers: Mapping[str, str] | None) ->
             if name.lower() == SESSION_HEADER and value:
                 return value
     metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     if not isinstance(user_id, str) or not user_id:
         return None
     if user_id.startswith("{"):
         try:
-            parsed = json.loads(user_id)
+            parsed = _json().loads(user_id)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):

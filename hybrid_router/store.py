@@ -1,8 +1,8 @@
 """The SQLite decision log: one row per routing decision, from every surface.
 
-Writing a row uses the stdlib `sqlite3` only, because hooks write from a fresh process on every
-event and cannot afford to import sqlite-utils. Migrations and the stats queries use sqlite-utils,
-imported when they run. The database is in WAL mode with a busy timeout, so the proxy, the MCP
+Writing a row needs only the sqlite C module, because hooks write from a fresh process on every
+event and cannot afford more (not sqlite-utils, not even `sqlite3`'s datetime adapters or
+`hashlib`'s OpenSSL binding). Migrations use sqlite-utils, imported when they run. The database is in WAL mode with a busy timeout, so the proxy, the MCP
 server and hooks can write at once.
 
 Migrations are named functions applied in order and recorded in `_migrations`; `PRAGMA
@@ -11,13 +11,26 @@ user_version` mirrors their count so the write path can tell in one cheap query 
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
+import os
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+
+try:  # the C module alone; `sqlite3` is a thin wrapper that also imports datetime and collections
+    import _sqlite3 as sqlite
+except ImportError:  # pragma: no cover - interpreters without the private module
+    import sqlite3 as sqlite
+try:  # hashlib loads OpenSSL (a few ms); the builtin SHA-256 gives the same digest
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover
+    from hashlib import sha256
+
+from .plain import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+    from typing import Any, ClassVar
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -32,37 +45,28 @@ OUTCOME_DECLINED = "declined"  # a surface chose not to act (delegate_to_local o
 SOURCES = ("proxy", "hook", "mcp", "cli")
 
 
-@dataclass(slots=True)
-class DecisionRow:
-    source: str
-    rule: str
-    provider: str
-    model: str
-    outcome: str = OUTCOME_ROUTED
-    ts: float = 0.0
-    session_id: str | None = None
-    prompt_id: str | None = None
-    requested_model: str | None = None
-    tier: str | None = None
-    complexity: str | None = None
-    estimated_tokens: int | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost: float = 0.0
-    baseline_cost: float = 0.0
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
-    error_class: str | None = None
-    fallback_from: str | None = None
-    reason: str | None = None
-    prompt_hash: str | None = None
-    prompt_chars: int | None = None
-    prompt_text: str | None = None
+class DecisionRow(Record):
+    """One row of the `decisions` table (see the README for what each column means)."""
+
+    _fields = (
+        "source", "rule", "provider", "model", "outcome", "ts", "session_id", "prompt_id",
+        "requested_model", "tier", "complexity", "estimated_tokens", "input_tokens",
+        "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "baseline_cost",
+        "latency_ms", "ttft_ms", "error_class", "fallback_from", "reason", "prompt_hash",
+        "prompt_chars", "prompt_text",
+    )
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {
+        "outcome": OUTCOME_ROUTED, "ts": 0.0, "session_id": None, "prompt_id": None,
+        "requested_model": None, "tier": None, "complexity": None, "estimated_tokens": None,
+        "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost": 0.0, "baseline_cost": 0.0, "latency_ms": None, "ttft_ms": None,
+        "error_class": None, "fallback_from": None, "reason": None, "prompt_hash": None,
+        "prompt_chars": None, "prompt_text": None,
+    }
 
 
-COLUMNS = tuple(f.name for f in fields(DecisionRow))
+COLUMNS = DecisionRow._fields
 _INSERT_SQL = (
     f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
@@ -71,7 +75,7 @@ _INSERT_SQL = (
 def prompt_fields(prompt: str, store_prompts: bool) -> dict[str, Any]:
     """A prompt as the log keeps it: a SHA-256 and a length, and the text only when opted in."""
     return {
-        "prompt_hash": hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest(),
+        "prompt_hash": sha256(prompt.encode("utf-8", "replace")).hexdigest(),
         "prompt_chars": len(prompt),
         "prompt_text": prompt if store_prompts else None,
     }
@@ -213,10 +217,24 @@ def _m003_daily_totals(db: Any) -> None:
     )
 
 
+def _m004_pins_and_sessions(db: Any) -> None:
+    """Turn pins (the hook's decision for a session's current turn, honoured by the proxy) and
+    the sessions the hooks have seen."""
+    db.execute(
+        "CREATE TABLE pins (session_id TEXT PRIMARY KEY, prompt_id TEXT, provider TEXT NOT NULL, "
+        "model TEXT NOT NULL, tier TEXT, rule TEXT NOT NULL, reason TEXT, created_at REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, started_at REAL NOT NULL, "
+        "source TEXT, model TEXT, cwd TEXT, ended_at REAL, end_reason TEXT)"
+    )
+
+
 MIGRATIONS: tuple[Callable[[Any], None], ...] = (
     _m001_create_decisions,
     _m002_index_decisions,
     _m003_daily_totals,
+    _m004_pins_and_sessions,
 )
 
 
@@ -254,12 +272,15 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 # --- connections and writes ------------------------------------------------------------------
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (creating if needed) the log at `path`, in WAL mode, migrated to the latest schema."""
+def connect(path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Open (creating if needed) the log at `path`, in WAL mode, migrated to the latest schema.
+
+    Hooks pass a short busy timeout: a hook that waits long on a locked log delays the user.
+    """
     if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    conn = sqlite.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -316,3 +337,65 @@ def recent(
     )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+# --- turn pins and sessions --------------------------------------------------------------------
+
+
+class Pin(Record):
+    """The route the prompt hook chose for a session's current turn."""
+
+    _fields = ("session_id", "prompt_id", "provider", "model", "tier", "rule", "reason", "created_at")
+    __slots__ = _fields
+    _defaults: ClassVar[dict[str, object]] = {"prompt_id": None, "tier": None, "reason": None, "created_at": 0.0}
+    _frozen = True
+
+
+def write_pin(conn: sqlite3.Connection, pin: Pin) -> None:
+    """Replace the session's pin: a new prompt starts a new turn."""
+    conn.execute(
+        "INSERT OR REPLACE INTO pins (session_id, prompt_id, provider, model, tier, rule, reason, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (pin.session_id, pin.prompt_id, pin.provider, pin.model, pin.tier, pin.rule, pin.reason,
+         pin.created_at or time.time()),
+    )
+
+
+def read_pin(conn: sqlite3.Connection, session_id: str, max_age_seconds: float | None = None) -> Pin | None:
+    row = conn.execute(
+        "SELECT session_id, prompt_id, provider, model, tier, rule, reason, created_at FROM pins "
+        "WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    pin = Pin(*row)
+    if max_age_seconds is not None and time.time() - pin.created_at > max_age_seconds:
+        return None
+    return pin
+
+
+def clear_pin(conn: sqlite3.Connection, session_id: str) -> None:
+    conn.execute("DELETE FROM pins WHERE session_id = ?", (session_id,))
+
+
+def prune_pins(conn: sqlite3.Connection, older_than: float) -> int:
+    return conn.execute("DELETE FROM pins WHERE created_at < ?", (older_than,)).rowcount
+
+
+def start_session(
+    conn: sqlite3.Connection, session_id: str, source: str | None, model: str | None, cwd: str | None
+) -> None:
+    conn.execute(
+        "INSERT INTO sessions (session_id, started_at, source, model, cwd) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(session_id) DO UPDATE SET source = excluded.source, "
+        "model = COALESCE(excluded.model, sessions.model), ended_at = NULL, end_reason = NULL",
+        (session_id, time.time(), source, model, cwd),
+    )
+
+
+def end_session(conn: sqlite3.Connection, session_id: str, reason: str | None) -> None:
+    conn.execute(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE session_id = ?",
+        (time.time(), reason, session_id),
+    )

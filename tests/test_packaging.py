@@ -36,4 +36,4 @@ def test_wheel_carries_the_settings_templates(tmp_path):
         .read(next(n for n in names if n.endswith("entry_points.txt")))
         .decode()
     )
-    assert "hybrid-router = hybrid_router.cli:main" in entry_points
+    assert "hybrid-router = hybrid_router.entry:main" in entry_points

@@ -15,7 +15,9 @@ from hybrid_router.signals import signals_from_prompt
 def test_migrations_on_an_empty_database_are_recorded_and_idempotent():
     conn = sqlite3.connect(":memory:", isolation_level=None)
     applied = store.migrate(conn)
-    assert applied == ["m001_create_decisions", "m002_index_decisions", "m003_daily_totals"]
+    assert applied == [
+        "m001_create_decisions", "m002_index_decisions", "m003_daily_totals", "m004_pins_and_sessions",
+    ]
     names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     assert names == applied
     assert store.migrate(conn) == []
@@ -175,5 +177,5 @@ def test_daily_totals_migration_backfills_an_existing_log(monkeypatch):
         "INSERT INTO decisions (ts, source, rule, provider, model, outcome, cost) VALUES (?, 'cli', 'r', ?, 'm', 'ok', ?)",
         [(1_700_000_000 + i * 30_000, ("a", "b")[i % 2], 0.5) for i in range(30)],
     )
-    assert store.migrate(conn) == ["m003_daily_totals"]
+    assert store.migrate(conn) == ["m003_daily_totals", "m004_pins_and_sessions"]
     assert _totals(conn) == _totals_from_raw(conn)
