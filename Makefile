@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/decision_latency.py
 	$(BIN)/python bench/stats_1m.py
 	$(BIN)/python bench/mcp_startup.py
+	$(BIN)/python bench/hook_latency.py
 
 lint: $(VENV)/.test-installed
 	$(BIN)/python -m pip install --quiet ruff
