@@ -288,6 +288,24 @@ def mcp(state: State) -> None:
     run_stdio(state.config_file)
 
 
+# --- proxy -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1; others need HYBRID_ROUTER_TOKEN).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 3000).")
+@click.pass_obj
+def proxy(state: State, host: str | None, port: int | None) -> None:
+    """Run the Anthropic-compatible proxy: point Claude Code's ANTHROPIC_BASE_URL at it."""
+    from .proxy.server import serve
+
+    state.loaded()  # a broken config is one line here, before the server starts
+    try:
+        serve(state.config_file, host, port)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # --- hooks and status line ---------------------------------------------------------------------
 # `hybrid-router hook EVENT` and `hybrid-router statusline` normally never reach click: the
 # console script's entry point (entry.py) sends them straight to their stdlib-only modules, since
@@ -322,6 +340,10 @@ from .cli_install import uninstall as _uninstall_command
 
 cli.add_command(_install_command)
 cli.add_command(_uninstall_command)
+
+from .cli_doctor import doctor as _doctor_command
+
+cli.add_command(_doctor_command)
 
 
 # --- demo --------------------------------------------------------------------------------------

@@ -116,6 +116,10 @@ class Provider:
     connect_timeout: PositiveFloat = 5.0
     read_timeout: PositiveFloat = 300.0
     description: str = ""
+    # The API the proxy speaks to this backend. auto: Anthropic's Messages API for `anthropic`,
+    # and for `ollama` when it is 0.14 or later; OpenAI chat completions otherwise. `anthropic`
+    # suits OpenAI-compatible servers that also serve /v1/messages (llama.cpp's llama-server).
+    protocol: Literal["auto", "anthropic", "openai"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,26 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """The Anthropic-compatible proxy (`hybrid-router proxy`)."""
+
+    __pydantic_config__ = _STRICT
+    host: NonEmptyStr = "127.0.0.1"
+    port: Annotated[int, constraints.Ge(0), constraints.Le(65535)] = 3000
+    # The last link of every chain that does not already end at Anthropic (None: no last resort).
+    last_resort: Target | None = field(default_factory=lambda: Target(tier="premium"))
+    # While an upstream is silent (slow local prefill), a `ping` event goes out this often, so
+    # Claude Code's idle abort (300 s) never fires.
+    ping_interval_seconds: PositiveFloat = 10.0
+    # How long to wait for an upstream's first event before committing to a 200 SSE response.
+    first_byte_grace_seconds: PositiveFloat = 5.0
+    max_body_bytes: PositiveInt = 33_554_432
+    # A 429 whose Retry-After is at most this is waited out once on the same link.
+    max_retry_after_seconds: Annotated[float, constraints.Ge(0)] = 2.0
+    probe_on_start: bool = True
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     __pydantic_config__ = _STRICT
     providers: dict[str, Provider]
@@ -174,6 +198,7 @@ class RouterConfig:
     prices: dict[str, Price] = field(default_factory=dict)
     delegate: Delegate = field(default_factory=Delegate)
     hooks: Hooks = field(default_factory=Hooks)
+    proxy: Proxy = field(default_factory=Proxy)
     store_prompts: bool = False
     schema: str | None = None  # "$schema", tolerated for editors
 
@@ -313,6 +338,8 @@ def _check_references(config: RouterConfig, source: str) -> None:
     _check_target(config.default_route.target, "defaultRoute.target", config, source)
     _check_target(config.web_tools_target, "webToolsTarget", config, source)
     _check_target(config.background.target, "background.target", config, source)
+    if config.proxy.last_resort is not None:
+        _check_target(config.proxy.last_resort, "proxy.lastResort", config, source)
 
 
 def read_config_file(path: Path) -> RouterConfig:

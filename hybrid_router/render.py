@@ -54,7 +54,8 @@ def _table(headers: list[str], rows: list[list[str]], left_columns: int = 1) -> 
 def stats_text(stats: Stats) -> str:
     scope = f", source {stats.source}" if stats.source else ""
     scope += f", session {stats.session}" if stats.session else ""
-    lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.requests:,} decisions"]
+    noun = "decision" if stats.requests == 1 else "decisions"
+    lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.requests:,} {noun}"]
     if not stats.requests:
         lines.append("No decisions logged in this period yet.")
         return "\n".join(lines)

@@ -326,6 +326,38 @@ def decide(signals: Signals, config: RoutingTable | RouterConfig) -> Decision:
     table = as_table(config)
     complexity = assess_complexity(signals.text)
     chosen, rule, reason, matched = _choose(signals, table, complexity)
+    return _finish(signals, table, chosen, rule, reason, matched, complexity)
+
+
+# Rules a turn pin cannot override: they are about the request itself, not the prompt.
+HARD_RULES = (RULE_WEB_TOOLS, RULE_BACKGROUND, RULE_CONTEXT_WINDOW)
+
+
+def decide_with_pin(
+    signals: Signals, config: RoutingTable | RouterConfig, target: Target, rule: str, reason: str
+) -> Decision:
+    """The decision for a request of a turn the prompt hook pinned to `target`.
+
+    The pin wins over the routes (a tool-result continuation has no prompt words to route on),
+    but not over the hard rules; and the context-window check still applies to the pinned model.
+    """
+    table = as_table(config)
+    decision = decide(signals, table)
+    if decision.rule in HARD_RULES:
+        return decision
+    return _finish(signals, table, target, rule, reason, (), decision.complexity)
+
+
+def _finish(
+    signals: Signals,
+    table: RoutingTable,
+    chosen: Target,
+    rule: str,
+    reason: str,
+    matched: tuple[str, ...],
+    complexity: str,
+) -> Decision:
+    """Apply the context-window rule and the client's own Claude model to a chosen target."""
     tokens = signals.estimated_tokens
     reserve = min(table.output_reserve_tokens, signals.max_tokens or table.output_reserve_tokens)
     if not _fits(tokens, reserve, chosen.context_window):
@@ -340,11 +372,7 @@ def decide(signals: Signals, config: RoutingTable | RouterConfig) -> Decision:
             chosen = bigger
     model = chosen.model
     requested = signals.requested_model
-    if (
-        table.provider_kinds.get(chosen.provider) == "anthropic"
-        and requested
-        and requested.startswith("claude")
-    ):
+    if table.provider_kinds.get(chosen.provider) == "anthropic" and requested and requested.startswith("claude"):
         model = requested  # the client's own Claude model is kept when Anthropic answers
     return Decision(
         provider=chosen.provider,

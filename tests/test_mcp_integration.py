@@ -387,7 +387,7 @@ def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path:
     assert called["isError"] is False
     stats_text = called["content"][0]["text"]
     # the seeded row is there: the server read the test's HYBRID_ROUTER_HOME
-    assert stats_text.startswith("Routing stats, all time: 1 decisions")
+    assert stats_text.startswith("Routing stats, all time: 1 decision\n")
     assert "ollama" in stats_text and "seeded" in stats_text
     assert called["structuredContent"]["requests"] == 1
     assert called["structuredContent"]["recent"][0]["rule"] == "seeded"

@@ -1,0 +1,1 @@
+"""The Anthropic-compatible proxy: `hybrid-router proxy`, for `ANTHROPIC_BASE_URL`."""

@@ -1,0 +1,94 @@
+"""The chain of upstreams for one request: the routed model, its fallbacks, the last resort —
+minus the links that cannot take this request (missing key, too small a window, no tool calls,
+an exhausted free tier, server tools a non-Anthropic model cannot run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Provider, RouterConfig, provider_api_key, provider_base_url
+from ..routing import Decision, RoutingTable
+from ..signals import Signals
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    provider_name: str
+    provider: Provider
+    model: str
+    base_url: str
+    api_key: str | None  # the configured key; None means Anthropic gets the client's own auth
+    window: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider_name}/{self.model}"
+
+    @property
+    def is_anthropic(self) -> bool:
+        return self.provider.kind == "anthropic"
+
+
+def _window(table: RoutingTable, provider: str, model: str) -> int | None:
+    for _, target in table.tiers:
+        if target.provider == provider and target.model == model:
+            return target.context_window
+    return None
+
+
+def candidate_links(
+    decision: Decision, config: RouterConfig, table: RoutingTable, environ: dict[str, str]
+) -> list[Link]:
+    """The routed model, then its fallbacks, then the configured last resort; no repeats."""
+    wanted: list[tuple[str, str, int | None]] = []
+    primary_window = table.tier(decision.tier).context_window if decision.tier else None
+    wanted.append((decision.provider, decision.model, primary_window))
+    for ref in decision.fallbacks:
+        wanted.append((ref.provider, ref.model, _window(table, ref.provider, ref.model)))
+    last = config.proxy.last_resort
+    if last is not None:
+        if last.tier is not None:
+            tier = config.tiers[last.tier]
+            wanted.append((tier.provider, tier.model, tier.context_window))
+        elif last.provider and last.model:
+            wanted.append((last.provider, last.model, last.context_window))
+    links: list[Link] = []
+    seen: set[tuple[str, str]] = set()
+    for name, model, window in wanted:
+        provider = config.providers.get(name)
+        if provider is None:
+            continue
+        if provider.kind == "anthropic" and decision.model.startswith("claude") and name == decision.provider:
+            model = decision.model
+        if (name, model) in seen:
+            continue
+        seen.add((name, model))
+        links.append(Link(name, provider, model, provider_base_url(provider, environ),
+                          provider_api_key(provider, environ), window))
+    return links
+
+
+def skip_reason(
+    link: Link,
+    signals: Signals,
+    *,
+    output_reserve: int,
+    has_tools: bool,
+    tool_capable: bool | None,
+    exhausted: str | None,
+    client_has_auth: bool,
+) -> str | None:
+    """Why `link` cannot take this request, or None."""
+    if signals.server_tools and not link.is_anthropic:
+        return "server tools run only on Anthropic"
+    if link.provider.api_key_env and not link.api_key and not (link.is_anthropic and client_has_auth):
+        return f"{link.provider.api_key_env} is not set"
+    reserve = min(output_reserve, signals.max_tokens or output_reserve)
+    if link.window is not None and signals.estimated_tokens + reserve > link.window:
+        # Ollama would not refuse: it would silently drop the oldest messages (PROTOCOLS §3.5).
+        return f"~{signals.estimated_tokens:,} tokens do not fit its {link.window:,}-token window"
+    if has_tools and tool_capable is False and not link.is_anthropic:
+        return "it failed the tool-call probe (hybrid-router doctor)"
+    if exhausted:
+        return exhausted
+    return None

@@ -1,0 +1,254 @@
+"""Answering one Messages request down its chain of links, streaming or not.
+
+The rules: a link that fails before its answer starts hands over to the next one, so the client
+never sees the failure; once the answer is streaming, a failure ends the stream with an SSE
+`error` event (never a hang, never half a message without an error). While an upstream is
+silent, `ping` events keep Claude Code's idle timer from firing. Whatever happens, the request
+gets exactly one log row, written after the answer ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2 as httpx
+
+from .. import store
+from ..config import RouterConfig
+from ..pricing import Usage as PricedUsage
+from ..pricing import baseline_cost, request_cost
+from ..routing import Decision
+from ..signals import Signals
+from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
+from .links import Link
+from .upstream import Call, LinkFailure, Opened, StreamBroken, Usage, open_link
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+@dataclass
+class Exchange:
+    """One request's journey: what was decided, tried and answered — and its log row."""
+
+    call: Call
+    signals: Signals
+    decision: Decision
+    links: list[Link]
+    config: RouterConfig
+    protocol_for: Callable[[Link], Any]
+    client: httpx.AsyncClient
+    write_row: Callable[[store.DecisionRow], None]
+    prompt_id: str | None = None
+    skipped: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    rid: str = field(default_factory=request_id)
+    failures: list[LinkFailure] = field(default_factory=list)
+    answered_by: Link | None = None
+    usage: Usage = field(default_factory=Usage)
+    ttft_ms: float | None = None
+    outcome: str = store.OUTCOME_ERROR
+    error_class: str | None = None
+    on_failure: Callable[[Link, LinkFailure], None] | None = None
+    on_response: Callable[[Link, Opened], None] | None = None
+
+    async def open(self, link: Link) -> Opened | None:
+        """Open `link`, waiting out one short Retry-After; None (failure recorded) if it fails."""
+        protocol = await self.protocol_for(link)
+        for attempt in range(2):
+            try:
+                opened = await open_link(self.client, link, self.call, protocol)
+            except LinkFailure as failure:
+                limit = self.config.proxy.max_retry_after_seconds
+                if (attempt == 0 and failure.status == 429 and failure.retry_after is not None
+                        and failure.retry_after <= limit):
+                    await anyio.sleep(failure.retry_after)
+                    continue
+                self.failures.append(failure)
+                if self.on_failure is not None:
+                    self.on_failure(link, failure)
+                return None
+            if self.on_response is not None:
+                self.on_response(link, opened)
+            return opened
+        return None  # pragma: no cover - the loop always returns
+
+    def final_error(self) -> tuple[int, bytes]:
+        """What the client gets when no link answered: the last word of the chain."""
+        last = self.failures[-1] if self.failures else None
+        if last is not None and last.body and last.status:
+            return last.status, last.body  # Anthropic's own body, or an upstream error in its shape
+        tried = "; ".join(str(f) for f in self.failures) or "no link could take the request"
+        skipped = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
+        status = 529 if any(f.error_class in ("connect", "timeout") for f in self.failures) else 502
+        return status, error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid)
+
+    def log(self) -> None:
+        """The request's one row. Called once, after the answer ended (or failed)."""
+        link = self.answered_by
+        usage = PricedUsage(self.usage.input_tokens, self.usage.output_tokens,
+                            self.usage.cache_read_tokens, self.usage.cache_write_tokens)
+        provider = link.provider_name if link else self.decision.provider
+        model = link.model if link else self.decision.model
+        fallback_from = None
+        if link is not None and self.links and link is not self.links[0]:
+            fallback_from = self.links[0].provider_name
+        if self.outcome == store.OUTCOME_OK and fallback_from:
+            self.outcome = store.OUTCOME_FALLBACK
+        error_class = self.error_class or (self.failures[-1].error_class if self.failures and link is None else None)
+        row = store.DecisionRow(
+            source="proxy", rule=self.decision.rule, provider=provider, model=model,
+            outcome=self.outcome, session_id=self.signals.session_id, prompt_id=self.prompt_id,
+            requested_model=self.signals.requested_model, tier=self.decision.tier,
+            complexity=self.decision.complexity, estimated_tokens=self.signals.estimated_tokens,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+            cost=request_cost(provider, model, usage, self.config) if link else 0.0,
+            baseline_cost=baseline_cost(self.signals.requested_model, usage, self.config) if link else 0.0,
+            latency_ms=(time.perf_counter() - self.started) * 1000, ttft_ms=self.ttft_ms,
+            error_class=error_class, fallback_from=fallback_from, reason=self.decision.reason,
+            **store.prompt_fields(self.signals.text, self.config.store_prompts),
+        )
+        self.write_row(row)
+
+
+async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
+    """A non-streaming request: the first link that answers, or the chain's last word."""
+    try:
+        for link in exchange.links:
+            opened = await exchange.open(link)
+            if opened is None:
+                continue
+            exchange.answered_by = link
+            exchange.usage = opened.usage
+            exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
+            exchange.outcome = store.OUTCOME_OK
+            return opened.status, opened.headers, opened.body or b""
+        status, body = exchange.final_error()
+        return status, {"content-type": "application/json"}, body
+    finally:
+        exchange.log()
+
+
+class StreamRelay:
+    """The ASGI response for a streaming request (see the module docstring)."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.ping_interval = exchange.config.proxy.ping_interval_seconds
+        self.grace = exchange.config.proxy.first_byte_grace_seconds
+        self._send: Any = None
+        self.response_started = False
+        self.content_sent = False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self._send = send
+        try:
+            await self._run()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.exchange.outcome, self.exchange.error_class = "cancelled", "client-closed"
+        finally:
+            self.exchange.log()
+
+    async def _start(self, status: int = 200, headers: list | None = None) -> None:
+        if not self.response_started:
+            self.response_started = True
+            rid = [(b"request-id", self.exchange.rid.encode())]
+            await self._send({"type": "http.response.start", "status": status,
+                              "headers": (headers if headers is not None else SSE_HEADERS) + rid})
+
+    async def _body(self, data: bytes, more: bool = True) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def _run(self) -> None:
+        for link in self.exchange.links:
+            opened = await self._open_with_pings(link)
+            if opened is None:
+                continue
+            if await self._relay(link, opened):
+                return
+        status, body = self.exchange.final_error()
+        if self.response_started:
+            message = body.decode("utf-8", "replace")
+            await self._body(error_event(message, error_type_for(status)), more=False)
+        else:
+            await self._start(status, [(b"content-type", b"application/json")])
+            await self._body(body, more=False)
+
+    async def _open_with_pings(self, link: Link) -> Opened | None:
+        """Open the link; if it is slow to start, commit to 200 and ping until it does."""
+        result: dict[str, Opened | None] = {}
+        done = anyio.Event()
+
+        async def opener() -> None:
+            try:
+                result["opened"] = await self.exchange.open(link)
+            finally:
+                done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(opener)
+            wait = self.grace if not self.response_started else self.ping_interval
+            while not done.is_set():
+                with anyio.move_on_after(wait):
+                    await done.wait()
+                if not done.is_set():
+                    await self._start()
+                    await self._body(PING_EVENT)
+                    wait = self.ping_interval
+        return result.get("opened")
+
+    async def _relay(self, link: Link, opened: Opened) -> bool:
+        """Relay the answer. False: it broke before any content, so the next link may try."""
+        assert opened.events is not None
+        sender, receiver = anyio.create_memory_object_stream[bytes | BaseException](16)
+        exchange = self.exchange
+
+        async def pump() -> None:
+            async with sender:
+                try:
+                    async for event in opened.events:
+                        await sender.send(event)
+                except (StreamBroken, LinkFailure) as exc:
+                    await sender.send(exc)
+                finally:
+                    await opened.aclose()
+
+        async with anyio.create_task_group() as group, receiver:
+            group.start_soon(pump)
+            while True:
+                item: bytes | BaseException | None = None
+                with anyio.move_on_after(self.ping_interval):
+                    try:
+                        item = await receiver.receive()
+                    except anyio.EndOfStream:
+                        break
+                if item is None:  # silence: keep the client's idle timer from firing
+                    await self._start()
+                    await self._body(PING_EVENT)
+                    continue
+                if isinstance(item, BaseException):
+                    group.cancel_scope.cancel()
+                    if not self.content_sent:
+                        exchange.failures.append(LinkFailure(f"{link.label}: {item}", "broken"))
+                        return False
+                    exchange.answered_by, exchange.usage = link, opened.usage
+                    exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "stream-broken"
+                    await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {item}"), more=False)
+                    return True
+                if not self.content_sent and item != PING_EVENT and not item.startswith(b"event: ping"):
+                    self.content_sent = True
+                    exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
+                await self._start()
+                await self._body(item)
+        exchange.answered_by, exchange.usage = link, opened.usage
+        exchange.outcome = store.OUTCOME_OK
+        await self._body(b"", more=False)
+        return True

@@ -1,0 +1,46 @@
+"""`hybrid-router proxy`: run the app under uvicorn and say how to point Claude Code at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .. import home
+from ..config import load_config, provider_api_key
+from .app import TOKEN_ENV, create_app
+
+
+def claude_code_settings(host: str, port: int, token: str | None, proxy_has_anthropic_key: bool) -> dict:
+    """The `env` block that sends Claude Code through this proxy."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    env = {"ANTHROPIC_BASE_URL": f"http://{shown_host}:{port}"}
+    if token:
+        env["ANTHROPIC_AUTH_TOKEN"] = token
+    elif proxy_has_anthropic_key:
+        env["ANTHROPIC_AUTH_TOKEN"] = "hybrid-router"  # the proxy holds the real key
+    return {"env": env}
+
+
+def serve(config_file: Path | None, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    environ = home.load_environment()
+    config = load_config(config_file, environ).config
+    host = host or config.proxy.host
+    port = config.proxy.port if port is None else port
+    token = environ.get(TOKEN_ENV) or None
+    app = create_app(config_file, environ=dict(os.environ), host=host, config=config)
+    anthropic_key = any(
+        p.kind == "anthropic" and provider_api_key(p, environ) for p in config.providers.values()
+    )
+    settings = claude_code_settings(host, port, token, anthropic_key)
+    print(f"hybrid-router proxy on http://{host}:{port}", file=sys.stderr)
+    print("Claude Code settings (~/.claude/settings.json or .claude/settings.json; "
+          "`hybrid-router install --proxy` writes them):", file=sys.stderr)
+    print(json.dumps(settings, indent=2), file=sys.stderr)
+    if not anthropic_key:
+        print("ANTHROPIC_API_KEY is not set for the proxy: keep your own key (or login token) in "
+              "Claude Code; the proxy forwards it to Anthropic for the premium routes.", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,373 @@
+"""Calling one upstream for one request, in the protocol it speaks, with the answer always in
+Anthropic's shape: a byte-faithful passthrough to Anthropic, Anthropic's Messages API on
+Ollama (0.14+) and llama.cpp, or a translation to and from OpenAI chat completions.
+
+A failure before the answer starts is a `LinkFailure` (the relay then tries the next link); the
+stream itself is an async iterator of complete SSE events, in Anthropic's format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2 as httpx
+
+from ..providers.chat import request_headers
+from ..providers.translate import (
+    OpenAIStreamToAnthropic,
+    TranslationError,
+    anthropic_to_openai_request,
+    openai_error_to_anthropic,
+    openai_to_anthropic_response,
+    sse_bytes,
+)
+from .links import Link
+
+# Client headers that describe the hop, not the request: never forwarded.
+_HOP_HEADERS = frozenset({
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
+    "accept-encoding", "proxy-authorization", "proxy-connection",
+})
+# Request fields only Anthropic understands: dropped for other Messages-API servers.
+_ANTHROPIC_ONLY_FIELDS = ("context_management", "output_config", "metadata", "service_tier",
+                          "container", "inference_geo", "mcp_servers")
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class LinkFailure(Exception):
+    """This link did not start an answer. `retriable`: the next link may still succeed."""
+
+    def __init__(self, message: str, error_class: str, *, retriable: bool = True,
+                 status: int | None = None, body: bytes | None = None,
+                 retry_after: float | None = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.retriable = retriable
+        self.status = status
+        self.body = body  # an Anthropic-shaped error body, forwarded when this is the last word
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    stop_reason: str | None = None
+
+    def absorb(self, usage: Any) -> None:
+        """Take the counts an Anthropic `usage` object carries (later events refine earlier ones)."""
+        if not isinstance(usage, dict):
+            return
+        for source, target in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
+                               ("cache_read_input_tokens", "cache_read_tokens"),
+                               ("cache_creation_input_tokens", "cache_write_tokens")):
+            value = usage.get(source)
+            if isinstance(value, int) and value > 0:
+                setattr(self, target, value)
+
+
+@dataclass
+class Opened:
+    """A started answer: status and headers for the client, and the events (or the body)."""
+
+    status: int
+    headers: dict[str, str]
+    events: AsyncIterator[bytes] | None = None
+    body: bytes | None = None
+    usage: Usage = field(default_factory=Usage)
+    response: httpx.Response | None = None
+
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
+
+
+@dataclass(frozen=True)
+class Call:
+    """What every upstream call needs about the incoming request."""
+
+    body: dict[str, Any]
+    raw: bytes
+    headers: Mapping[str, str]
+    stream: bool
+    estimated_tokens: int
+    proxy_token: str | None
+    requested_model: str
+
+
+def _timeout(link: Link) -> httpx.Timeout:
+    provider = link.provider
+    return httpx.Timeout(connect=provider.connect_timeout, read=provider.read_timeout, write=60.0, pool=30.0)
+
+
+def _messages_url(link: Link) -> str:
+    base = link.base_url.rstrip("/")
+    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+
+def _chat_url(link: Link) -> str:
+    base = link.base_url.rstrip("/")
+    if link.provider.kind == "ollama":
+        return f"{base}/v1/chat/completions"
+    return f"{base}/chat/completions"
+
+
+def anthropic_headers(link: Link, call: Call) -> dict[str, str]:
+    """The client's headers, as they came, for Anthropic — auth replaced only by a configured key."""
+    headers: dict[str, str] = {}
+    for name, value in call.headers.items():
+        lowered = name.lower()
+        if lowered in _HOP_HEADERS or lowered.startswith("x-claude-code-"):
+            continue
+        replaced = link.api_key or (call.proxy_token and call.proxy_token in value)
+        if lowered in ("x-api-key", "authorization") and replaced:
+            continue  # our own key replaces it; the proxy's token is not Anthropic's business
+        headers[name] = value
+    if link.api_key:
+        headers["x-api-key"] = link.api_key
+    headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+    headers["content-type"] = "application/json"
+    return headers
+
+
+def _anthropic_body(link: Link, call: Call) -> bytes:
+    """Anthropic gets the client's bytes; only `model` may change, when the route says so."""
+    if call.body.get("model") == link.model:
+        return call.raw
+    return json.dumps({**call.body, "model": link.model}, ensure_ascii=False).encode()
+
+
+def messages_api_body(link: Link, call: Call) -> dict[str, Any]:
+    """A Messages-API body for a server that is not Anthropic (Ollama, llama.cpp).
+
+    Claude Code's `role: "system"` messages move into `system` (only Anthropic accepts them
+    mid-conversation); Anthropic-only fields go; `max_tokens` is capped to what the window leaves.
+    """
+    body = {k: v for k, v in call.body.items() if k not in _ANTHROPIC_ONLY_FIELDS}
+    body["model"] = link.model
+    system = body.get("system")
+    blocks: list[Any] = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+    messages = []
+    for message in body.get("messages", []):
+        if message.get("role") == "system":
+            content = message.get("content")
+            if isinstance(content, str):
+                blocks.append({"type": "text", "text": content})
+            else:
+                blocks.extend(b for b in content if isinstance(b, dict) and b.get("type") == "text")
+        else:
+            messages.append(message)
+    body["messages"] = messages
+    if blocks:
+        body["system"] = blocks
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") != "enabled":
+        body.pop("thinking")  # "adaptive" is Anthropic's own; other servers reject or misread it
+    if link.window:
+        room = max(256, link.window - call.estimated_tokens)
+        body["max_tokens"] = min(int(body.get("max_tokens") or room), room)
+    return body
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -> LinkFailure:
+    retry_after = _retry_after(headers)
+    if link.is_anthropic:
+        # Anthropic's own error bodies go to the client unchanged: Claude Code reads their wording.
+        retriable = status in (408, 429, 500, 502, 503, 504, 529)
+        return LinkFailure(f"{link.label} answered HTTP {status}", f"http-{status}", retriable=retriable,
+                           status=status, body=body, retry_after=retry_after, headers=headers)
+    mapped_status, mapped = openai_error_to_anthropic(status, body)
+    message = mapped.get("error", {}).get("message", f"HTTP {status}")
+    return LinkFailure(f"{link.label} answered HTTP {status}: {message}", f"http-{status}",
+                       status=mapped_status, body=json.dumps(mapped).encode(), retry_after=retry_after)
+
+
+async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol: str) -> Opened:
+    """Send the request to `link`; return once the answer has started (status 200 seen)."""
+    try:
+        if protocol == "anthropic":
+            if link.is_anthropic:
+                headers = anthropic_headers(link, call)
+                content = _anthropic_body(link, call)
+            else:
+                headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION,
+                           "x-api-key": link.api_key or "hybrid-router"}
+                content = json.dumps(messages_api_body(link, call), ensure_ascii=False).encode()
+            request = client.build_request("POST", _messages_url(link), content=content, headers=headers,
+                                           timeout=_timeout(link))
+        else:
+            try:
+                payload = anthropic_to_openai_request(call.body, link.model)
+            except TranslationError as exc:
+                raise LinkFailure(f"{link.label}: {exc}", "untranslatable") from None
+            if link.window:
+                room = max(256, link.window - call.estimated_tokens)
+                payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
+            request = client.build_request("POST", _chat_url(link), json=payload,
+                                           headers=request_headers(link.provider, link.api_key),
+                                           timeout=_timeout(link))
+        response = await client.send(request, stream=True)
+    except httpx.ConnectError as exc:
+        raise LinkFailure(f"{link.label}: cannot connect to {link.base_url} ({exc})", "connect") from None
+    except httpx.TimeoutException:
+        raise LinkFailure(f"{link.label}: no answer within {link.provider.read_timeout:g} s", "timeout") from None
+    except httpx.TransportError as exc:
+        raise LinkFailure(f"{link.label}: {type(exc).__name__}: {exc}", "transport") from None
+    if response.status_code != 200:
+        try:
+            body = await response.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await response.aclose()
+        raise _failure(link, response.status_code, body, response.headers)
+    opened = Opened(200, _response_headers(response), response=response)
+    if protocol == "anthropic":
+        if call.stream:
+            opened.events = _anthropic_events(response, opened.usage)
+        else:
+            opened.body = await _read_all(response, link)
+            _absorb_message(opened.body, opened.usage)
+    elif call.stream:
+        translator = OpenAIStreamToAnthropic(call.requested_model, input_tokens=call.estimated_tokens)
+        opened.events = _translated_events(response, translator, opened.usage)
+    else:
+        raw = await _read_all(response, link)
+        try:
+            message = openai_to_anthropic_response(json.loads(raw), call.requested_model)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise LinkFailure(f"{link.label}: unreadable answer ({exc})", "protocol") from None
+        opened.body = json.dumps(message).encode()
+        opened.headers["content-type"] = "application/json"
+        _absorb_message(opened.body, opened.usage)
+    return opened
+
+
+def _response_headers(response: httpx.Response) -> dict[str, str]:
+    kept = {}
+    for name in ("content-type", "request-id", "anthropic-organization-id"):
+        if name in response.headers:
+            kept[name] = response.headers[name]
+    return kept
+
+
+async def _read_all(response: httpx.Response, link: Link) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.HTTPError as exc:
+        raise LinkFailure(f"{link.label}: the answer broke off ({type(exc).__name__})", "broken") from None
+    finally:
+        await response.aclose()
+
+
+def _absorb_message(body: bytes, usage: Usage) -> None:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return
+    if isinstance(message, dict):
+        usage.absorb(message.get("usage"))
+        usage.stop_reason = message.get("stop_reason")
+
+
+class StreamBroken(Exception):
+    """The upstream stream ended abnormally after it had started."""
+
+
+async def _anthropic_events(response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+    """Complete SSE events from an Anthropic-format stream, noting usage as they pass."""
+    buffer = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            buffer += chunk.replace(b"\r\n", b"\n")
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                if event.strip():
+                    _note_usage(event, usage)
+                    yield event + b"\n\n"
+    except httpx.HTTPError as exc:
+        raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
+    if buffer.strip():
+        yield buffer + b"\n\n"
+    if usage.stop_reason is None:
+        raise StreamBroken("the stream ended before message_stop")
+
+
+def _note_usage(event: bytes, usage: Usage) -> None:
+    name = b""
+    data = b""
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            name = line[6:].strip()
+        elif line.startswith(b"data:"):
+            data += line[5:].strip()
+    if name not in (b"message_start", b"message_delta", b"error"):
+        return  # content deltas are not parsed: they are most of the bytes
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return
+    if name == b"message_start":
+        usage.absorb((payload.get("message") or {}).get("usage"))
+    elif name == b"message_delta":
+        usage.absorb(payload.get("usage"))
+        usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
+    else:
+        raise StreamBroken(f"upstream error event: {data[:200].decode('utf-8', 'replace')}")
+
+
+async def _translated_events(
+    response: httpx.Response, translator: OpenAIStreamToAnthropic, usage: Usage
+) -> AsyncIterator[bytes]:
+    """OpenAI chat-completion chunks in, Anthropic SSE events out."""
+    finished = False
+    try:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # event names, comments (": OPENROUTER PROCESSING")
+            data = line[5:].strip()
+            if data == "[DONE]":
+                finished = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(chunk, dict) and chunk.get("choices") and any(
+                c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)
+            ):
+                finished = True
+            for name, payload in translator.feed(chunk):
+                _usage_from_event(name, payload, usage)
+                yield sse_bytes(name, payload)
+    except httpx.HTTPError as exc:
+        raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
+    if not finished:
+        raise StreamBroken("the stream ended without a finish reason")
+    for name, payload in translator.finish():
+        _usage_from_event(name, payload, usage)
+        yield sse_bytes(name, payload)
+
+
+def _usage_from_event(name: str, payload: dict[str, Any], usage: Usage) -> None:
+    if name == "message_start":
+        usage.absorb((payload.get("message") or {}).get("usage"))
+    elif name == "message_delta":
+        usage.absorb(payload.get("usage"))
+        usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
+    elif name == "error":
+        raise StreamBroken(str(payload.get("error")))

@@ -1,0 +1,71 @@
+"""Reading a Messages request body: every malformed or hostile body is a clear 400, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ROLES = ("user", "assistant", "system")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_messages_body(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the request body is not UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    check_messages_body(body)
+    return body
+
+
+def check_messages_body(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("model: a non-empty string is required")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise BadRequest("max_tokens: a positive integer is required")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages: a non-empty array is required")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages.{index}: an object is required")
+        if message.get("role") not in ROLES:
+            raise BadRequest(f"messages.{index}.role: expected one of user, assistant, system")
+        content = message.get("content")
+        if not isinstance(content, (str, list)):
+            raise BadRequest(f"messages.{index}.content: a string or an array of blocks is required")
+        if isinstance(content, list):
+            for block_index, block in enumerate(content):
+                if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                    raise BadRequest(f"messages.{index}.content.{block_index}: a block with a string `type` is required")
+    system = body.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        raise BadRequest("system: a string or an array of text blocks is required")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise BadRequest("stream: a boolean is required")
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("tools: an array is required")
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+                raise BadRequest(f"tools.{index}: an object with a string `name` is required")
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadRequest(f"{key}: a number is required")
