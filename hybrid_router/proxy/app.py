@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2 as httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +25,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__, home, store
-from ..config import RouterConfig, load_config
+from ..config import RouterConfig, load_config, provider_api_key, provider_base_url
+from ..providers import probe
+from ..providers.openrouter import FreeTierTracker
 from ..routing import Decision, RoutingTable, Target, decide, decide_with_pin
 from ..routing_table import routing_table
 from ..signals import Signals, signals_from_request
@@ -32,7 +35,7 @@ from .errors import error_body, request_id
 from .links import Link, candidate_links, skip_reason
 from .log_writer import LogWriter
 from .relay import Exchange, StreamRelay, answer_once
-from .upstream import Call, anthropic_headers
+from .upstream import Call, LinkFailure, Opened, anthropic_headers
 from .validate import BadRequest, parse_messages_body
 
 log = logging.getLogger("hybrid_router.proxy")
@@ -61,7 +64,47 @@ class ProxyState:
             trust_env=False, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
         self._ollama_versions: dict[str, tuple[float, tuple[int, ...] | None]] = {}
-        self.tool_capability: dict[tuple[str, str], bool] = {}
+        self.openrouter = FreeTierTracker.at_home(environ)
+        self.reports: list[Any] = probe.load_reports(probe.cache_path(environ))
+
+    async def start_probe(self) -> None:
+        """Probe the backends in the background (tool calls, windows); results take effect as
+        they arrive, and until then the cached ones from the last probe or `doctor` apply."""
+        try:
+            reports = await probe.probe_all(self.config, self.environ, self.client)
+        except Exception as exc:  # noqa: BLE001 - a failed probe only means less information
+            log.warning("backend probe failed: %s", exc)
+            return
+        self.reports = reports
+        probe.save_reports(probe.cache_path(self.environ), reports)
+
+    async def refresh_openrouter(self) -> None:
+        now = time.time()
+        for name, provider in self.config.providers.items():
+            key = provider_api_key(provider, self.environ)
+            if provider.kind == "openrouter" and key:
+                await self.openrouter.refresh(self.client, name, provider_base_url(provider, self.environ), key, now)
+
+    def tool_capable(self, link: Link) -> bool | None:
+        return probe.tool_capable(self.reports, link.provider_name, link.model)
+
+    def exhausted(self, link: Link) -> str | None:
+        if link.provider.kind != "openrouter":
+            return None
+        return self.openrouter.exhausted(link.provider_name, link.model, time.time())
+
+    def note_failure(self, link: Link, failure: LinkFailure) -> None:
+        if link.provider.kind == "openrouter" and failure.status is not None:
+            now = time.time()
+            self.openrouter.count_request(link.provider_name, link.model, now)
+            self.openrouter.record_response(link.provider_name, link.model, failure.status,
+                                            failure.headers, failure.upstream_body, now)
+
+    def note_success(self, link: Link, opened: Opened) -> None:
+        if link.provider.kind == "openrouter":
+            now = time.time()
+            self.openrouter.count_request(link.provider_name, link.model, now)
+            self.openrouter.record_response(link.provider_name, link.model, 200, opened.headers, None, now)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -139,10 +182,6 @@ def _pin_decision(state: ProxyState, signals: Signals, pin: store.Pin) -> Decisi
                            f"turn pinned by the prompt hook ({pin.reason or pin.rule})")
 
 
-def _tool_capable(state: ProxyState, link: Link) -> bool | None:
-    return state.tool_capability.get((link.provider_name, link.model))
-
-
 async def messages(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
     if not _authorized(request, state.token):
@@ -157,14 +196,14 @@ async def messages(request: Request) -> Response:
     signals = signals_from_request(body, request.headers)
     pin = state.pinned(signals.session_id)
     decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
-    links = candidate_links(decision, state.config, state.table, state.environ)
+    links = candidate_links(decision, state.config, state.table, state.environ, signals.requested_model)
     has_tools = bool(body.get("tools"))
     client_auth = _client_has_auth(request.headers, state.token)
     usable, skipped = [], []
     for link in links:
         reason = skip_reason(
             link, signals, output_reserve=state.config.output_reserve_tokens, has_tools=has_tools,
-            tool_capable=_tool_capable(state, link), exhausted=None, client_has_auth=client_auth,
+            tool_capable=state.tool_capable(link), exhausted=state.exhausted(link), client_has_auth=client_auth,
         )
         if reason:
             skipped.append(f"{link.label}: {reason}")
@@ -179,6 +218,7 @@ async def messages(request: Request) -> Response:
         call=call, signals=signals, decision=decision, links=usable, config=state.config,
         protocol_for=state.protocol_for, client=state.client, write_row=state.log_writer.submit,
         prompt_id=pin.prompt_id if pin else None, skipped=skipped,
+        on_failure=state.note_failure, on_response=state.note_success,
     )
     if call.stream:
         return StreamRelay(exchange)  # type: ignore[return-value] - an ASGI app is a valid response
@@ -229,8 +269,6 @@ async def count_tokens(request: Request) -> Response:
 
 
 def _anthropic_link(state: ProxyState) -> Link | None:
-    from ..config import provider_api_key, provider_base_url
-
     for name, provider in state.config.providers.items():
         if provider.kind == "anthropic":
             return Link(name, provider, "", provider_base_url(provider, state.environ),
@@ -281,11 +319,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.proxy = ProxyState(loaded, env, token)
-        try:
-            yield
-        finally:
-            await app.state.proxy.close()
+        state = app.state.proxy = ProxyState(loaded, env, token)
+        async with anyio.create_task_group() as background:
+            background.start_soon(state.refresh_openrouter)
+            if loaded.proxy.probe_on_start:
+                background.start_soon(state.start_probe)
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
+                await state.close()
 
     routes = [
         Route("/v1/messages", messages, methods=["POST"]),

@@ -37,9 +37,16 @@ def _window(table: RoutingTable, provider: str, model: str) -> int | None:
 
 
 def candidate_links(
-    decision: Decision, config: RouterConfig, table: RoutingTable, environ: dict[str, str]
+    decision: Decision,
+    config: RouterConfig,
+    table: RoutingTable,
+    environ: dict[str, str],
+    requested_model: str | None = None,
 ) -> list[Link]:
-    """The routed model, then its fallbacks, then the configured last resort; no repeats."""
+    """The routed model, then its fallbacks, then the configured last resort; no repeats.
+
+    Any link to Anthropic uses the client's own Claude model when it named one.
+    """
     wanted: list[tuple[str, str, int | None]] = []
     primary_window = table.tier(decision.tier).context_window if decision.tier else None
     wanted.append((decision.provider, decision.model, primary_window))
@@ -58,8 +65,8 @@ def candidate_links(
         provider = config.providers.get(name)
         if provider is None:
             continue
-        if provider.kind == "anthropic" and decision.model.startswith("claude") and name == decision.provider:
-            model = decision.model
+        if provider.kind == "anthropic" and requested_model and requested_model.startswith("claude"):
+            model = requested_model
         if (name, model) in seen:
             continue
         seen.add((name, model))

@@ -42,7 +42,8 @@ class LinkFailure(Exception):
 
     def __init__(self, message: str, error_class: str, *, retriable: bool = True,
                  status: int | None = None, body: bytes | None = None,
-                 retry_after: float | None = None, headers: Mapping[str, str] | None = None) -> None:
+                 retry_after: float | None = None, headers: Mapping[str, str] | None = None,
+                 upstream_body: bytes | None = None) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.retriable = retriable
@@ -50,6 +51,7 @@ class LinkFailure(Exception):
         self.body = body  # an Anthropic-shaped error body, forwarded when this is the last word
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+        self.upstream_body = upstream_body  # what the upstream itself said (for rate-limit trackers)
 
 
 @dataclass
@@ -193,7 +195,8 @@ def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -
     mapped_status, mapped = openai_error_to_anthropic(status, body)
     message = mapped.get("error", {}).get("message", f"HTTP {status}")
     return LinkFailure(f"{link.label} answered HTTP {status}: {message}", f"http-{status}",
-                       status=mapped_status, body=json.dumps(mapped).encode(), retry_after=retry_after)
+                       status=mapped_status, body=json.dumps(mapped).encode(), retry_after=retry_after,
+                       headers=headers, upstream_body=body)
 
 
 async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol: str) -> Opened:
