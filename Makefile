@@ -22,10 +22,11 @@ $(VENV)/.test-installed: $(VENV)/.installed tests/node/package.json
 
 install: $(VENV)/.installed
 
-## run: install, write the default config if there is none, run the routing demo and the stats
+## run: install, write the default config if there is none, start the proxy (it prints the
+## Claude Code settings that use it; Ctrl-C stops it)
 run: $(VENV)/.installed
 	$(BIN)/hybrid-router init --if-missing
-	$(BIN)/hybrid-router demo
+	$(BIN)/hybrid-router proxy
 
 ## test: install the test dependencies and run the whole suite
 test: $(VENV)/.test-installed

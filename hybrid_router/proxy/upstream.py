@@ -35,6 +35,8 @@ _HOP_HEADERS = frozenset({
 _ANTHROPIC_ONLY_FIELDS = ("context_management", "output_config", "metadata", "service_tier",
                           "container", "inference_geo", "mcp_servers")
 ANTHROPIC_VERSION = "2023-06-01"
+# What `hybrid-router install --proxy` puts in ANTHROPIC_AUTH_TOKEN when the proxy holds the key.
+PLACEHOLDER_TOKEN = "hybrid-router"
 
 
 class LinkFailure(Exception):
@@ -127,9 +129,10 @@ def anthropic_headers(link: Link, call: Call) -> dict[str, str]:
         lowered = name.lower()
         if lowered in _HOP_HEADERS or lowered.startswith("x-claude-code-"):
             continue
-        replaced = link.api_key or (call.proxy_token and call.proxy_token in value)
+        placeholder = value.removeprefix("Bearer ").strip() == PLACEHOLDER_TOKEN
+        replaced = link.api_key or placeholder or (call.proxy_token and call.proxy_token in value)
         if lowered in ("x-api-key", "authorization") and replaced:
-            continue  # our own key replaces it; the proxy's token is not Anthropic's business
+            continue  # our key replaces it; the proxy's token and the placeholder are not Anthropic's
         headers[name] = value
     if link.api_key:
         headers["x-api-key"] = link.api_key
