@@ -54,10 +54,16 @@ def _table(headers: list[str], rows: list[list[str]], left_columns: int = 1) -> 
 def stats_text(stats: Stats) -> str:
     scope = f", source {stats.source}" if stats.source else ""
     scope += f", session {stats.session}" if stats.session else ""
-    noun = "decision" if stats.requests == 1 else "decisions"
-    lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.requests:,} {noun}"]
-    if not stats.requests:
+    noun = "decision" if stats.decisions == 1 else "decisions"
+    lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.decisions:,} {noun}"]
+    if not stats.decisions:
         lines.append("No decisions logged in this period yet.")
+        return "\n".join(lines)
+    if stats.classified:
+        counts = ", ".join(f"{p} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1]))
+        total = sum(stats.classified.values())
+        lines.append(f"Prompts classified without calling a model: {total:,} ({counts})")
+    if not stats.requests:
         return "\n".join(lines)
     rows = [
         [

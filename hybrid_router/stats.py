@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .store import SECONDS_PER_DAY
+from .store import OUTCOME_ROUTED, SECONDS_PER_DAY
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -71,7 +71,9 @@ class Stats:
     until: float
     source: str | None
     session: str | None = None
-    requests: int = 0
+    decisions: int = 0  # every row
+    requests: int = 0  # rows where a surface acted (a model called, a task declined...)
+    classified: dict[str, int] = field(default_factory=dict)  # decision-only rows, per provider
     cost: float = 0.0
     baseline_cost: float = 0.0
     fallbacks: int = 0
@@ -93,7 +95,9 @@ class Stats:
             "until": _iso(self.until),
             "source": self.source,
             "session": self.session,
+            "decisions": self.decisions,
             "requests": self.requests,
+            "classified": {"total": sum(self.classified.values()), "providers": dict(self.classified)},
             "cost": round(self.cost, 6),
             "baseline_cost": round(self.baseline_cost, 6),
             "savings": round(self.savings, 6),
@@ -204,6 +208,13 @@ def compute_stats(
     ) in _aggregate_rows(conn, since, until, source, session):
         if not count:
             continue
+        result.decisions += count
+        result.outcomes[outcome] = result.outcomes.get(outcome, 0) + count
+        if outcome == OUTCOME_ROUTED:
+            # A hook (or `route --log`) classified a prompt; no model was called. Counting these
+            # as requests would count a proxied turn twice and skew the provider shares.
+            result.classified[provider] = result.classified.get(provider, 0) + count
+            continue
         entry = by_provider.setdefault(
             provider, ProviderStats(provider, 0, 0.0, 0, 0, 0, 0, 0.0, 0.0)
         )
@@ -217,7 +228,6 @@ def compute_stats(
         result.requests += count
         result.cost += cost
         result.baseline_cost += baseline
-        result.outcomes[outcome] = result.outcomes.get(outcome, 0) + count
         if outcome == "error":
             result.errors += count
         # A row that says where it fell back from, or that is marked a fallback, counts once.

@@ -68,7 +68,8 @@ def test_route_writes_nothing_without_log(router_home):
     assert not (router_home / "decisions.db").exists()
     run("route", "--log", "list files")
     stats = json.loads(run("stats", "--json").output)
-    assert stats["requests"] == 1
+    assert (stats["decisions"], stats["requests"]) == (1, 0)  # classified, no model called
+    assert stats["classified"] == {"total": 1, "providers": {"ollama": 1}}
     assert stats["outcomes"] == {"routed": 1}
 
 
@@ -143,7 +144,7 @@ def test_stats_text_json_and_bad_period():
     text = run("stats", "--recent", "5")
     assert "2 decisions" in text.output and "file-operations" in text.output
     data = json.loads(run("stats", "--json", "--since", "1h").output)
-    assert {p["provider"] for p in data["providers"]} == {"ollama", "anthropic"}
+    assert set(data["classified"]["providers"]) == {"ollama", "anthropic"}
     bad = run("stats", "--since", "someday")
     assert bad.exit_code == 2 and "invalid period 'someday'" in bad.output
 
@@ -160,7 +161,8 @@ def test_demo_routes_the_samples_and_shows_stats():
     result = run("demo")
     assert result.exit_code == 0
     assert "-> anthropic/" in result.output and "-> ollama/" in result.output
-    assert "Cost without router" in result.output
+    assert "7 decisions" in result.output
+    assert "Prompts classified without calling a model: 7 (ollama 4, anthropic 3)" in result.output
 
 
 def test_installed_console_script_runs_as_a_real_process(router_home):

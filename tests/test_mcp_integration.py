@@ -389,7 +389,7 @@ def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path:
     # the seeded row is there: the server read the test's HYBRID_ROUTER_HOME
     assert stats_text.startswith("Routing stats, all time: 1 decision\n")
     assert "ollama" in stats_text and "seeded" in stats_text
-    assert called["structuredContent"]["requests"] == 1
+    assert called["structuredContent"]["decisions"] == 1
     assert called["structuredContent"]["recent"][0]["rule"] == "seeded"
     assert list_seconds < 20 and call_seconds < 20, (list_seconds, call_seconds)
     print(f"mcp-inspector: tools/list {list_seconds:.2f} s, tools/call {call_seconds:.2f} s")

@@ -377,7 +377,7 @@ async def test_route_stats_for_one_session(router_home, project):
     conn.close()
     async with Client(build_server(working_directory=project)) as client:
         result = await client.call_tool("route_stats", {"period": "all", "session": "a"})
-    assert result.structured_content["requests"] == 2
+    assert result.structured_content["decisions"] == 2
     assert result.structured_content["session"] == "a"
     assert "session a" in text_of(result)
 

@@ -62,7 +62,9 @@ def seeded(router_home):
 
 def test_all_time_totals_savings_and_shares(seeded):
     stats = compute_stats(seeded, until=NOW)
-    assert stats.requests == 7
+    assert stats.decisions == 7
+    # the hook's decision-only row is a classified prompt, not a request
+    assert stats.requests == 6 and stats.classified == {"ollama": 1}
     assert stats.cost == pytest.approx(0.40)
     assert stats.baseline_cost == pytest.approx(1.50)
     assert stats.savings == pytest.approx(1.10)
@@ -70,8 +72,8 @@ def test_all_time_totals_savings_and_shares(seeded):
     assert (stats.fallbacks, stats.errors) == (1, 1)
     by_name = {p.provider: p for p in stats.providers}
     assert [p.provider for p in stats.providers] == ["ollama", "anthropic", "openrouter"]
-    assert by_name["ollama"].requests == 4
-    assert by_name["ollama"].share == pytest.approx(4 / 7)
+    assert by_name["ollama"].requests == 3
+    assert by_name["ollama"].share == pytest.approx(3 / 6)
     assert by_name["ollama"].input_tokens == 3500
     assert by_name["ollama"].savings == pytest.approx(1.0)
     assert by_name["anthropic"].cost == pytest.approx(0.40)
@@ -80,7 +82,7 @@ def test_all_time_totals_savings_and_shares(seeded):
 
 def test_period_and_source_filters(seeded):
     day = compute_stats(seeded, since=NOW - 24 * HOUR, until=NOW)
-    assert day.requests == 6
+    assert (day.decisions, day.requests) == (6, 5)
     assert day.baseline_cost == pytest.approx(1.00)
     mcp = compute_stats(seeded, until=NOW, source="mcp")
     assert mcp.requests == 1 and mcp.providers[0].provider == "ollama"
@@ -96,6 +98,7 @@ def test_empty_log_reads_as_zero_not_an_error(router_home):
 def test_text_report_shows_the_numbers_a_user_looks_for(seeded):
     text = stats_text(compute_stats(seeded, until=NOW))
     assert "7 decisions" in text
+    assert "Prompts classified without calling a model: 1 (ollama 1)" in text
     assert "Cost without router  $1.5000" in text
     assert "Saved                $1.1000 (73.3%)" in text
     assert "Fallbacks 1   Errors 1" in text
