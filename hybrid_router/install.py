@@ -785,12 +785,21 @@ def _last_index(items: Any, wanted: Any) -> int | None:
 # --- applying a plan -----------------------------------------------------------------------------
 
 
-def backup_path(path: Path, now: datetime | None = None) -> Path:
+def backup_path(path: Path, now: datetime | None = None, directory: Path | None = None) -> Path:
+    """Where the backup of `path` goes: next to it, or (project scope) in the tool's home.
+
+    Project files are committed with the repository: their backups must not land beside them.
+    """
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}{BACKUP_INFIX}{stamp}")
+    if directory is None:
+        directory, name = path.parent, path.name
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        name = str(path.resolve()).strip(os.sep).replace(os.sep, "__")
+    candidate = directory / f"{name}{BACKUP_INFIX}{stamp}"
     counter = 2
     while candidate.exists():
-        candidate = path.with_name(f"{path.name}{BACKUP_INFIX}{stamp}-{counter}")
+        candidate = directory / f"{name}{BACKUP_INFIX}{stamp}-{counter}"
         counter += 1
     return candidate
 
@@ -829,9 +838,10 @@ def apply(plan: Plan, environ: Mapping[str, str] | None = None) -> Plan:
     for directory in plan.dirs_to_create:
         directory.mkdir(parents=True, exist_ok=True)
     entry = plan.manifest_entry
+    backups_dir = home.home_dir(env) / "backups" if plan.targets.scope == "project" else None
     for change in plan.changes:
         if change.before is not None and change.backup:
-            target = backup_path(change.path, now)
+            target = backup_path(change.path, now, backups_dir)
             shutil.copy2(change.path, target)
             plan.backups.append(target)
             if entry is not None:

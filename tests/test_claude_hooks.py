@@ -282,12 +282,12 @@ def test_uninstall_restores_the_project_bytes(tmp_path, router_home):
     config_after_run = snapshot(config_dir)  # the CLI writes its own state there
 
     uninstall(tmp_path, project)
-    restored = snapshot(project)
-    backups = [name for name in restored if ".hybrid-router-backup-" in name]
-    assert {k: v for k, v in restored.items() if k not in backups} == project_before
-    # the backups stay next to the files (install's holds the original bytes)
+    # byte for byte, and no backup left in the repository: they live in the tool's home
+    assert snapshot(project) == project_before
+    backups = {p.name: p.read_bytes() for p in (router_home / "backups").iterdir()}
     for name, original in project_before.items():
-        assert original in [restored[b] for b in backups if b.startswith(name + ".")], name
+        flattened = str((project / name).resolve()).strip("/").replace("/", "__")
+        assert original in [v for k, v in backups.items() if k.startswith(flattened + ".")], name
     assert snapshot(config_dir) == config_after_run
 
     # and the CLI no longer runs the router: no new row, no hint; the user's hook still runs
