@@ -717,6 +717,16 @@ def tool_capable(reports: Iterable[BackendReport], provider: str, model: str) ->
     return None
 
 
+def reported_window(reports: Iterable[BackendReport], provider: str, model: str) -> int | None:
+    """The context window the backend itself reported for `model` (None: unknown)."""
+    for report in reports:
+        if report.provider == provider:
+            entry = report.model(model)
+            if entry is not None:
+                return entry.context_window
+    return None
+
+
 def carry_over_tools(reports: list[BackendReport], previous: Iterable[BackendReport]) -> None:
     """Keep earlier tool results where the new reports have none (`doctor --no-tools`)."""
     previous = list(previous)

@@ -7,6 +7,7 @@ told otherwise; any other address needs HYBRID_ROUTER_TOKEN, checked on every re
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
@@ -87,6 +88,14 @@ class ProxyState:
 
     def tool_capable(self, link: Link) -> bool | None:
         return probe.tool_capable(self.reports, link.provider_name, link.model)
+
+    def with_reported_window(self, link: Link) -> Link:
+        """The smaller of the configured window and the one the backend reports (/api/show):
+        a config that promises more than the model has would let Ollama truncate silently."""
+        reported = probe.reported_window(self.reports, link.provider_name, link.model)
+        if reported is None or (link.window is not None and link.window <= reported):
+            return link
+        return dataclasses.replace(link, window=reported)
 
     def exhausted(self, link: Link) -> str | None:
         if link.provider.kind != "openrouter":
@@ -196,7 +205,10 @@ async def messages(request: Request) -> Response:
     signals = signals_from_request(body, request.headers)
     pin = state.pinned(signals.session_id)
     decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
-    links = candidate_links(decision, state.config, state.table, state.environ, signals.requested_model)
+    links = [
+        state.with_reported_window(link)
+        for link in candidate_links(decision, state.config, state.table, state.environ, signals.requested_model)
+    ]
     has_tools = bool(body.get("tools"))
     client_auth = _client_has_auth(request.headers, state.token)
     usable, skipped = [], []
