@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from ..config import Provider, RouterConfig, is_local, provider_api_key, provider_base_url
+from ..config import RouterConfig, is_local
 from ..pricing import Usage, baseline_cost, request_cost
 from ..providers.chat import (
     BackendError,
@@ -23,6 +23,7 @@ from ..providers.chat import (
     installed_models,
     same_model,
 )
+from ..providers.link import Link, make_link
 from ..routing import Decision, decide, tier_fallbacks
 from ..signals import Signals, estimate_text_tokens, signals_from_prompt
 from ..store import (
@@ -66,22 +67,6 @@ class DelegateRequest:
     force: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One model in the chain, with what it takes to call it."""
-
-    provider_name: str
-    provider: Provider
-    model: str
-    base_url: str
-    api_key: str | None
-    context_window: int | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider_name}/{self.model}"
-
-
 @dataclass(slots=True)
 class Delegation:
     """A finished delegation: the answer and everything the footer and the log need."""
@@ -111,17 +96,7 @@ class DelegateDeps:
 
 
 def _link(name: str, model: str, deps: DelegateDeps, window: int | None) -> Link | None:
-    provider = deps.config.providers.get(name)
-    if provider is None:
-        return None
-    return Link(
-        name,
-        provider,
-        model,
-        provider_base_url(provider, deps.environ),
-        provider_api_key(provider, deps.environ),
-        window,
-    )
+    return make_link(deps.config, name, model, deps.environ, window)
 
 
 def _usable_fallback(link: Link) -> str | None:
@@ -173,7 +148,7 @@ async def _explicit_model_chain(model: str, deps: DelegateDeps) -> list[Link]:
                 ),
                 None,
             )
-            return [replace(link, model=match, context_window=window)]
+            return [replace(link, model=match, window=window)]
     listing = "; ".join(f"{name}: {', '.join(models) or 'none'}" for name, models in seen.items())
     problem = f"model {model!r} is not installed on any local backend"
     if listing:
@@ -227,7 +202,7 @@ def _num_ctx(link: Link, tokens: int, max_tokens: int) -> int | None:
     needed = tokens + max_tokens
     rounded = -(-needed // 1024) * 1024
     size = max(MIN_OLLAMA_CONTEXT, rounded)
-    return min(size, link.context_window) if link.context_window else size
+    return min(size, link.window) if link.window else size
 
 
 # --- the tool ----------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def timeout_for(provider: Provider) -> httpx.Timeout:
     )
 
 
-def _error_message(response_text: str) -> str:
+def error_message(response_text: str) -> str:
     """The readable part of a backend's error body (Ollama's and OpenAI's shapes), short."""
     try:
         data = json.loads(response_text)
@@ -98,7 +98,7 @@ def _error_message(response_text: str) -> str:
 
 
 def _status_error(status: int, body: str, model: str) -> BackendError:
-    message = _error_message(body)
+    message = error_message(body)
     if status == 404:
         return BackendError(BackendError.MODEL_MISSING, f"model {model!r} not found: {message}", status)
     if status == 429:
@@ -213,7 +213,7 @@ async def _openai_chat(
             except ValueError:
                 raise BackendError(BackendError.PROTOCOL, f"the server sent an event that is not JSON: {data[:80]!r}") from None
             if "error" in chunk:
-                raise BackendError(BackendError.HTTP, _error_message(data))
+                raise BackendError(BackendError.HTTP, error_message(data))
             for choice in chunk.get("choices") or []:
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import httpx2 as httpx
 
 from ..config import Provider
-from .chat import BackendError, installed_models, same_model, timeout_for
+from .chat import BackendError, error_message, installed_models, same_model, timeout_for
 
 PullProgressFn = Callable[[int, int | None, str], Awaitable[None]]
 
@@ -74,7 +74,7 @@ async def pull_model(
         ) as response:
             if response.status_code != 200:
                 body = (await response.aread()).decode("utf-8", "replace")
-                raise BackendError(BackendError.HTTP, f"Ollama answered HTTP {response.status_code}: {_error_text(body)}",
+                raise BackendError(BackendError.HTTP, f"Ollama answered HTTP {response.status_code}: {error_message(body)}",
                                    response.status_code)
             async for raw in response.aiter_lines():
                 if not raw.strip():
@@ -105,11 +105,3 @@ async def pull_model(
         BackendError.PROTOCOL,
         f"the pull of {model!r} was interrupted ({shown}); call pull_model again to resume it",
     )
-
-
-def _error_text(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip()[:200]
-    return str(data.get("error", body))[:200] if isinstance(data, dict) else body[:200]

@@ -40,7 +40,7 @@ import httpx2 as httpx
 
 from .. import home
 from ..config import Provider, RouterConfig, provider_api_key, provider_base_url
-from .chat import request_headers, same_model
+from .chat import error_message, request_headers, same_model
 
 CACHE_VERSION = 1
 CACHE_RELATIVE_PATH = os.path.join("state", "probe.json")
@@ -201,15 +201,7 @@ def _metadata_timeout(provider: Provider) -> httpx.Timeout:
 
 def _error_text(response: httpx.Response) -> str:
     """The readable part of an error body (Ollama's, OpenAI's and Anthropic's shapes), short."""
-    text = response.text
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:200] or response.reason_phrase
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message") or json.dumps(error)
-    return str(error or text)[:200]
+    return error_message(response.text) or response.reason_phrase
 
 
 async def _request(

@@ -359,7 +359,8 @@ def _message_text(content: Any) -> str:
 
 # --- errors -------------------------------------------------------------------------------
 
-_ERROR_TYPES = {
+# Anthropic's error type for each HTTP status (the proxy's own errors use the same table).
+ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     402: "billing_error",
@@ -368,6 +369,7 @@ _ERROR_TYPES = {
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    502: "api_error",
     503: "overloaded_error",
     504: "timeout_error",
     529: "overloaded_error",
@@ -408,8 +410,8 @@ def openai_error_to_anthropic(status: int, body: bytes | str) -> tuple[int, dict
         status = _status_from_code(detail) or 500
     if status == 503:
         status = 529
-    kind = _ERROR_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
-    if status >= 400 and status < 500 and status not in _ERROR_TYPES:
+    kind = ERROR_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
+    if status >= 400 and status < 500 and status not in ERROR_TYPES:
         status = 400
     if kind == "invalid_request_error" and _CONTEXT_TOO_LONG.search(message):
         message = _too_long(message, detail)

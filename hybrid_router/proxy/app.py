@@ -193,9 +193,7 @@ def _pin_decision(state: ProxyState, signals: Signals, pin: store.Pin) -> Decisi
 
 async def messages(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
-    if not _authorized(request, state.token):
-        return anthropic_error(401, "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)")
-    raw = await _read_body(request, state.config.proxy.max_body_bytes)
+    raw = await _authorized_body(request, state)
     if isinstance(raw, Response):
         return raw
     try:
@@ -240,6 +238,13 @@ async def messages(request: Request) -> Response:
                     media_type=headers.get("content-type", "application/json"))
 
 
+async def _authorized_body(request: Request, state: ProxyState) -> bytes | Response:
+    """The request body, or the Anthropic-shaped error that answers instead (401, 413)."""
+    if not _authorized(request, state.token):
+        return anthropic_error(401, "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)")
+    return await _read_body(request, state.config.proxy.max_body_bytes)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -255,9 +260,7 @@ async def _read_body(request: Request, limit: int) -> bytes | Response:
 
 async def count_tokens(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
-    if not _authorized(request, state.token):
-        return anthropic_error(401, "invalid or missing hybrid-router token")
-    raw = await _read_body(request, state.config.proxy.max_body_bytes)
+    raw = await _authorized_body(request, state)
     if isinstance(raw, Response):
         return raw
     try:
@@ -297,7 +300,7 @@ async def health(request: Request) -> Response:
 async def models(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
     if not _authorized(request, state.token):
-        return anthropic_error(401, "invalid or missing hybrid-router token")
+        return anthropic_error(401, "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)")
     seen: list[str] = []
     entries = []
     for name, target in state.table.tiers:

@@ -5,20 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "overloaded_error",
-    504: "api_error",
-    529: "overloaded_error",
-}
+from ..providers.translate_response import ERROR_TYPES
 
 
 def request_id() -> str:

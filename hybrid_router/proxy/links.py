@@ -4,29 +4,10 @@ an exhausted free tier, server tools a non-Anthropic model cannot run)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..config import Provider, RouterConfig, provider_api_key, provider_base_url
+from ..config import RouterConfig
+from ..providers.link import Link, make_link
 from ..routing import Decision, RoutingTable
 from ..signals import Signals
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    provider_name: str
-    provider: Provider
-    model: str
-    base_url: str
-    api_key: str | None  # the configured key; None means Anthropic gets the client's own auth
-    window: int | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider_name}/{self.model}"
-
-    @property
-    def is_anthropic(self) -> bool:
-        return self.provider.kind == "anthropic"
 
 
 def _window(table: RoutingTable, provider: str, model: str) -> int | None:
@@ -70,8 +51,9 @@ def candidate_links(
         if (name, model) in seen:
             continue
         seen.add((name, model))
-        links.append(Link(name, provider, model, provider_base_url(provider, environ),
-                          provider_api_key(provider, environ), window))
+        link = make_link(config, name, model, environ, window)
+        if link is not None:
+            links.append(link)
     return links
 
 

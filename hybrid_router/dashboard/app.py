@@ -1,0 +1,119 @@
+"""The dashboard's HTTP surface: the page, its static files and one JSON endpoint, all read-only.
+
+`dashboard_routes(database_path)` is what the proxy mounts; `create_dashboard_app` is the same
+routes standalone (`hybrid-router dashboard`). With a token, the page and the JSON need it as
+`?token=`, `x-api-key` or `Authorization: Bearer` (the static files hold no data and are public).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import sqlite3
+from contextlib import closing
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import store
+from ..stats import PeriodError
+from .data import summary
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Nothing but this origin: the page loads no CDN, font or image from anywhere else.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _authorized(request: Request, token: str | None) -> bool:
+    if not token:
+        return True
+    bearer = request.headers.get("authorization") or ""
+    if bearer.lower().startswith("bearer "):
+        bearer = bearer[7:]
+    offered = (
+        request.query_params.get("token") or "",
+        request.headers.get("x-api-key") or "",
+        bearer,
+    )
+    return any(hmac.compare_digest(v.encode(), token.encode()) for v in offered if v)
+
+
+def _open_read_only(database_path: str) -> sqlite3.Connection:
+    """The log for reading; a log that does not exist yet reads as an empty one (not created)."""
+    if str(database_path) != ":memory:" and not os.path.exists(database_path):
+        conn = store.connect(":memory:")
+    else:
+        conn = store.connect(database_path)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseRoute]:
+    """`GET /dashboard`, `GET /dashboard/api/summary?since=PERIOD`, `/dashboard/static/...`."""
+    database_path = str(database_path)
+
+    def page(request: Request) -> Response:
+        if not _authorized(request, token):
+            return JSONResponse({"error": "invalid or missing hybrid-router token"}, 401)
+        return FileResponse(
+            os.path.join(STATIC_DIR, "index.html"),
+            media_type="text/html; charset=utf-8",
+            headers={**SECURITY_HEADERS, "cache-control": "no-cache"},
+        )
+
+    def api_summary(request: Request) -> Response:
+        # A plain function: Starlette runs it in its thread pool, off the proxy's event loop.
+        if not _authorized(request, token):
+            return JSONResponse({"error": "invalid or missing hybrid-router token"}, 401)
+        since = request.query_params.get("since", "24h")
+        try:
+            with closing(_open_read_only(database_path)) as conn:
+                data: dict[str, Any] = summary(conn, since)
+        except PeriodError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        except sqlite3.Error as exc:
+            return JSONResponse({"error": f"cannot read the decision log: {exc}"}, 503)
+        return JSONResponse(data, headers={"cache-control": "no-store"})
+
+    def to_page(request: Request) -> Response:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/dashboard{query}", 307)
+
+    return [
+        Route("/dashboard", page, methods=["GET", "HEAD"]),
+        Route("/dashboard/", to_page, methods=["GET", "HEAD"]),
+        Route("/dashboard/api/summary", api_summary, methods=["GET"]),
+        Mount(
+            "/dashboard/static",
+            app=StaticFiles(directory=STATIC_DIR),
+            name="dashboard-static",
+        ),
+    ]
+
+
+def create_dashboard_app(database_path: str, token: str | None = None) -> Starlette:
+    """The dashboard alone (what `hybrid-router dashboard` serves); `/` redirects to it."""
+
+    def root(request: Request) -> Response:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/dashboard{query}", 307)
+
+    routes = [*dashboard_routes(database_path, token), Route("/", root, methods=["GET", "HEAD"])]
+    return Starlette(routes=routes)
