@@ -254,17 +254,41 @@ def init(state: State, force: bool, if_missing: bool) -> None:
     default=0,
     help="Also list the N most recent decisions.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
-def stats(since: str, source: str | None, session: str | None, recent: int, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON (= --format json).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "csv"]),
+    default=None,
+    help="text (default), json, or csv (one row per provider, with a header).",
+)
+def stats(
+    since: str,
+    source: str | None,
+    session: str | None,
+    recent: int,
+    as_json: bool,
+    output_format: str | None,
+) -> None:
     """Requests, tokens and cost per provider; cost without the router; savings."""
+    if as_json and output_format not in (None, "json"):
+        raise click.UsageError(f"--json and --format {output_format} disagree; give one of them")
+    output_format = "json" if as_json else (output_format or "text")
+    if output_format == "csv" and recent:
+        raise click.UsageError("--recent does not apply to --format csv")
     try:
         since_ts = parse_since(since)
     except PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     with closing(open_log()) as conn:
         result = compute_stats(conn, since=since_ts, source=source, session=session)
-        rows = store.recent(conn, recent, since_ts, session) if recent else []
-    if as_json:
+        rows = store.recent(conn, recent, since_ts, session, source) if recent else []
+    if output_format == "csv":
+        from .export import stats_csv
+
+        click.echo(stats_csv(result), nl=False)
+        return
+    if output_format == "json":
         data = result.to_dict()
         if recent:
             data["recent"] = rows
@@ -344,6 +368,18 @@ cli.add_command(_uninstall_command)
 from .cli_doctor import doctor as _doctor_command
 
 cli.add_command(_doctor_command)
+
+from .cli_ops import logs as _logs_command
+from .cli_ops import monitor as _monitor_command
+from .cli_ops import setup as _setup_command
+
+cli.add_command(_setup_command)
+cli.add_command(_monitor_command)
+cli.add_command(_logs_command)
+
+from .cli_dashboard import dashboard as _dashboard_command
+
+cli.add_command(_dashboard_command)
 
 
 # --- demo --------------------------------------------------------------------------------------

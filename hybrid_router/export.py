@@ -1,4 +1,4 @@
-"""Machine-readable renderings of the stats: JSON (what `stats --json` prints) and CSV.
+"""The stats as CSV (`hybrid-router stats --format csv`); JSON is `Stats.to_dict()`.
 
 CSV is one row per provider, with exactly the fields of the JSON `providers` entries, plus a
 header row; it is written with the `csv` module, so quoting is always right.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from typing import Any
 
 from .stats import Stats
 
@@ -26,16 +24,6 @@ PROVIDER_COLUMNS = (
     "baseline_cost",
     "savings",
 )
-
-FORMATS = ("text", "json", "csv")
-
-
-def stats_json(stats: Stats, recent: list[dict[str, Any]] | None = None) -> str:
-    data = stats.to_dict()
-    if recent is not None:
-        data["recent"] = recent
-    return json.dumps(data, indent=2)
-
 
 def stats_csv(stats: Stats) -> str:
     """A header and one row per provider (none when nothing was called in the period)."""

@@ -62,11 +62,20 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
-def latest(conn: sqlite3.Connection, flt: LogFilter, limit: int) -> list[dict[str, Any]]:
-    """The `limit` newest matching rows, oldest first (the newest is printed last, as tail does)."""
+def latest(
+    conn: sqlite3.Connection, flt: LogFilter, limit: int, up_to_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The `limit` newest matching rows, oldest first (the newest is printed last, as tail does).
+
+    `up_to_id` leaves out rows written after a mark, so that a follower starting from that mark
+    prints each row once.
+    """
     if limit <= 0:
         return []
     where, params = flt.where()
+    if up_to_id is not None:
+        where = f"{where} AND id <= ?" if where else "WHERE id <= ?"
+        params.append(up_to_id)
     cursor = conn.execute(
         f"SELECT {', '.join(flt.columns())} FROM decisions {where} "
         "ORDER BY ts DESC, id DESC LIMIT ?",

@@ -27,7 +27,6 @@ def frame(
     conn: sqlite3.Connection,
     *,
     since: float | None,
-    since_label: str,
     source: str | None = None,
     recent: int = 10,
     local_providers: set[str] | Mapping[str, object] = frozenset(),
@@ -41,7 +40,7 @@ def frame(
     stamp = datetime.fromtimestamp(now).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     refresh = f"refresh {interval:g}s, Ctrl-C to quit" if interval else "one frame"
     scope = f", source {source}" if source else ""
-    lines = [f"hybrid-router monitor | {since_label}{scope} | {stamp} | {refresh}", ""]
+    lines = [f"hybrid-router monitor | {render.period_label(stats)}{scope} | {stamp} | {refresh}", ""]
 
     local_count = local_requests(stats, local)
     share = 100.0 * local_count / stats.requests if stats.requests else 0.0

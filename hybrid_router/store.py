@@ -319,8 +319,9 @@ def recent(
     limit: int = 10,
     since: float | None = None,
     session: str | None = None,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest decisions first (optionally of one session), without prompt text."""
+    """The newest decisions first (optionally of one session or surface), without prompt text."""
     shown = [c for c in COLUMNS if c != "prompt_text"]
     clauses: list[str] = []
     params: list[Any] = []
@@ -330,6 +331,9 @@ def recent(
     if session is not None:
         clauses.append("session_id = ?")
         params.append(session)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(source)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     cursor = conn.execute(
         f"SELECT id, {', '.join(shown)} FROM decisions {where} ORDER BY ts DESC, id DESC LIMIT ?",

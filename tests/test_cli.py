@@ -196,3 +196,13 @@ def test_unwritable_home_is_one_line_not_a_traceback(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_recent_decisions_follow_the_source_filter():
+    run("route", "--log", "list files")
+    from hybrid_router import home, store
+
+    conn = store.connect(home.database_path())
+    store.record(conn, store.DecisionRow(source="proxy", rule="r", provider="ollama", model="m", outcome="ok"))
+    data = json.loads(run("stats", "--json", "--source", "cli", "--recent", "5").output)
+    assert [row["source"] for row in data["recent"]] == ["cli"]

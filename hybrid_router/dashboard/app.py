@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import store
 from ..stats import PeriodError
-from .data import summary
+from .data import RuleHitCache, summary
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -68,6 +68,7 @@ def _open_read_only(database_path: str) -> sqlite3.Connection:
 def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseRoute]:
     """`GET /dashboard`, `GET /dashboard/api/summary?since=PERIOD`, `/dashboard/static/...`."""
     database_path = str(database_path)
+    cache = RuleHitCache()  # whole past days' rule counts, between the page's refreshes
 
     def page(request: Request) -> Response:
         if not _authorized(request, token):
@@ -85,7 +86,7 @@ def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseR
         since = request.query_params.get("since", "24h")
         try:
             with closing(_open_read_only(database_path)) as conn:
-                data: dict[str, Any] = summary(conn, since)
+                data: dict[str, Any] = summary(conn, since, cache=cache)
         except PeriodError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         except sqlite3.Error as exc:
