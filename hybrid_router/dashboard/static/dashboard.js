@@ -35,16 +35,8 @@
   var intFmt = new Intl.NumberFormat("en-US");
   function money(v) {
     var a = Math.abs(v);
-    var digits = a === 0 ? 2 : a < 1 ? 4 : 2;
+    var digits = a === 0 || a >= 0.1 ? 2 : 4;
     return (v < 0 ? "-$" : "$") + a.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  }
-  function shortMoney(v) {
-    var a = Math.abs(v);
-    if (a >= 1000) return (v < 0 ? "-$" : "$") + (a / 1000).toFixed(1) + "k";
-    if (a >= 10) return (v < 0 ? "-$" : "$") + a.toFixed(0);
-    if (a >= 1) return (v < 0 ? "-$" : "$") + a.toFixed(2);
-    if (a === 0) return "$0";
-    return (v < 0 ? "-$" : "$") + a.toFixed(a < 0.01 ? 4 : 3);
   }
   function ms(v) {
     if (v === null || v === undefined) return "–";
@@ -89,27 +81,42 @@
     svg.setAttribute("data-empty", "true");
     el("text", { x: s.w / 2, y: s.h / 2, "text-anchor": "middle", "class": "empty-label" }, svg, message || "No data for this period");
   }
-  function niceMax(v) {
-    if (!(v > 0)) return 1;
-    var exp = Math.pow(10, Math.floor(Math.log10(v)));
-    var f = v / exp;
-    var nice = f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10;
-    return nice * exp;
+  function niceStep(raw, integer) {
+    if (!(raw > 0)) return 1;
+    var exp = Math.pow(10, Math.floor(Math.log10(raw)));
+    var f = raw / exp;
+    var step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * exp;
+    if (integer) step = Math.max(1, Math.round(step) === 2.5 ? 2 : Math.ceil(step));
+    return step;
   }
-  function yAxis(svg, box, max, format, ticks) {
-    ticks = ticks || 4;
-    for (var i = 0; i <= ticks; i++) {
-      var v = max * i / ticks;
-      var y = box.y + box.h - box.h * i / ticks;
-      el("line", { x1: box.x, x2: box.x + box.w, y1: y, y2: y, "class": i === 0 ? "axis" : "grid" }, svg);
-      el("text", { x: box.x - 6, y: y + 4, "text-anchor": "end" }, svg, format(v));
+  // A scale from 0 up to `top`: a round maximum and 3-5 round ticks.
+  function scale(top, integer) {
+    var step = niceStep((top > 0 ? top : 1) / 4, integer);
+    var ticks = Math.max(1, Math.ceil((top > 0 ? top : 1) / step - 1e-9));
+    return { max: step * ticks, step: step, ticks: ticks };
+  }
+  function axisMoney(step) {
+    var digits = step >= 1 ? 0 : step >= 0.1 ? 2 : step >= 0.01 ? 2 : step >= 0.001 ? 3 : 4;
+    if (step >= 1 && step % 1 !== 0) digits = 2;
+    return function (v) {
+      var a = Math.abs(v);
+      if (a >= 1000) return (v < 0 ? "-$" : "$") + (a / 1000).toFixed(a % 1000 ? 1 : 0) + "k";
+      return (v < -1e-12 ? "-$" : "$") + a.toFixed(digits);
+    };
+  }
+  function yAxis(svg, box, sc, format, offset) {
+    offset = offset || 0;
+    for (var i = 0; i <= sc.ticks; i++) {
+      var v = sc.step * i;
+      var y = box.y + box.h - box.h * v / sc.max;
+      el("line", { x1: box.x, x2: box.x + box.w, y1: y, y2: y, "class": i === 0 && !offset ? "axis" : "grid" }, svg);
+      el("text", { x: box.x - 6, y: y + 4, "text-anchor": "end" }, svg, format(v + offset));
     }
   }
   function xLabels(svg, box, points, bucket, slot) {
     var every = Math.max(1, Math.ceil(points.length / 10));
     points.forEach(function (p, i) {
-      if (i % every !== 0 && i !== points.length - 1) return;
-      if (i === points.length - 1 && i % every !== 0 && (i % every) < every / 2) return;
+      if (i % every !== 0) return;
       el("text", { x: box.x + slot * (i + 0.5), y: box.y + box.h + 16, "text-anchor": "middle" }, svg, bucketLabel(p.t, bucket));
     });
   }
@@ -131,11 +138,13 @@
     var box = { x: 58, y: 12, w: s.w - 70, h: s.h - 42 };
     var top = 0, bottom = 0;
     points.forEach(function (p) { top = Math.max(top, p.savings, p.cost); bottom = Math.min(bottom, p.savings); });
-    var max = niceMax(top);
-    var min = bottom < 0 ? -niceMax(-bottom) : 0;
+    var sc = scale(top - bottom, false);
+    var min = bottom < 0 ? -Math.ceil(-bottom / sc.step - 1e-9) * sc.step : 0;
+    var max = min + sc.max;
+    if (max < top) { sc.ticks += 1; sc.max += sc.step; max += sc.step; }
     var span = max - min;
     var yOf = function (v) { return box.y + box.h * (max - v) / span; };
-    yAxis(svg, { x: box.x, y: box.y, w: box.w, h: box.h }, span, function (v) { return shortMoney(v + min); });
+    yAxis(svg, { x: box.x, y: box.y, w: box.w, h: box.h }, sc, axisMoney(sc.step), min);
     if (min < 0) el("line", { x1: box.x, x2: box.x + box.w, y1: yOf(0), y2: yOf(0), "class": "axis" }, svg);
     var slot = box.w / points.length;
     var barW = Math.max(1, Math.min(38, slot * 0.68));
@@ -171,6 +180,8 @@
     // items: [{key, value, label, color, title}]
     clear(svg);
     svg.removeAttribute("data-empty");
+    var width = size(svg).w;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + Math.max(130, items.length * 30 + 10));
     var s = size(svg);
     var rowH = Math.min(30, (s.h - 8) / Math.max(items.length, 1));
     var labelW = opts.labelWidth || 130;
@@ -246,8 +257,9 @@
     var box = { x: 40, y: 10, w: s.w - 50, h: s.h - 38 };
     var top = 0;
     points.forEach(function (p) { top = Math.max(top, p.fallbacks + p.errors); });
-    var max = top <= 4 ? 4 : niceMax(top);
-    yAxis(svg, box, max, function (v) { return v % 1 === 0 ? intFmt.format(v) : v.toFixed(1); });
+    var sc = scale(Math.max(top, 4), true);
+    var max = sc.max;
+    yAxis(svg, box, sc, function (v) { return intFmt.format(v); });
     var slot = box.w / points.length;
     var barW = Math.max(1, Math.min(22, slot * 0.68));
     points.forEach(function (p, i) {
@@ -300,8 +312,9 @@
     var box = { x: 56, y: 12, w: s.w - 66, h: s.h - 40 };
     var top = 0;
     groups.forEach(function (g) { top = Math.max(top, lat[g[0]].p99 || 0); });
-    var max = niceMax(top);
-    yAxis(svg, box, max, function (v) { return ms(v); });
+    var sc = scale(top, false);
+    var max = sc.max;
+    yAxis(svg, box, sc, function (v) { return ms(v); });
     var slot = box.w / groups.length;
     var barW = Math.min(56, slot / 4.2);
     var labels = [];
