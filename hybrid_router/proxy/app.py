@@ -294,6 +294,8 @@ def _anthropic_link(state: ProxyState) -> Link | None:
 
 
 async def health(request: Request) -> Response:
+    if not _authorized(request, request.app.state.proxy.token):
+        return anthropic_error(401, "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)")
     if request.method == "HEAD":
         return Response(status_code=200)
     return JSONResponse({"status": "ok", "service": "hybrid-router proxy", "version": __version__})
@@ -318,6 +320,8 @@ async def models(request: Request) -> Response:
 
 
 async def not_found(request: Request) -> Response:
+    if not _authorized(request, request.app.state.proxy.token):
+        return anthropic_error(401, "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)")
     return anthropic_error(404, f"{request.method} {request.url.path} is not a hybrid-router endpoint")
 
 

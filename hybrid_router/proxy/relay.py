@@ -23,10 +23,14 @@ from ..pricing import Usage as PricedUsage
 from ..pricing import baseline_cost, request_cost
 from ..routing import Decision
 from ..signals import Signals
+from ..store import OUTCOME_CANCELLED
 from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
 from .links import Link
 from .upstream import Call, LinkFailure, Opened, StreamBroken, Usage, open_link
 
+# Headers of an upstream's last-word error that tell the client when (and whether) to retry.
+_FORWARDED_ERROR_HEADERS = ("retry-after", "x-should-retry", "anthropic-ratelimit-requests-reset",
+                            "anthropic-ratelimit-tokens-reset")
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -56,6 +60,7 @@ class Exchange:
     ttft_ms: float | None = None
     outcome: str = store.OUTCOME_ERROR
     error_class: str | None = None
+    stop_chain: bool = False  # a failure no other link would fix (the client's own mistake)
     on_failure: Callable[[Link, LinkFailure], None] | None = None
     on_response: Callable[[Link, Opened], None] | None = None
 
@@ -72,6 +77,7 @@ class Exchange:
                     await anyio.sleep(failure.retry_after)
                     continue
                 self.failures.append(failure)
+                self.stop_chain = self.stop_chain or not failure.retriable
                 if self.on_failure is not None:
                     self.on_failure(link, failure)
                 return None
@@ -80,15 +86,17 @@ class Exchange:
             return opened
         return None  # pragma: no cover - the loop always returns
 
-    def final_error(self) -> tuple[int, bytes]:
-        """What the client gets when no link answered: the last word of the chain."""
+    def final_error(self) -> tuple[int, bytes, dict[str, str]]:
+        """What the client gets when no link answered: the last word of the chain (with the
+        headers that tell a client when to retry, as Anthropic sent them)."""
         last = self.failures[-1] if self.failures else None
         if last is not None and last.body and last.status:
-            return last.status, last.body  # Anthropic's own body, or an upstream error in its shape
+            kept = {k: v for k, v in last.headers.items() if k.lower() in _FORWARDED_ERROR_HEADERS}
+            return last.status, last.body, kept  # Anthropic's own body, or an upstream error in its shape
         tried = "; ".join(str(f) for f in self.failures) or "no link could take the request"
         skipped = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
         status = 529 if any(f.error_class in ("connect", "timeout") for f in self.failures) else 502
-        return status, error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid)
+        return status, error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid), {}
 
     def log(self) -> None:
         """The request's one row. Called once, after the answer ended (or failed)."""
@@ -98,8 +106,9 @@ class Exchange:
         provider = link.provider_name if link else self.decision.provider
         model = link.model if link else self.decision.model
         fallback_from = None
-        if link is not None and self.links and link is not self.links[0]:
-            fallback_from = self.links[0].provider_name
+        if link is not None and (link.provider_name, link.model) != (self.decision.provider, self.decision.model):
+            # answered by another link than the routed one (tried and failed, or skipped)
+            fallback_from = self.decision.provider
         if self.outcome == store.OUTCOME_OK and fallback_from:
             self.outcome = store.OUTCOME_FALLBACK
         error_class = self.error_class or (self.failures[-1].error_class if self.failures and link is None else None)
@@ -125,14 +134,16 @@ async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
         for link in exchange.links:
             opened = await exchange.open(link)
             if opened is None:
+                if exchange.stop_chain:
+                    break
                 continue
             exchange.answered_by = link
             exchange.usage = opened.usage
             exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
             exchange.outcome = store.OUTCOME_OK
             return opened.status, opened.headers, opened.body or b""
-        status, body = exchange.final_error()
-        return status, {"content-type": "application/json"}, body
+        status, body, headers = exchange.final_error()
+        return status, {**headers, "content-type": "application/json"}, body
     finally:
         exchange.log()
 
@@ -147,15 +158,35 @@ class StreamRelay:
         self._send: Any = None
         self.response_started = False
         self.content_sent = False
+        self.finished = False
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         self._send = send
         try:
-            await self._run()
+            async with anyio.create_task_group() as group:
+
+                async def watch_for_hang_up() -> None:
+                    # The server's send() stays silent once the client has gone: only
+                    # receive() says so. Then the upstream must stop too (no tokens wasted).
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    if not self.finished:  # after the last byte, a disconnect is just the end
+                        self._client_gone()
+                        group.cancel_scope.cancel()
+
+                async def answer() -> None:
+                    await self._run()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch_for_hang_up)
+                group.start_soon(answer)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.exchange.outcome, self.exchange.error_class = "cancelled", "client-closed"
+            self._client_gone()
         finally:
             self.exchange.log()
+
+    def _client_gone(self) -> None:
+        self.exchange.outcome, self.exchange.error_class = OUTCOME_CANCELLED, "client-closed"
 
     async def _start(self, status: int = 200, headers: list | None = None) -> None:
         if not self.response_started:
@@ -165,21 +196,26 @@ class StreamRelay:
                               "headers": (headers if headers is not None else SSE_HEADERS) + rid})
 
     async def _body(self, data: bytes, more: bool = True) -> None:
+        if not more:
+            self.finished = True
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def _run(self) -> None:
         for link in self.exchange.links:
             opened = await self._open_with_pings(link)
             if opened is None:
+                if self.exchange.stop_chain:
+                    break
                 continue
             if await self._relay(link, opened):
                 return
-        status, body = self.exchange.final_error()
+        status, body, headers = self.exchange.final_error()
         if self.response_started:
             message = body.decode("utf-8", "replace")
             await self._body(error_event(message, error_type_for(status)), more=False)
         else:
-            await self._start(status, [(b"content-type", b"application/json")])
+            extra = [(k.lower().encode(), v.encode()) for k, v in headers.items() if k.lower() != "request-id"]
+            await self._start(status, [(b"content-type", b"application/json"), *extra])
             await self._body(body, more=False)
 
     async def _open_with_pings(self, link: Link) -> Opened | None:
@@ -242,6 +278,16 @@ class StreamRelay:
                     exchange.answered_by, exchange.usage = link, opened.usage
                     exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "stream-broken"
                     await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {item}"), more=False)
+                    return True
+                if item.startswith(b"event: error"):
+                    group.cancel_scope.cancel()
+                    if not self.content_sent:  # nothing reached the client: the next link may try
+                        exchange.failures.append(LinkFailure(f"{link.label}: {item[:300]!r}", "upstream-error"))
+                        return False
+                    # The upstream's own error event goes out as it came: Claude Code reads its type.
+                    exchange.answered_by, exchange.usage = link, opened.usage
+                    exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "upstream-error"
+                    await self._body(item, more=False)
                     return True
                 if not self.content_sent and item != PING_EVENT and not item.startswith(b"event: ping"):
                     self.content_sent = True

@@ -24,6 +24,7 @@ from ..providers.translate import (
     openai_to_anthropic_response,
     sse_bytes,
 )
+from .errors import error_body
 from .links import Link
 
 # Client headers that describe the hop, not the request: never forwarded.
@@ -220,6 +221,12 @@ async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol:
                 payload = anthropic_to_openai_request(call.body, link.model)
             except TranslationError as exc:
                 raise LinkFailure(f"{link.label}: {exc}", "untranslatable") from None
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:
+                # A body the validator let through but the translation cannot read: the
+                # client's fault, and no other link would read it better.
+                raise LinkFailure(f"{link.label}: the request cannot be translated: {exc}", "bad-request",
+                                  retriable=False, status=400,
+                                  body=error_body(400, f"malformed request: {exc}", "req_translation")) from None
             if link.window:
                 room = max(256, link.window - call.estimated_tokens)
                 payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
@@ -305,6 +312,8 @@ async def _anthropic_events(response: httpx.Response, usage: Usage) -> AsyncIter
                 if event.strip():
                     _note_usage(event, usage)
                     yield event + b"\n\n"
+                    if event.startswith(b"event: error"):
+                        return  # the relay forwards it (or falls back) and ends the answer
     except httpx.HTTPError as exc:
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if buffer.strip():
@@ -321,19 +330,17 @@ def _note_usage(event: bytes, usage: Usage) -> None:
             name = line[6:].strip()
         elif line.startswith(b"data:"):
             data += line[5:].strip()
-    if name not in (b"message_start", b"message_delta", b"error"):
-        return  # content deltas are not parsed: they are most of the bytes
+    if name not in (b"message_start", b"message_delta"):
+        return  # content deltas are not parsed: they are most of the bytes; errors go to the relay
     try:
         payload = json.loads(data)
     except ValueError:
         return
     if name == b"message_start":
         usage.absorb((payload.get("message") or {}).get("usage"))
-    elif name == b"message_delta":
+    else:
         usage.absorb(payload.get("usage"))
         usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
-    else:
-        raise StreamBroken(f"upstream error event: {data[:200].decode('utf-8', 'replace')}")
 
 
 async def _translated_events(
@@ -360,6 +367,8 @@ async def _translated_events(
             for name, payload in translator.feed(chunk):
                 _usage_from_event(name, payload, usage)
                 yield sse_bytes(name, payload)
+                if name == "error":
+                    return  # the relay forwards it (or falls back) and ends the answer
     except httpx.HTTPError as exc:
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if not finished:
@@ -375,5 +384,3 @@ def _usage_from_event(name: str, payload: dict[str, Any], usage: Usage) -> None:
     elif name == "message_delta":
         usage.absorb(payload.get("usage"))
         usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
-    elif name == "error":
-        raise StreamBroken(str(payload.get("error")))

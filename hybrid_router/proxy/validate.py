@@ -31,6 +31,26 @@ def parse_messages_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _check_block(block: Any, where: str) -> None:
+    """The shape of one content block, deep enough that no upstream translation trips on it."""
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise BadRequest(f"{where}: a block with a string `type` is required")
+    kind = block["type"]
+    if kind == "text" and not isinstance(block.get("text"), str):
+        raise BadRequest(f"{where}.text: a string is required")
+    if kind in ("image", "document") and not isinstance(block.get("source"), dict):
+        raise BadRequest(f"{where}.source: an object is required")
+    if kind == "tool_use" and (not isinstance(block.get("name"), str) or not isinstance(block.get("input", {}), dict)):
+        raise BadRequest(f"{where}: a tool_use block needs a string `name` and an object `input`")
+    if kind == "tool_result":
+        content = block.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise BadRequest(f"{where}.content: a string or an array of blocks is required")
+        if isinstance(content, list):
+            for inner, item in enumerate(content):
+                _check_block(item, f"{where}.content.{inner}")
+
+
 def check_messages_body(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
@@ -51,11 +71,17 @@ def check_messages_body(body: dict[str, Any]) -> None:
             raise BadRequest(f"messages.{index}.content: a string or an array of blocks is required")
         if isinstance(content, list):
             for block_index, block in enumerate(content):
-                if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-                    raise BadRequest(f"messages.{index}.content.{block_index}: a block with a string `type` is required")
+                _check_block(block, f"messages.{index}.content.{block_index}")
     system = body.get("system")
     if system is not None and not isinstance(system, (str, list)):
         raise BadRequest("system: a string or an array of text blocks is required")
+    if isinstance(system, list):
+        for index, block in enumerate(system):
+            if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+                raise BadRequest(f"system.{index}: a text block with a string `text` is required")
+    for key in ("output_config", "thinking", "metadata", "tool_choice"):
+        if key in body and body[key] is not None and not isinstance(body[key], dict):
+            raise BadRequest(f"{key}: an object is required")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise BadRequest("stream: a boolean is required")
     tools = body.get("tools")
