@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import timed_ms
+from _timing import installed_script, timed_ms
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hybrid_router"
 
@@ -37,9 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
-    script = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
-    if script is None:
-        sys.exit("hybrid-router is not installed next to this Python")
+    script = installed_script()
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "HYBRID_ROUTER_HOME": str(Path(scratch) / "home"),
                "CLAUDE_CONFIG_DIR": str(Path(scratch) / "claude"), "CLAUDE_PROJECT_DIR": scratch}

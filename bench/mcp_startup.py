@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import installed_script
 
 MINIMAL_SERVER = """
 from mcp.server.mcpserver import MCPServer
@@ -70,9 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    script = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
-    if script is None:
-        sys.exit("hybrid-router is not installed next to this Python")
+    script = installed_script()
     with tempfile.TemporaryDirectory() as scratch:
         minimal = Path(scratch) / "minimal_server.py"
         minimal.write_text(MINIMAL_SERVER)
