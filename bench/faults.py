@@ -1,0 +1,476 @@
+"""Fault tolerance of `hybrid-router proxy` under load, in one run.
+
+1. Upstream faults: N requests (default 10k) at concurrency 32, half streaming, through a chain
+   of three fake upstreams (Anthropic, OpenAI-compatible, Anthropic), each failing about 40 % of
+   its requests at random: connection dropped, HTTP 500, 529, 429 with a short Retry-After, slow
+   first byte, slow then 500, a stall past the read timeout, an answer broken off mid-way.
+   Every request must be answered — by a later link, or with an Anthropic-shaped error (a JSON
+   error body, or an SSE `error` event once the stream has started) — never a hang, never a
+   malformed response; and the proxy's log must hold exactly one row per answered request
+   (counted in SQLite after the proxy has shut down and drained its writer).
+2. Hostile bodies: N malformed or hostile requests (bad JSON, wrong types, missing fields, huge
+   fields, deep nesting, bad UTF-8...) -> each a 4xx Anthropic-shaped error; no 5xx, no crash.
+
+Usage: .venv/bin/python bench/faults.py [--requests N] [--hostile N] [--quick] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx2 as httpx
+import proxy_overhead as po
+
+MODEL = po.MODEL
+FAULTS = (  # (name, weight): about 40 % of upstream answers are faults
+    ("ok", 60), ("drop", 6), ("500", 6), ("529", 6), ("429", 6), ("slow", 6), ("broken", 6),
+    ("slow-500", 2), ("stall", 2),
+)
+READ_TIMEOUT = 1.0  # the stall outlasts it
+CLIENT_TIMEOUT = 30.0  # a request not answered by then is a hang
+
+
+# --------------------------------------------------------------------------------------------
+# The faulty upstream (runs in its own process)
+# --------------------------------------------------------------------------------------------
+
+
+def _error(status: int, api: str, extra: bytes = b"") -> bytes:
+    if api == "messages":
+        kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+        payload: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": f"injected {status}"}}
+    else:
+        payload = {"error": {"message": f"injected {status}", "type": "server_error", "code": status}}
+    return po._json_response(status, payload, extra)
+
+
+def faulty_protocol(seed: int) -> type[po.UpstreamProtocol]:
+    rng = random.Random(seed)
+    names = [name for name, _ in FAULTS]
+    weights = [weight for _, weight in FAULTS]
+
+    def respond(proto: po.UpstreamProtocol, method: bytes, path: bytes, body: bytes) -> Any:
+        if method != b"POST":
+            return po._OK
+        api = "messages" if b"/messages" in path else "chat"
+        stream = bool(po._STREAM_TRUE.search(body))
+        fault = rng.choices(names, weights)[0]
+        if fault == "ok":
+            return po.RESPONSES[api, stream]
+        if fault in ("500", "529"):
+            return _error(int(fault), api)
+        if fault == "429":
+            return _error(429, api, b"retry-after: 0.05\r\n")
+        if fault == "slow":
+            return po._later(rng.uniform(0.05, 0.6), po.RESPONSES[api, stream])
+        if fault == "slow-500":
+            return po._later(0.3, _error(500, api))
+        whole = po.RESPONSES[api, stream]
+        cut = rng.randint(whole.index(b"\r\n\r\n") + 4, len(whole) - 3)
+        delay = {"drop": 0.0, "stall": 3.0, "broken": 0.0}[fault]
+        partial = whole[:cut] if fault == "broken" else b""
+        return _hang_up(proto, partial, delay)
+
+    return type("FaultyUpstream", (po.UpstreamProtocol,), {"respond": respond})
+
+
+async def _hang_up(proto: po.UpstreamProtocol, partial: bytes, delay: float) -> None:
+    if delay:
+        await asyncio.sleep(delay)
+    if proto.transport is not None:
+        if partial:
+            proto.transport.write(partial)
+        proto.transport.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The proxy
+# --------------------------------------------------------------------------------------------
+
+
+def chain_config(urls: list[str]) -> dict[str, Any]:
+    """Every tier on up1 (Anthropic), falling back to up2 (OpenAI-compatible) then up3."""
+    data = po.router_config([("up1", MODEL), ("up2", MODEL), ("up3", MODEL)])
+    kinds = ("anthropic", "openai", "anthropic")
+    for index, (kind, url) in enumerate(zip(kinds, urls, strict=True), start=1):
+        data["providers"][f"up{index}"] = {
+            "kind": kind, "baseUrl": url + ("/v1" if kind == "openai" else ""),
+            "connectTimeout": 1, "readTimeout": READ_TIMEOUT,
+        }
+    data["proxy"].update(firstByteGraceSeconds=0.2, pingIntervalSeconds=0.2, maxRetryAfterSeconds=1,
+                         maxBodyBytes=1_048_576)
+    return data
+
+
+@dataclass
+class Rig:
+    home: Path
+    url: str
+    proxy: subprocess.Popen[bytes]
+    upstreams: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop_proxy(self) -> int | None:
+        """Stop the proxy (SIGTERM: uvicorn shuts down, the log writer drains); its exit code."""
+        po.stop_process(self.proxy)
+        return self.proxy.returncode
+
+    def close(self) -> None:
+        po.stop_process(self.proxy)
+        for upstream in self.upstreams:
+            po.stop_process(upstream)
+
+    def rows(self) -> Counter[str]:
+        conn = sqlite3.connect(self.home / "decisions.db")
+        try:
+            return Counter(dict(conn.execute(
+                "SELECT outcome, COUNT(*) FROM decisions WHERE source = 'proxy' GROUP BY outcome").fetchall()))
+        finally:
+            conn.close()
+
+
+def start_rig(scratch: Path, seed: int) -> Rig:
+    upstreams, urls = [], []
+    try:
+        for index in range(3):
+            process, url = po.start_upstream("serve-faulty", str(seed * 10 + index), script=__file__)
+            upstreams.append(process)
+            urls.append(url)
+        proxy, proxy_url = po.start_proxy(scratch / "home", {}, chain_config(urls))
+    except BaseException:
+        for process in upstreams:
+            po.stop_process(process)
+        raise
+    return Rig(scratch / "home", proxy_url, proxy, upstreams)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking answers
+# --------------------------------------------------------------------------------------------
+
+
+def is_error_body(data: bytes) -> bool:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return (body.get("type") == "error" and isinstance(error, dict)
+            and isinstance(error.get("type"), str) and isinstance(error.get("message"), str))
+
+
+def sse_verdict(data: bytes) -> str:
+    """`ok` (message_start ... message_stop), `error-event` (ends with an SSE error), or why not."""
+    events = []
+    for block in data.replace(b"\r\n", b"\n").split(b"\n\n"):
+        if not block.strip():
+            continue
+        name, payload = None, b""
+        for line in block.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                payload += line[5:].strip()
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            return f"malformed: undecodable event data {payload[:80]!r}"
+        if name != parsed.get("type"):
+            return f"malformed: event {name} carries type {parsed.get('type')}"
+        events.append(name)
+    content = [e for e in events if e != "ping"]
+    if content and content[-1] == "error":
+        return "error-event"
+    if content and content[0] == "message_start" and content[-1] == "message_stop" and "error" not in content:
+        return "ok"
+    return f"malformed: events {content[:3]}...{content[-3:]}"
+
+
+async def one_faulty_request(client: httpx.AsyncClient, url: str, content: bytes, stream: bool) -> str:
+    try:
+        async with asyncio.timeout(CLIENT_TIMEOUT):
+            async with client.stream("POST", f"{url}/v1/messages", content=content, headers=po.HEADERS) as response:
+                data = await response.aread()
+    except TimeoutError:
+        return "HANG"
+    except httpx.HTTPError as exc:
+        return f"transport error: {type(exc).__name__}"
+    if response.status_code != 200:
+        return f"error {response.status_code}" if is_error_body(data) else f"malformed {response.status_code}"
+    if not stream:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return "malformed 200 body"
+        ok = isinstance(message, dict) and message.get("type") == "message" and isinstance(message.get("content"), list)
+        return "answered" if ok else "malformed 200 body"
+    verdict = sse_verdict(data)
+    return {"ok": "answered", "error-event": "stream error event"}.get(verdict, verdict)
+
+
+ANSWERED = ("answered", "stream error event")
+
+
+def is_answered(outcome: str) -> bool:
+    return outcome in ANSWERED or (outcome.startswith("error ") and outcome[6:].isdigit())
+
+
+async def fault_load(url: str, requests: int, concurrency: int, seed: int) -> Counter[str]:
+    bodies = po.bodies()
+    rng = random.Random(seed)
+    plan = []
+    for _ in range(requests):
+        body = bodies[1] if rng.random() < 0.2 else bodies[0]
+        stream = rng.random() < 0.5
+        plan.append((body.streaming if stream else body.plain, stream))
+    outcomes: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(trust_env=False, timeout=CLIENT_TIMEOUT + 5, limits=limits) as client:
+        pending = iter(plan)
+
+        async def worker() -> None:
+            for content, stream in pending:
+                outcomes[await one_faulty_request(client, url, content, stream)] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return outcomes
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile bodies
+# --------------------------------------------------------------------------------------------
+
+_VALID = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _with(**changes: Any) -> bytes:
+    return json.dumps({**_VALID, **changes}).encode()
+
+
+def _without(key: str) -> bytes:
+    return json.dumps({k: v for k, v in _VALID.items() if k != key}).encode()
+
+
+def _nested(depth: int, inside: str) -> bytes:
+    deep = "[" * depth + "]" * depth
+    if inside == "top":
+        return deep.encode()
+    return (b'{"model": "%s", "max_tokens": 64, "messages": [{"role": "user", "content": [{"type": "text", '
+            b'"text": "hi", "x": %s}]}], "metadata": %s}' % (MODEL.encode(), deep.encode(), deep.encode()))
+
+
+def hostile_bodies(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(category, body, extra headers) cases; hostile_body() draws from them."""
+    big = "x" * 1_200_000  # over the 1 MB maxBodyBytes of the rig
+    cases: list[tuple[str, bytes, dict[str, str]]] = [
+        ("bad json", b"{", {}), ("bad json", b"", {}), ("bad json", b"not json", {}),
+        ("bad json", b'{"model": "x", "max_tokens": 1, "messages": [}', {}),
+        ("bad json", b'{"model": NaN}', {}), ("bad json", b"\x00\x01\x02", {}),
+        ("bad json", json.dumps(_VALID).encode()[:-1], {}), ("bad json", b"{}" * 3, {}),
+        ("bad utf-8", b'{"model": "\xff\xfe", "max_tokens": 1}', {}),
+        ("bad utf-8", b"\xc3\x28" + json.dumps(_VALID).encode(), {}),
+        ("not an object", b"[]", {}), ("not an object", b"null", {}), ("not an object", b"42", {}),
+        ("not an object", b'"hello"', {}), ("not an object", json.dumps([_VALID]).encode(), {}),
+        ("missing field", _without("model"), {}), ("missing field", _without("max_tokens"), {}),
+        ("missing field", _without("messages"), {}), ("missing field", b"{}", {}),
+        ("missing field", _with(messages=[]), {}),
+        ("missing field", _with(messages=[{"role": "user"}]), {}),
+        ("missing field", _with(messages=[{"content": "hi"}]), {}),
+        ("wrong type", _with(model=42), {}), ("wrong type", _with(model=""), {}),
+        ("wrong type", _with(model=None), {}), ("wrong type", _with(model=["claude"]), {}),
+        ("wrong type", _with(max_tokens="64"), {}), ("wrong type", _with(max_tokens=-1), {}),
+        ("wrong type", _with(max_tokens=0), {}), ("wrong type", _with(max_tokens=True), {}),
+        ("wrong type", _with(max_tokens=1.5), {}), ("wrong type", _with(max_tokens=None), {}),
+        ("wrong type", _with(messages="hi"), {}), ("wrong type", _with(messages={"role": "user"}), {}),
+        ("wrong type", _with(messages=["hi"]), {}), ("wrong type", _with(messages=[None]), {}),
+        ("wrong type", _with(messages=[{"role": "robot", "content": "hi"}]), {}),
+        ("wrong type", _with(messages=[{"role": 1, "content": "hi"}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": 42}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": None}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": {"type": "text"}}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": ["hi"]}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": [{"text": "hi"}]}]), {}),
+        ("wrong type", _with(messages=[{"role": "user", "content": [{"type": 7}]}]), {}),
+        ("wrong type", _with(system=42), {}), ("wrong type", _with(system={"text": "x"}), {}),
+        ("wrong type", _with(stream="yes"), {}), ("wrong type", _with(stream=1), {}),
+        ("wrong type", _with(tools={"name": "x"}), {}), ("wrong type", _with(tools=[{"description": "x"}]), {}),
+        ("wrong type", _with(tools=["Bash"]), {}), ("wrong type", _with(tools=[{"name": 5}]), {}),
+        ("wrong type", _with(temperature="hot"), {}), ("wrong type", _with(top_p=True), {}),
+        ("wrong type inside", _with(system=[1, 2]), {}), ("wrong type inside", _with(system=[{"type": "text"}]), {}),
+        ("wrong type inside", _with(system=[{"type": "text", "text": 5}]), {}),
+        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "text", "text": 123}]}]), {}),
+        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "text"}]}]), {}),
+        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "image", "source": 5}]}]), {}),
+        ("wrong type inside", _with(messages=[{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": 5}]}]), {}),
+        ("wrong type inside", _with(messages=[{"role": "user", "content": [
+            {"type": "document", "source": {"type": "text", "data": 5}}]}]), {}),
+        ("wrong type inside", _with(metadata="x"), {}), ("wrong type inside", _with(metadata={"user_id": 5}), {}),
+        ("wrong type inside", _with(thinking="on"), {}), ("wrong type inside", _with(tools=[{"name": "x", "type": 5}]), {}),
+        ("wrong type inside", _with(stop_sequences="x"), {}), ("wrong type inside", _with(tool_choice=5), {}),
+        ("huge field", _with(model=big), {}), ("huge field", _with(messages=[{"role": "user", "content": big}]), {}),
+        ("huge field", _with(system=big), {}),
+        ("deep nesting", _nested(100_000, "top"), {}), ("deep nesting", _nested(5_000, "inside"), {}),
+        ("deep nesting", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, {}),
+    ]
+    for _ in range(30):  # random garbage and random truncations of a valid body
+        valid = json.dumps(_VALID).encode()
+        cases.append(("bad json", valid[: rng.randint(1, len(valid) - 1)], {}))
+        cases.append(("bad json", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))), {}))
+    return cases
+
+
+def hostile_outcome(status: int, data: bytes, stream: bool) -> str:
+    """Refused by the proxy (a 4xx of its own), let through to the upstream chain (which answered
+    or failed: faults.py's upstreams say "injected"), or something malformed."""
+    if status == 200:
+        return "200 let through: the upstream answered"
+    if not is_error_body(data):
+        return f"{status} NOT Anthropic-shaped {'(stream) ' if stream else ''}{data[:80]!r}"
+    message = json.loads(data)["error"]["message"]
+    if "injected" in message or "no upstream answered" in message:
+        return f"{status} let through: the upstream chain failed"
+    if message.startswith("malformed request"):  # let through, refused when translating for a link
+        return f"{status} Anthropic error at translation (logged), refused by the proxy"
+    if 400 <= status < 500:
+        return f"{status} Anthropic error, refused by the proxy"
+    return f"{status} Anthropic-shaped error from the proxy itself: {message[:80]}"
+
+
+async def hostile_load(url: str, count: int, concurrency: int, seed: int) -> tuple[Counter[str], Counter[str]]:
+    """(outcome counts, categories that got something other than a 4xx error)."""
+    rng = random.Random(seed)
+    cases = hostile_bodies(rng)
+    outcomes: Counter[str] = Counter()
+    bad: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(trust_env=False, timeout=CLIENT_TIMEOUT, limits=limits) as client:
+        pending = iter(range(count))
+
+        async def worker() -> None:
+            for index in pending:
+                category, content, extra = cases[index % len(cases)] if index < len(cases) else rng.choice(cases)
+                headers = {**po.HEADERS, **extra}
+                stream = b'"stream": true' in content
+                try:
+                    response = await client.post(f"{url}/v1/messages", content=content, headers=headers)
+                except httpx.HTTPError as exc:
+                    outcome = f"transport error: {type(exc).__name__}"
+                else:
+                    outcome = hostile_outcome(response.status_code, response.content, stream)
+                outcomes[outcome] += 1
+                if not outcome.endswith("refused by the proxy"):
+                    bad[f"{category}: {outcome}"] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return outcomes, bad
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    outcomes: Counter[str]
+    rows: Counter[str]
+    hostile: Counter[str]
+    hostile_bad: Counter[str]
+    proxy_alive: bool
+    seconds: float
+
+    @property
+    def requests(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def forwarded_hostile(self) -> int:
+        """Hostile requests the proxy let through (the upstream answered them): they have rows."""
+        return sum(n for outcome, n in self.hostile.items() if " let through" in outcome or "(logged)" in outcome)
+
+    @property
+    def hostile_crashes(self) -> int:
+        return sum(n for outcome, n in self.hostile.items()
+                   if "NOT Anthropic" in outcome or "from the proxy itself" in outcome or outcome.startswith("transport"))
+
+    @property
+    def expected_rows(self) -> int:
+        return self.answered + self.forwarded_hostile
+
+    @property
+    def answered(self) -> int:
+        return sum(n for outcome, n in self.outcomes.items() if is_answered(outcome))
+
+
+def run(requests: int, hostile: int, concurrency: int = 32, seed: int = 1) -> Report:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hr-faults-") as scratch:
+        rig = start_rig(Path(scratch), seed)
+        try:
+            outcomes = asyncio.run(fault_load(rig.url, requests, concurrency, seed))
+            hostile_outcomes, hostile_bad = asyncio.run(hostile_load(rig.url, hostile, concurrency, seed))
+            alive = rig.proxy.poll() is None
+            rig.stop_proxy()
+            rows = rig.rows()
+        finally:
+            rig.close()
+    return Report(outcomes, rows, hostile_outcomes, hostile_bad, alive, time.perf_counter() - started)
+
+
+def print_report(report: Report) -> None:
+    print(f"upstream faults: {report.requests:,} requests at concurrency 32 through a 3-link chain "
+          f"(each link failing ~40 %: {', '.join(n for n, _ in FAULTS[1:])})")
+    for outcome, n in report.outcomes.most_common():
+        print(f"  {outcome:40} {n:7,}")
+    share = report.answered / report.requests * 100 if report.requests else 0.0
+    print(f"  answered (a message, or an Anthropic-shaped error): {report.answered:,} / {report.requests:,} "
+          f"= {share:.2f} % — {'meets' if report.answered == report.requests else 'MISSES'} the 100 % target")
+    logged = sum(report.rows.values())
+    print(f"  decision rows logged: {logged:,} ({', '.join(f'{k} {v:,}' for k, v in report.rows.most_common())}) "
+          f"— {'equals' if logged == report.expected_rows else 'DIFFERS FROM'} the {report.answered:,} answered "
+          f"+ {report.forwarded_hostile:,} hostile bodies the proxy let through")
+    print(f"hostile bodies: {sum(report.hostile.values()):,} requests")
+    for outcome, n in report.hostile.most_common():
+        print(f"  {outcome:40} {n:7,}")
+    bad = sum(report.hostile_bad.values())
+    print(f"  5xx from the proxy itself, malformed answers, transport errors: {report.hostile_crashes:,} — "
+          f"{'meets' if not report.hostile_crashes else 'MISSES'} the no-5xx target")
+    print(f"  not refused with a 4xx by the proxy: {bad:,}" + (" — meets the target" if not bad else ":"))
+    for what, n in report.hostile_bad.most_common(10):
+        print(f"    {n:6,}  {what}")
+    print(f"proxy process alive at the end: {report.proxy_alive}; {report.seconds:.1f} s in all")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--hostile", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="1,000 of each")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--serve-faulty", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("fault_seed", nargs="?", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_faulty:
+        po.serve_upstream(args.serve_faulty, faulty_protocol(args.fault_seed or 0))
+        return
+    if args.quick:
+        args.requests, args.hostile = 1000, 1000
+    print_report(run(args.requests, args.hostile, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()
