@@ -64,7 +64,7 @@ class ProxyState:
         self.log_writer = LogWriter(database)
         self.pins = store.connect(database)  # the pin reads happen on the event loop thread
         self.client = httpx.AsyncClient(
-            trust_env=False, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            trust_env=False, limits=httpx.Limits(max_connections=256, max_keepalive_connections=16)
         )
         self._ollama_versions: dict[str, tuple[float, tuple[int, ...] | None]] = {}
         self.openrouter = FreeTierTracker.at_home(environ)

@@ -38,8 +38,12 @@ def _check_block(block: Any, where: str) -> None:
     kind = block["type"]
     if kind == "text" and not isinstance(block.get("text"), str):
         raise BadRequest(f"{where}.text: a string is required")
-    if kind in ("image", "document") and not isinstance(block.get("source"), dict):
-        raise BadRequest(f"{where}.source: an object is required")
+    if kind in ("image", "document"):
+        source = block.get("source")
+        if not isinstance(source, dict):
+            raise BadRequest(f"{where}.source: an object is required")
+        if "data" in source and not isinstance(source["data"], str):
+            raise BadRequest(f"{where}.source.data: a string is required")
     if kind == "tool_use" and (not isinstance(block.get("name"), str) or not isinstance(block.get("input", {}), dict)):
         raise BadRequest(f"{where}: a tool_use block needs a string `name` and an object `input`")
     if kind == "tool_result":
@@ -91,6 +95,14 @@ def check_messages_body(body: dict[str, Any]) -> None:
         for index, tool in enumerate(tools):
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
                 raise BadRequest(f"tools.{index}: an object with a string `name` is required")
+            if "type" in tool and not isinstance(tool["type"], str):
+                raise BadRequest(f"tools.{index}.type: a string is required")
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        raise BadRequest("stop_sequences: an array of strings is required")
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("user_id") is not None and not isinstance(metadata["user_id"], str):
+        raise BadRequest("metadata.user_id: a string is required")
     for key in ("temperature", "top_p"):
         value = body.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
