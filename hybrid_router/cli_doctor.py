@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .config import Provider, RouterConfig
     from .providers.probe import BackendReport, ModelReport
 
@@ -205,33 +207,15 @@ def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str
     }
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
-@click.option("--no-tools", is_flag=True,
-              help="Skip the tool-call round trips (earlier results are kept in the cache).")
-@click.pass_context
-def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
-    """Check every configured backend: reachable, models present, context window, tool calls.
-
-    Exit 0 when every tier's primary model is usable, 1 otherwise. The results are saved to
-    <home>/state/probe.json for the proxy.
-    """
+def probe_and_save(config: RouterConfig, environ: Mapping[str, str], no_tools: bool) -> list[BackendReport]:
+    """Probe every backend, keep earlier tool results when the tools were not probed, and save
+    the results where the proxy reads them."""
     import anyio
     import httpx2 as httpx
 
-    from . import home
-    from .config import ConfigError, load_config
     from .providers import probe
 
-    state = ctx.obj
-    try:
-        loaded = state.loaded() if hasattr(state, "loaded") else load_config()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    config = loaded.config
-    environ = home.load_environment()
-
-    async def run() -> list[probe.BackendReport]:
+    async def run() -> list[BackendReport]:
         async with httpx.AsyncClient(trust_env=False) as client:
             return await probe.probe_all(config, environ, client, tools=not no_tools)
 
@@ -243,6 +227,31 @@ def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
         probe.save_reports(path, reports)
     except OSError as exc:
         click.echo(f"warning: cannot save the probe results to {path}: {exc}", err=True)
+    return reports
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.option("--no-tools", is_flag=True,
+              help="Skip the tool-call round trips (earlier results are kept in the cache).")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
+    """Check every configured backend: reachable, models present, context window, tool calls.
+
+    Exit 0 when every tier's primary model is usable, 1 otherwise. The results are saved to
+    <home>/state/probe.json for the proxy.
+    """
+
+    from . import home
+    from .config import ConfigError, load_config
+
+    state = ctx.obj
+    try:
+        loaded = state.loaded() if hasattr(state, "loaded") else load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    config = loaded.config
+    reports = probe_and_save(config, home.load_environment(), no_tools)
     if as_json:
         data = _json_output(reports, config)
         click.echo(json.dumps(data, indent=2))

@@ -29,13 +29,9 @@ def _since(value: str) -> float | None:
 
 
 def _open_log() -> sqlite3.Connection:
-    from . import home, store
+    from .cli import open_log  # at call time: cli imports this module to register its commands
 
-    path = home.database_path()
-    try:
-        return store.connect(path)
-    except sqlite3.DatabaseError as exc:
-        raise click.ClickException(f"cannot open the decision log {path}: {exc}") from None
+    return open_log()
 
 
 # --- setup ---------------------------------------------------------------------------------------

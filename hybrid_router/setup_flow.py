@@ -353,25 +353,9 @@ async def pull_models(client: Any, provider: Provider, url: str, models: list[st
 
 def run_doctor(config: RouterConfig, environ: Mapping[str, str], no_tools: bool) -> tuple[str, bool]:
     """What `hybrid-router doctor` does (probe, keep earlier tool results, save), as text."""
-    import anyio
-    import httpx2 as httpx
+    from .cli_doctor import probe_and_save, render_report
 
-    from .cli_doctor import render_report
-    from .providers import probe
-
-    async def run() -> list[probe.BackendReport]:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            return await probe.probe_all(config, environ, client, tools=not no_tools)
-
-    reports = anyio.run(run)
-    path = probe.cache_path(environ)
-    if no_tools:
-        probe.carry_over_tools(reports, probe.load_reports(path, None))
-    try:
-        probe.save_reports(path, reports)
-    except OSError as exc:
-        click.echo(f"warning: cannot save the probe results to {path}: {exc}", err=True)
-    return render_report(reports, config)
+    return render_report(probe_and_save(config, environ, no_tools), config)
 
 
 # --- the whole flow ----------------------------------------------------------------------------------
