@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 .PHONY: run test install bench lint clean
 
 # Installs the package (editable) into .venv; redone when pyproject.toml changes.
+# A current pip first: older ones write console scripts that import `re` at start-up, which
+# costs the Claude Code hooks (a fresh process per event) several milliseconds.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
