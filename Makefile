@@ -43,6 +43,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/stats_1m.py
 	$(BIN)/python bench/mcp_startup.py
 	$(BIN)/python bench/hook_latency.py
+	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/proxy_overhead.py --quick
 
 lint: $(VENV)/.test-installed
 	$(BIN)/python -m pip install --quiet ruff
