@@ -20,16 +20,15 @@ never consume the script. Every request is recorded for assertions.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+
+from . import http_server
+from .http_server import Dropped, FakeHandler, FakeHTTPServer
 
 __all__ = [
     "ERROR_TYPES",
@@ -222,18 +221,8 @@ def _result_text(block: dict[str, Any]) -> str:
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str  # without the query string
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    raw: bytes
-    body: Any  # parsed JSON, or None
-    ts: float
+class RecordedRequest(http_server.RecordedRequest):
     reply: Reply | None = None  # what the fake answered (messages requests)
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
 
     @property
     def is_main(self) -> bool:
@@ -265,66 +254,17 @@ Handler = Callable[[RecordedRequest], "Reply | str | None"]
 # --------------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    fake: FakeAnthropic
+_BrokenStream = Dropped
 
 
-class _BrokenStream(Exception):
-    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._track(self.connection, add=False)
+class _RequestHandler(FakeHandler):
+    tcp_nodelay = False
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _record(self) -> RecordedRequest:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        parts = urlsplit(self.path)
-        rec = RecordedRequest(
-            method=self.command,
-            path=parts.path,
-            query=parse_qs(parts.query),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            raw=raw,
-            body=body,
-            ts=time.time(),
-        )
-        self.server.fake._add(rec)
-        return rec
-
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", _request_id())
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.send_bytes(status, json.dumps(payload).encode(), "application/json",
+                        {"request-id": _request_id()}, headers)
 
     def _send_error(self, status: int, error_type: str | None, message: str | None,
                     headers: dict[str, str] | None = None) -> None:
@@ -337,28 +277,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             "error": {"type": etype, "message": message or _DEFAULT_MESSAGES.get(etype, etype)},
             "request_id": rid,
         }
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", rid)
+        ours = {"request-id": rid}
         if status == 529 or status == 429:
-            self.send_header("x-should-retry", "true")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+            ours["x-should-retry"] = "true"
+        self.send_bytes(status, json.dumps(payload).encode(), "application/json", ours, headers)
 
     # -- verbs ---------------------------------------------------------------------------
 
     def do_HEAD(self) -> None:
-        self._record()
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.record()
+        self.send_headers(200, {"Content-Length": "0"})
 
     def do_GET(self) -> None:
-        rec = self._record()
+        rec = self.record()
         if rec.path.endswith("/v1/models"):
             models = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
                       for m in self.server.fake.models]
@@ -371,7 +302,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_error(404, None, f"Not found: {rec.path}")
 
     def do_POST(self) -> None:
-        rec = self._record()
+        rec = self.record()
         fake = self.server.fake
         if rec.path.endswith("/v1/messages/count_tokens"):
             if not isinstance(rec.body, dict) or "messages" not in rec.body:
@@ -403,21 +334,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             else:
                 self._non_stream(reply, message)
         except (_BrokenStream, BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.drop_connection()
 
     def _non_stream(self, reply: Reply, message: dict[str, Any]) -> None:
         data = json.dumps(message).encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", _request_id())
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
+        self.send_headers(reply.status, {"Content-Type": "application/json",
+                                         "Content-Length": str(len(data)),
+                                         "request-id": _request_id()}, reply.headers)
         if reply.break_after is not None:
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -425,26 +348,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _stream(self, reply: Reply, message: dict[str, Any]) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("request-id", _request_id())
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.flush()
+        self.start_chunked("text/event-stream; charset=utf-8", {"request-id": _request_id()},
+                           reply.headers, no_cache=True)
         for sent, event in enumerate(_sse_events(reply, message)):
             if reply.break_after is not None and sent >= reply.break_after:
                 self.wfile.flush()
                 raise _BrokenStream
             if sent and reply.event_delay:
                 time.sleep(reply.event_delay)
-            payload = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+            self.write_chunk(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        self.end_chunked()
 
 
 def _request_id() -> str:
@@ -548,7 +461,7 @@ def _stream_error_event(reply: Reply) -> dict[str, Any]:
             "error": {"type": etype, "message": _DEFAULT_MESSAGES.get(etype, etype)}}
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeHTTPServer[RecordedRequest]):
     """The fake server. Use as a context manager, or call `start()` / `stop()`.
 
     `default`: the reply when the script has nothing (a Reply, a string for plain text, or None
@@ -557,6 +470,13 @@ class FakeAnthropic:
     `auto_title`: answer title-generation requests with `{"title": title}` without using the
     script.
     """
+
+    handler_class = _RequestHandler
+    record_class = RecordedRequest
+    name = "fake-anthropic"
+    label = "fake_anthropic"
+    sticky_port = False  # a new OS-assigned port on every start
+    poll_interval = 0.05
 
     def __init__(
         self,
@@ -567,58 +487,15 @@ class FakeAnthropic:
         title: str = "Fake session title",
         models: Iterable[str] = ("claude-opus-4-8", "claude-sonnet-5", "claude-haiku-4-5-20251001"),
     ) -> None:
+        super().__init__()
         self.default = default
         self.handler = handler
         self.auto_title = auto_title
         self.title = title
         self.models = list(models)
-        self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply | str] = deque()
-        self._cond = threading.Condition()
-        self._conns: set[socket.socket] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _RequestHandler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="fake-anthropic", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        with self._cond:
-            conns = list(self._conns)
-        for conn in conns:  # wake handler threads blocked on idle keep-alive connections
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with self._cond:
-                if not self._conns:
-                    break
-            time.sleep(0.01)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # -- addresses -------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
@@ -660,18 +537,6 @@ class FakeAnthropic:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _add(self, rec: RecordedRequest) -> None:
-        with self._cond:
-            self.requests.append(rec)
-            self._cond.notify_all()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
     def messages_requests(self) -> list[RecordedRequest]:
         """Every `/v1/messages` request (main and side)."""
         with self._cond:
@@ -681,22 +546,6 @@ class FakeAnthropic:
         """The `/v1/messages` conversation turns, without Claude Code's side requests."""
         with self._cond:
             return [r for r in self.requests if r.is_main]
-
-    def wait_for(
-        self, predicate: Callable[[list[RecordedRequest]], bool], timeout: float = 10.0
-    ) -> list[RecordedRequest]:
-        """Block until `predicate(requests)` holds; raise AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.requests):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"fake_anthropic: condition not met after {timeout}s; "
-                        f"requests: {[(r.method, r.path) for r in self.requests]}"
-                    )
-                self._cond.wait(remaining)
-            return list(self.requests)
 
     def clear(self) -> None:
         with self._cond:

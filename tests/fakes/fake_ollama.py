@@ -36,17 +36,15 @@ import hashlib
 import json
 import math
 import re
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, TypeVar
+
+from .http_server import Dropped, FakeHandler, FakeHTTPServer, RecordedRequest
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -197,22 +195,6 @@ def _parameter_count(size: str) -> int:
 # --------------------------------------------------------------------------------------------
 # Requests and faults
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the fake received it (recorded before any fault is applied)."""
-
-    method: str
-    path: str  # without the query string
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    raw: bytes
-    body: Any  # parsed JSON, or None
-    ts: float
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
 
 
 @dataclass
@@ -556,47 +538,14 @@ def pull_progress(model: FakeModel, blobs: BlobStore, steps: int,
 # --------------------------------------------------------------------------------------------
 
 
-class _Dropped(Exception):
-    """The stream was cut on purpose (a drop fault) or the client went away."""
+_Dropped = Dropped  # the stream was cut on purpose (a drop fault) or the client went away
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # `up()` rebinds the same port right after `down()`
-    fake: FakeOllama
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-response is routine here (interrupted pulls); anything else
-        # is a bug in the fake, so let socketserver print its traceback.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive and chunked transfer, as Ollama (Go net/http)
-    server_version = "fake-ollama"
+class _Handler(FakeHandler):
+    server_version = "fake-ollama"  # HTTP/1.1 keep-alive and chunked, as Ollama (Go net/http)
     sys_version = ""
-    server: _Server
     plan: _Plan  # the faults for the request being handled
     timeout = 30  # an idle keep-alive connection doesn't pin a thread forever
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without TCP_NODELAY (Go's default too),
-        # Nagle's algorithm and delayed ACKs add 40 ms to every keep-alive request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._track(self.connection, add=False)
 
     @property
     def fake(self) -> FakeOllama:
@@ -617,7 +566,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
-        rec = self._record(method)
+        rec = self.record(method)
         self.fake._busy(+1)
         try:
             self.plan = self.fake._plan_for(rec.path)
@@ -628,58 +577,22 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             route = self.fake._route(method, rec.path)
             if route is None:  # gin's answer for an unknown route
-                self._send_bytes(404, b"404 page not found", "text/plain")
+                self.send_bytes(404, b"404 page not found", "text/plain")
             else:
                 route(self, rec)
         except (_Dropped, BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+            self.drop_connection(shutdown=False)
         finally:
             self.fake._busy(-1)
 
-    def _record(self, method: str) -> RecordedRequest:
-        raw = self._read_body()
-        split = urlsplit(self.path)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        rec = RecordedRequest(method, split.path, parse_qs(split.query),
-                              {k.lower(): v for k, v in self.headers.items()}, raw, body,
-                              time.time())
-        self.fake._add(rec)
-        return rec
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
-                pass
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     # -- plain responses -------------------------------------------------------------------
 
-    def _send_bytes(self, status: int, payload: bytes, content_type: str,
-                    headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(),
-                         "application/json; charset=utf-8", headers)
+        self.send_bytes(status, json.dumps(payload).encode(),
+                        "application/json; charset=utf-8", headers)
 
     def send_text(self, text: str) -> None:
-        self._send_bytes(200, text.encode(), "text/plain; charset=utf-8")
+        self.send_bytes(200, text.encode(), "text/plain; charset=utf-8")
 
     def send_error_for(self, path: str, status: int, message: str,
                        headers: dict[str, str] | None = None) -> None:
@@ -703,10 +616,7 @@ class _Handler(BaseHTTPRequestHandler):
                error_unit: Callable[[str], bytes]) -> None:
         """Send `units` with chunked transfer, one chunk each, flushed, honouring the plan's
         line delay, drop and in-stream error faults."""
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self.start_chunked(content_type)
         plan = self.plan
         units = iter(units)
         sent = 0
@@ -716,25 +626,20 @@ class _Handler(BaseHTTPRequestHandler):
             if plan.drop_after is not None and sent >= plan.drop_after:
                 raise _Dropped  # close without the final 0-chunk: an incomplete body
             if plan.error_after is not None and sent >= plan.error_after:
-                self._write_chunk(error_unit(plan.error))
+                self.write_chunk(error_unit(plan.error))
                 break
             unit = next(units, None)
             if unit is None:
                 if plan.drop_after is not None:  # shorter than N: drop at its end
                     raise _Dropped
                 if plan.error_after is not None:
-                    self._write_chunk(error_unit(plan.error))
+                    self.write_chunk(error_unit(plan.error))
                 break
             if sent and self.fake.line_delay:
                 self.fake._sleep(self.fake.line_delay)
-            self._write_chunk(unit)
+            self.write_chunk(unit)
             sent += 1
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+        self.end_chunked()
 
     def stream_ndjson(self, objects: Iterable[dict[str, Any]]) -> None:
         self.stream((json.dumps(o).encode() + b"\n" for o in objects), "application/x-ndjson",
@@ -912,7 +817,7 @@ def _delete(h: _Handler, rec: RecordedRequest) -> None:
     if not h.fake._uninstall(name):
         h.send_json(404, {"error": f"model '{name}' not found"})
     else:
-        h._send_bytes(200, b"", "text/plain")
+        h.send_bytes(200, b"", "text/plain")
 
 
 Route = Callable[[_Handler, RecordedRequest], None]
@@ -939,7 +844,7 @@ _ROUTES: dict[tuple[str, str], Route] = {
 # --------------------------------------------------------------------------------------------
 
 
-class FakeOllama:
+class FakeOllama(FakeHTTPServer[RecordedRequest]):
     """The fake server. Use as a context manager, or call `start()` / `stop()`.
 
     `models`: installed at start. `registry`: extra models `/api/pull` can fetch (installed
@@ -948,6 +853,10 @@ class FakeOllama:
     `pull_steps`: progress lines per layer download. `default_num_ctx`: the context window when
     neither the request (native `options.num_ctx`) nor the model (`num_ctx`) sets one.
     """
+
+    handler_class = _Handler
+    name = "fake-ollama"
+    label = "fake_ollama"
 
     def __init__(
         self,
@@ -961,64 +870,25 @@ class FakeOllama:
         default_num_ctx: int = 4096,
         anthropic_ping: bool = True,
     ) -> None:
+        super().__init__()
         self.version = version
         self.default_reply = reply
         self.line_delay = line_delay
         self.pull_steps = max(1, pull_steps)
         self.default_num_ctx = default_num_ctx
         self.anthropic_ping = anthropic_ping
-        self.requests: list[RecordedRequest] = []
         self.blobs = BlobStore()
         self._models: dict[str, FakeModel] = {}
         self._registry: dict[str, FakeModel] = {m.name: m for m in registry}
         self._loaded: dict[str, tuple[FakeModel, int]] = {}  # name -> (model, num_ctx)
         self._scripts: dict[str, ReplySpec] = {}
         self._queue: deque[ReplySpec] = deque()
-        self._faults: list[Fault] = []
         self._ids = 0
         self._active = 0
-        self._cond = threading.Condition()
-        self._conns: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
         for model in models:
             self._install(model)
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Listen on 127.0.0.1 (an OS-assigned port the first time, the same one after)."""
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.fake = self
-        self._port = server.server_address[1]
-        self._stopping.clear()
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},  # a quick stop()
-                                        name=f"fake-ollama-{self._port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Close the listening socket and every open connection; wait for the handlers."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # interrupts delays and line sleeps
-        server.shutdown()
-        with self._cond:
-            conns = list(self._conns)
-        for conn in conns:  # wake handler threads blocked on idle keep-alive connections
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.server_close()  # joins the handler threads (ThreadingMixIn.block_on_close)
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
     def down(self) -> None:
         """Simulate Ollama not running: connections to `url` are refused until `up()`."""
@@ -1032,22 +902,6 @@ class FakeOllama:
     @property
     def is_up(self) -> bool:
         return self._server is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._port, "FakeOllama was never started"
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL, as for OLLAMA_HOST, `ollama.Client(host=...)` or ANTHROPIC_BASE_URL."""
-        return f"http://127.0.0.1:{self.port}"
 
     # -- models ----------------------------------------------------------------------------
 
@@ -1152,9 +1006,7 @@ class FakeOllama:
     # -- faults ----------------------------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> Fault:
-        with self._cond:
-            self._faults.append(fault)
-        return fault
+        return self._add_fault(fault)
 
     def fail(self, status: int = 500, error: str = "injected fault", *, path: str | None = None,
              times: int | None = None, headers: dict[str, str] | None = None) -> Fault:
@@ -1175,61 +1027,30 @@ class FakeOllama:
         """Send an in-stream error after `after` chunks (status stays 200), then end the stream."""
         return self.add_fault(Fault(path=path, error_after=after, error=error, times=times))
 
-    def clear_faults(self) -> None:
-        with self._cond:
-            self._faults.clear()
-
     def _plan_for(self, path: str) -> _Plan:
         """Merge the faults matching `path`, using up one of each one's `times`."""
         plan = _Plan()
-        with self._cond:
-            for fault in [f for f in self._faults if f.matches(path)]:
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                plan.delay += fault.delay
-                if fault.status is not None and plan.status is None:
-                    plan.status = fault
-                if fault.drop_after is not None:
-                    plan.drop_after = fault.drop_after
-                if fault.error_after is not None:
-                    plan.error_after, plan.error = fault.error_after, fault.error
+        for fault in self._take_faults(lambda f: f.matches(path)):
+            plan.delay += fault.delay
+            if fault.status is not None and plan.status is None:
+                plan.status = fault
+            if fault.drop_after is not None:
+                plan.drop_after = fault.drop_after
+            if fault.error_after is not None:
+                plan.error_after, plan.error = fault.error_after, fault.error
         return plan
 
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once when the server stops."""
-        if self._stopping.wait(seconds):
-            raise _Dropped
-
     # -- recording -------------------------------------------------------------------------
-
-    def _add(self, rec: RecordedRequest) -> None:
-        with self._cond:
-            self.requests.append(rec)
-            self._cond.notify_all()
 
     def _busy(self, delta: int) -> None:
         with self._cond:
             self._active += delta
             self._cond.notify_all()
 
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
     def _route(self, method: str, path: str) -> Route | None:
         if method == "GET" and path.startswith("/v1/models/"):
             return _openai_model_one
         return _ROUTES.get((method, path))
-
-    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
-        with self._cond:
-            return [r for r in self.requests
-                    if r.path == path and (method is None or r.method == method)]
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Block until no request is being handled (e.g. an abandoned pull has noticed)."""
@@ -1240,19 +1061,6 @@ class FakeOllama:
                 if remaining <= 0:
                     raise AssertionError(f"fake_ollama: still busy after {timeout}s")
                 self._cond.wait(remaining)
-
-    def wait_for(self, predicate: Callable[[list[RecordedRequest]], bool],
-                 timeout: float = 10.0) -> list[RecordedRequest]:
-        """Block until `predicate(requests)` holds; raise AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.requests):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"fake_ollama: condition not met after {timeout}s; "
-                                         f"requests: {[(r.method, r.path) for r in self.requests]}")
-                self._cond.wait(remaining)
-            return list(self.requests)
 
     def clear(self) -> None:
         """Forget recorded requests, queued replies and faults (models and blobs stay)."""

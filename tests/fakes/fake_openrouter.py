@@ -35,16 +35,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+
+from .http_server import Dropped, FakeHandler, FakeHTTPServer, RecordedRequest
 
 __all__ = ["FakeModel", "FakeOpenRouter", "RecordedRequest", "Reply", "ToolCall", "is_free"]
 
@@ -118,20 +116,6 @@ DEFAULT_MODELS = (
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    raw: bytes
-    body: Any
-    ts: float
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
-
-
-@dataclass
 class _Fault:
     kind: str  # "status" | "minute" | "delay" | "break" | "stream_error"
     times: int | None
@@ -145,38 +129,13 @@ class _Fault:
     retry_after: float | None = None
 
 
-class _Dropped(Exception):
-    pass
+_Dropped = Dropped
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    fake: FakeOpenRouter
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(FakeHandler):
     server_version = "fake-openrouter"
     sys_version = ""
-    server: _Server
     timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._track(self.connection, add=False)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -185,39 +144,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        rec = self.record()
         try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        split = urlsplit(self.path)
-        rec = RecordedRequest(self.command, split.path, parse_qs(split.query),
-                              {k.lower(): v for k, v in self.headers.items()}, raw, body,
-                              time.time())
-        fake = self.server.fake
-        fake._add(rec)
-        try:
-            fake._handle(self, rec)
+            self.server.fake._handle(self, rec)
         except (_Dropped, BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.drop_connection()
 
     # -- writing ---------------------------------------------------------------------------
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
+        self.send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
 
     def send_error_body(self, status: int, message: str, metadata: dict[str, Any] | None = None,
                         headers: dict[str, str] | None = None) -> None:
@@ -227,26 +163,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_json(status, {"error": error, "user_id": "user_fake"}, headers)
 
     def start_stream(self, headers: dict[str, str] | None = None) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.flush()
+        self.start_chunked("text/event-stream", headers, no_cache=True)
 
     def chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+        self.write_chunk(data)
 
     def end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        self.end_chunked()
 
 
-class FakeOpenRouter:
+class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
     """The fake server; a context manager (or `start()` / `stop()`). See the module docstring."""
+
+    handler_class = _Handler
+    name = "fake-openrouter"
+    label = "fake_openrouter"
 
     def __init__(
         self,
@@ -264,6 +195,7 @@ class FakeOpenRouter:
         rate_limit_headers_on_success: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.models = {m.id: m for m in models}
         self.api_key = api_key
         self.default_reply = reply
@@ -277,58 +209,15 @@ class FakeOpenRouter:
         self.rate_limit_headers_on_success = rate_limit_headers_on_success
         self.clock = clock
         self.free_used = 0  # free-model requests "today" (the test decides when a day ends)
-        self.requests: list[RecordedRequest] = []
         self._minute: deque[float] = deque()
         self._scripts: dict[str, ReplySpec] = {}
         self._queue: deque[ReplySpec] = deque()
-        self._faults: list[_Fault] = []
-        self._cond = threading.Condition()
-        self._conns: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.fake = self
-        self._port = server.server_address[1]
-        self._stopping.clear()
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name=f"fake-openrouter-{self._port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        with self._cond:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # -- addresses -------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._port}"  # (before start: port 0)
 
     @property
     def base_url(self) -> str:
@@ -390,40 +279,6 @@ class FakeOpenRouter:
                      times: int | None = 1) -> None:
         """After `after` chunks, an error event (`finish_reason: "error"`), then `[DONE]`."""
         self._add_fault(_Fault("stream_error", times, after=after, status=status, message=message))
-
-    def clear_faults(self) -> None:
-        with self._cond:
-            self._faults.clear()
-
-    def _add_fault(self, fault: _Fault) -> None:
-        with self._cond:
-            self._faults.append(fault)
-
-    def _take_faults(self) -> list[_Fault]:
-        with self._cond:
-            taken = list(self._faults)
-            for fault in taken:
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-            return taken
-
-    # -- recording -------------------------------------------------------------------------
-
-    def _add(self, rec: RecordedRequest) -> None:
-        with self._cond:
-            self.requests.append(rec)
-            self._cond.notify_all()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            (self._conns.add if add else self._conns.discard)(conn)
-
-    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
-        with self._cond:
-            return [r for r in self.requests
-                    if r.path == path and (method is None or r.method == method)]
 
     # -- the account -----------------------------------------------------------------------
 
@@ -599,10 +454,6 @@ class FakeOpenRouter:
         if callable(spec):
             spec = spec(body)
         return Reply(text=spec) if isinstance(spec, str) else spec
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stopping.wait(seconds):
-            raise _Dropped
 
 
 _CREDIT_MESSAGES = {
