@@ -398,9 +398,10 @@ class Report:
         return sum(self.outcomes.values())
 
     @property
-    def forwarded_hostile(self) -> int:
-        """Hostile requests the proxy let through (the upstream answered them): they have rows."""
-        return sum(n for outcome, n in self.hostile.items() if " let through" in outcome or "(logged)" in outcome)
+    def answered_hostile(self) -> int:
+        """Hostile requests that got an answer: refused by the proxy, or let through and answered
+        upstream. Each has its row (a refused one as outcome `rejected`)."""
+        return sum(self.hostile.values()) - self.hostile_crashes
 
     @property
     def hostile_crashes(self) -> int:
@@ -409,7 +410,7 @@ class Report:
 
     @property
     def expected_rows(self) -> int:
-        return self.answered + self.forwarded_hostile
+        return self.answered + self.answered_hostile
 
     @property
     def answered(self) -> int:
@@ -442,7 +443,7 @@ def print_report(report: Report) -> None:
     logged = sum(report.rows.values())
     print(f"  decision rows logged: {logged:,} ({', '.join(f'{k} {v:,}' for k, v in report.rows.most_common())}) "
           f"— {'equals' if logged == report.expected_rows else 'DIFFERS FROM'} the {report.answered:,} answered "
-          f"+ {report.forwarded_hostile:,} hostile bodies the proxy let through")
+          f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected)")
     print(f"hostile bodies: {sum(report.hostile.values()):,} requests")
     for outcome, n in report.hostile.most_common():
         print(f"  {outcome:40} {n:7,}")

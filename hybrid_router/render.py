@@ -63,6 +63,8 @@ def stats_text(stats: Stats) -> str:
         counts = ", ".join(f"{p} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1]))
         total = sum(stats.classified.values())
         lines.append(f"Prompts classified without calling a model: {total:,} ({counts})")
+    if stats.rejected:
+        lines.append(f"Requests refused before routing (malformed, too large, no token): {stats.rejected:,}")
     if not stats.requests:
         return "\n".join(lines)
     rows = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .store import OUTCOME_ROUTED, SECONDS_PER_DAY
+from .store import OUTCOME_REJECTED, OUTCOME_ROUTED, SECONDS_PER_DAY
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -74,6 +74,7 @@ class Stats:
     decisions: int = 0  # every row
     requests: int = 0  # rows where a surface acted (a model called, a task declined...)
     classified: dict[str, int] = field(default_factory=dict)  # decision-only rows, per provider
+    rejected: int = 0  # proxy requests refused before routing (malformed, too large, no token)
     cost: float = 0.0
     baseline_cost: float = 0.0
     fallbacks: int = 0
@@ -98,6 +99,7 @@ class Stats:
             "decisions": self.decisions,
             "requests": self.requests,
             "classified": {"total": sum(self.classified.values()), "providers": dict(self.classified)},
+            "rejected": self.rejected,
             "cost": round(self.cost, 6),
             "baseline_cost": round(self.baseline_cost, 6),
             "savings": round(self.savings, 6),
@@ -210,6 +212,9 @@ def compute_stats(
             continue
         result.decisions += count
         result.outcomes[outcome] = result.outcomes.get(outcome, 0) + count
+        if outcome == OUTCOME_REJECTED:
+            result.rejected += count  # refused before routing: no provider to credit
+            continue
         if outcome == OUTCOME_ROUTED:
             # A hook (or `route --log`) classified a prompt; no model was called. Counting these
             # as requests would count a proxied turn twice and skew the provider shares.

@@ -43,6 +43,7 @@ OUTCOME_TRUNCATED = "truncated"  # the answer was cut off at max_tokens
 OUTCOME_ROUTED = "routed"  # a decision only (hooks, `route --log`): nothing was called
 OUTCOME_DECLINED = "declined"  # a surface chose not to act (delegate_to_local on premium work)
 OUTCOME_CANCELLED = "cancelled"  # the client went away before the answer ended
+OUTCOME_REJECTED = "rejected"  # refused before routing: malformed body, too large, no token
 SOURCES = ("proxy", "hook", "mcp", "cli")
 
 

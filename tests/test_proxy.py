@@ -425,3 +425,16 @@ def test_no_reachable_upstream_fails_cleanly(router_home: Path) -> None:
                               headers={"x-api-key": CLIENT_KEY}, timeout=20)
         error = assert_anthropic_error(response)
         assert response.status_code in (502, 529) and "no upstream answered" in error["error"]["message"]
+
+
+def test_refused_requests_are_logged_too(router_home: Path) -> None:
+    """Every request the proxy answers has its row, a refused one included (outcome rejected)."""
+    with running_proxy({"HYBRID_ROUTER_HOME": str(router_home)}) as proxy:
+        bad = httpx.post(f"{proxy.url}/v1/messages", content=b'{"model": "x", "secret-ish": ',
+                          headers={"x-claude-code-session-id": "s-9"})
+        assert bad.status_code == 400
+        proxy.flush_log()
+    conn = store.connect(router_home / "decisions.db")
+    rows = conn.execute("SELECT outcome, error_class, session_id, provider, reason FROM decisions").fetchall()
+    assert [row[:4] for row in rows] == [("rejected", "bad-request", "s-9", "none")]
+    assert "not valid JSON" in rows[0][4] and "secret-ish" not in rows[0][4]

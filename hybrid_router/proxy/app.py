@@ -193,15 +193,31 @@ def _pin_decision(state: ProxyState, signals: Signals, pin: store.Pin) -> Decisi
                            f"turn pinned by the prompt hook ({pin.reason or pin.rule})")
 
 
+def _rejected(state: ProxyState, request: Request, response: Response, error_class: str) -> Response:
+    """Log a request refused before routing (bad body, too large, no token): every request the
+    proxy answers has its row. No body text goes in; the reason is the error message."""
+    try:
+        message = json.loads(response.body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = None
+    state.log_writer.submit(store.DecisionRow(
+        source="proxy", rule="rejected", provider="none", model="none", outcome=store.OUTCOME_REJECTED,
+        session_id=request.headers.get("x-claude-code-session-id"), error_class=error_class,
+        reason=message, latency_ms=0.0,
+    ))
+    return response
+
+
 async def messages(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
     raw = await _authorized_body(request, state)
     if isinstance(raw, Response):
-        return raw
+        kind = "unauthorized" if raw.status_code == 401 else "too-large"
+        return _rejected(state, request, raw, kind)
     try:
         body = parse_messages_body(raw)
     except BadRequest as exc:
-        return anthropic_error(exc.status, str(exc))
+        return _rejected(state, request, anthropic_error(exc.status, str(exc)), "bad-request")
     signals = signals_from_request(body, request.headers)
     pin = state.pinned(signals.session_id)
     decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
