@@ -294,10 +294,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def start_upstream(mode: str = "serve-upstream", *extra: str, script: str = __file__) -> tuple[subprocess.Popen[bytes], str]:
-    """A fake upstream in its own process: `script --MODE PORT EXTRA...`."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, script, f"--{mode}", str(port), *extra])
+def spawn_http_server(command: list[str], port: int, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a server process listening on `port`; return it once it answers HTTP."""
+    process = subprocess.Popen(command, **popen)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/", process)
@@ -305,6 +304,12 @@ def start_upstream(mode: str = "serve-upstream", *extra: str, script: str = __fi
         stop_process(process)
         raise
     return process, url
+
+
+def start_upstream(mode: str = "serve-upstream", *extra: str, script: str = __file__) -> tuple[subprocess.Popen[bytes], str]:
+    """A fake upstream in its own process: `script --MODE PORT EXTRA...`."""
+    port = free_port()
+    return spawn_http_server([sys.executable, script, f"--{mode}", str(port), *extra], port)
 
 
 def router_config(chain: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -331,15 +336,8 @@ def start_proxy(home: Path, environ: dict[str, str], config: dict[str, Any]) -> 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ANTHROPIC_", "HYBRID_ROUTER_", "OPENROUTER_", "OLLAMA_"))}
     env.update(HYBRID_ROUTER_HOME=str(home), **environ)
-    process = subprocess.Popen([str(VENV_BIN / "hybrid-router"), "proxy", "--port", str(port)],
-                               env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/", process)
-    except BaseException:
-        stop_process(process)
-        raise
-    return process, url
+    return spawn_http_server([str(VENV_BIN / "hybrid-router"), "proxy", "--port", str(port)], port,
+                             env=env, stderr=subprocess.DEVNULL)
 
 
 def rss_kb(pid: int) -> int:
