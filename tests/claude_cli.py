@@ -229,3 +229,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def logging_wrapper(bin_dir: Path, log: Path) -> None:
+    """A `hybrid-router` to put first on PATH that logs its arguments to `log`: hooks and the
+    status line return at once (their effects are not under test where this is used);
+    everything else runs the real console script."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "hybrid-router"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> '{log}'\n"
+        'case "$1" in hook|statusline) cat >/dev/null; exit 0;; esac\n'
+        f"exec '{VENV_BIN / 'hybrid-router'}' \"$@\"\n"
+    )
+    wrapper.chmod(0o755)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_cli import run_claude
+from claude_cli import logging_wrapper, run_claude
 from click.testing import CliRunner, Result
 from fakes.fake_anthropic import FakeAnthropic, text
 
@@ -393,20 +393,6 @@ def test_project_scope_does_not_override_a_user_status_line(claude_dirs, tmp_pat
 # --- the real Claude Code CLI reads what install wrote ----------------------------------------
 
 
-def _logging_wrapper(bin_dir: Path, log: Path) -> None:
-    """A `hybrid-router` first on PATH that logs its arguments; hooks return at once (their
-    effects are not under test here), everything else runs the real console script."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    wrapper = bin_dir / "hybrid-router"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"printf '%s\\n' \"$*\" >> '{log}'\n"
-        'case "$1" in hook|statusline) cat >/dev/null; exit 0;; esac\n'
-        f"exec '{SCRIPT}' \"$@\"\n"
-    )
-    wrapper.chmod(0o755)
-
-
 def _init_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     return next(e for e in events if e.get("type") == "system" and e.get("subtype") == "init")
 
@@ -417,7 +403,7 @@ def test_real_cli_loads_a_project_install(claude_dirs, tmp_path, monkeypatch):
     assert invoke("install", "--scope", "project", "--project-dir", str(project)).exit_code == 0
 
     log = tmp_path / "calls.log"
-    _logging_wrapper(tmp_path / "wrapper-bin", log)
+    logging_wrapper(tmp_path / "wrapper-bin", log)
     path = os.pathsep.join([str(tmp_path / "wrapper-bin"), str(VENV_BIN), "/usr/bin", "/bin"])
     with FakeAnthropic() as fake:
         fake.enqueue(text("Hi from the fake!"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_cli import claude_binary, claude_env, run_claude
+from claude_cli import claude_binary, claude_env, logging_wrapper, run_claude
 from fakes.fake_anthropic import FakeAnthropic, text
 
 from hybrid_router import __version__
@@ -64,15 +64,7 @@ def test_real_cli_loads_the_plugin(tmp_path):
     # (their effects are not under test here); `mcp` runs the real server.
     log = tmp_path / "calls.log"
     bin_dir = tmp_path / "wrapper-bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "hybrid-router"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"printf '%s\\n' \"$*\" >> '{log}'\n"
-        'case "$1" in hook|statusline) cat >/dev/null; exit 0;; esac\n'
-        f"exec '{SCRIPT}' \"$@\"\n"
-    )
-    wrapper.chmod(0o755)
+    logging_wrapper(bin_dir, log)
     path = os.pathsep.join([str(bin_dir), str(VENV_BIN), "/usr/bin", "/bin"])
 
     with FakeAnthropic() as fake:
