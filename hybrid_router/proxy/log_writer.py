@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
+import time
 
 from .. import store
 
 log = logging.getLogger("hybrid_router.proxy")
 _STOP = object()
+# Rows waiting when the writer wakes go in one transaction: under load, one commit per batch
+# instead of one per row keeps the thread (and the GIL it takes) out of the requests' way.
+MAX_BATCH = 256
 
 
 class LogWriter:
@@ -20,7 +25,7 @@ class LogWriter:
 
     def __init__(self, database_path: str) -> None:
         self.database_path = database_path
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._written = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="hybrid-router-log", daemon=True)
@@ -32,6 +37,8 @@ class LogWriter:
             return self._written
 
     def submit(self, row: store.DecisionRow) -> None:
+        if not row.ts:
+            row.ts = time.time()  # when the request ended, not when the thread got to it
         self._queue.put(row)
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -45,22 +52,48 @@ class LogWriter:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        conn = None
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            try:
-                if conn is None:
-                    conn = store.connect(self.database_path)
-                store.record(conn, item)  # type: ignore[arg-type]
-                with self._lock:
-                    self._written += 1
-            except Exception as exc:  # noqa: BLE001 - a broken log must not stop the proxy
-                log.warning("could not write a decision row: %s", exc)
-                conn = None
+        conn: sqlite3.Connection | None = None
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < MAX_BATCH:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows: list[store.DecisionRow] = []
+            for item in items:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    conn = self._write(conn, rows)  # what came before the flush, first
+                    rows = []
+                    item.set()
+                else:
+                    rows.append(item)  # type: ignore[arg-type]
+            conn = self._write(conn, rows)
         if conn is not None:
             conn.close()
+
+    def _write(self, conn: sqlite3.Connection | None, rows: list[store.DecisionRow]) -> sqlite3.Connection | None:
+        """Write `rows` in one transaction; if that fails, row by row, so one bad row or a
+        passing lock loses only itself. Returns the connection to use next (None: reopen)."""
+        if not rows:
+            return conn
+        try:
+            if conn is None:
+                conn = store.connect(self.database_path)
+            store.record_many(conn, rows)
+            self._count(len(rows))
+            return conn
+        except Exception as exc:  # noqa: BLE001 - a broken log must not stop the proxy
+            if len(rows) == 1:
+                log.warning("could not write a decision row: %s", exc)
+                return None
+        for row in rows:
+            conn = self._write(conn, [row])
+        return conn
+
+    def _count(self, written: int) -> None:
+        with self._lock:
+            self._written += written

@@ -9,13 +9,11 @@ gets exactly one log row, written after the answer ends.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import anyio
-import httpx2 as httpx
 
 from .. import store
 from ..config import RouterConfig
@@ -25,6 +23,7 @@ from ..routing import Decision
 from ..signals import Signals
 from ..store import OUTCOME_CANCELLED
 from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
+from .http1 import HttpClient
 from .links import Link
 from .upstream import Call, LinkFailure, Opened, StreamBroken, Usage, open_link
 
@@ -48,7 +47,7 @@ class Exchange:
     links: list[Link]
     config: RouterConfig
     protocol_for: Callable[[Link], Any]
-    client: httpx.AsyncClient
+    client: HttpClient
     write_row: Callable[[store.DecisionRow], None]
     prompt_id: str | None = None
     skipped: list[str] = field(default_factory=list)
@@ -74,7 +73,7 @@ class Exchange:
                 limit = self.config.proxy.max_retry_after_seconds
                 if (attempt == 0 and failure.status == 429 and failure.retry_after is not None
                         and failure.retry_after <= limit):
-                    await anyio.sleep(failure.retry_after)
+                    await asyncio.sleep(failure.retry_after)
                     continue
                 self.failures.append(failure)
                 self.stop_chain = self.stop_chain or not failure.retriable
@@ -149,7 +148,11 @@ async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
 
 
 class StreamRelay:
-    """The ASGI response for a streaming request (see the module docstring)."""
+    """The ASGI response for a streaming request (see the module docstring).
+
+    Built on plain asyncio, not task groups: on the hot path, one extra task per request (the
+    hang-up watcher) and one timer (for pings) is all the machinery a stream needs.
+    """
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -159,34 +162,79 @@ class StreamRelay:
         self.response_started = False
         self.content_sent = False
         self.finished = False
+        self.hung_up = False
+        self._last_sent = 0.0
+        self._silence_timer: asyncio.TimerHandle | None = None
+        self._ping_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         self._send = send
+        loop = asyncio.get_running_loop()
+        answering = asyncio.current_task()
+        assert answering is not None
+        watcher = loop.create_task(self._watch_for_hang_up(receive, answering))
+        self._last_sent = loop.time()
+        self._arm(self.grace)
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_for_hang_up() -> None:
-                    # The server's send() stays silent once the client has gone: only
-                    # receive() says so. Then the upstream must stop too (no tokens wasted).
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    if not self.finished:  # after the last byte, a disconnect is just the end
-                        self._client_gone()
-                        group.cancel_scope.cancel()
-
-                async def answer() -> None:
-                    await self._run()
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_for_hang_up)
-                group.start_soon(answer)
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._run()
+        except asyncio.CancelledError:
+            if not self.hung_up:
+                raise  # the server is shutting down: not ours to swallow
+            answering.uncancel()
+        except OSError:
             self._client_gone()
         finally:
+            self.finished = True
+            self._disarm()
+            watcher.cancel()
             self.exchange.log()
+
+    async def _watch_for_hang_up(self, receive: Any, answering: asyncio.Task[Any]) -> None:
+        # The server's send() stays silent once the client has gone: only receive() says so.
+        # Then the upstream must stop too (no tokens wasted).
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not self.finished:  # after the last byte, a disconnect is just the end
+            self.hung_up = True
+            self._client_gone()
+            answering.cancel()
 
     def _client_gone(self) -> None:
         self.exchange.outcome, self.exchange.error_class = OUTCOME_CANCELLED, "client-closed"
+
+    # -- pings: a timer checks for silence; nothing runs per relayed event ----------------------
+
+    def _arm(self, delay: float) -> None:
+        self._silence_timer = asyncio.get_running_loop().call_later(delay, self._on_silence)
+
+    def _disarm(self) -> None:
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+            self._silence_timer = None
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+
+    def _on_silence(self) -> None:
+        self._silence_timer = None
+        if self.finished:
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_sent
+        limit = self.ping_interval if self.response_started else self.grace
+        if quiet + 0.001 < limit:  # something went out since the timer was set
+            self._arm(limit - quiet)
+            return
+        self._ping_task = loop.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        """Commit to 200 (if not yet) and ping: keeps Claude Code's idle timer from firing."""
+        if self.finished:
+            return
+        await self._start()
+        await self._body(PING_EVENT)
+        self._arm(self.ping_interval)
+
+    # -- sending ---------------------------------------------------------------------------------
 
     async def _start(self, status: int = 200, headers: list | None = None) -> None:
         if not self.response_started:
@@ -196,13 +244,18 @@ class StreamRelay:
                               "headers": (headers if headers is not None else SSE_HEADERS) + rid})
 
     async def _body(self, data: bytes, more: bool = True) -> None:
+        if self.finished:
+            return
         if not more:
             self.finished = True
+        self._last_sent = asyncio.get_running_loop().time()
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    # -- the chain -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         for link in self.exchange.links:
-            opened = await self._open_with_pings(link)
+            opened = await self.exchange.open(link)
             if opened is None:
                 if self.exchange.stop_chain:
                     break
@@ -218,69 +271,13 @@ class StreamRelay:
             await self._start(status, [(b"content-type", b"application/json"), *extra])
             await self._body(body, more=False)
 
-    async def _open_with_pings(self, link: Link) -> Opened | None:
-        """Open the link; if it is slow to start, commit to 200 and ping until it does."""
-        result: dict[str, Opened | None] = {}
-        done = anyio.Event()
-
-        async def opener() -> None:
-            try:
-                result["opened"] = await self.exchange.open(link)
-            finally:
-                done.set()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(opener)
-            wait = self.grace if not self.response_started else self.ping_interval
-            while not done.is_set():
-                with anyio.move_on_after(wait):
-                    await done.wait()
-                if not done.is_set():
-                    await self._start()
-                    await self._body(PING_EVENT)
-                    wait = self.ping_interval
-        return result.get("opened")
-
     async def _relay(self, link: Link, opened: Opened) -> bool:
         """Relay the answer. False: it broke before any content, so the next link may try."""
         assert opened.events is not None
-        sender, receiver = anyio.create_memory_object_stream[bytes | BaseException](16)
         exchange = self.exchange
-
-        async def pump() -> None:
-            async with sender:
-                try:
-                    async for event in opened.events:
-                        await sender.send(event)
-                except (StreamBroken, LinkFailure) as exc:
-                    await sender.send(exc)
-                finally:
-                    await opened.aclose()
-
-        async with anyio.create_task_group() as group, receiver:
-            group.start_soon(pump)
-            while True:
-                item: bytes | BaseException | None = None
-                with anyio.move_on_after(self.ping_interval):
-                    try:
-                        item = await receiver.receive()
-                    except anyio.EndOfStream:
-                        break
-                if item is None:  # silence: keep the client's idle timer from firing
-                    await self._start()
-                    await self._body(PING_EVENT)
-                    continue
-                if isinstance(item, BaseException):
-                    group.cancel_scope.cancel()
-                    if not self.content_sent:
-                        exchange.failures.append(LinkFailure(f"{link.label}: {item}", "broken"))
-                        return False
-                    exchange.answered_by, exchange.usage = link, opened.usage
-                    exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "stream-broken"
-                    await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {item}"), more=False)
-                    return True
+        try:
+            async for item in opened.events:
                 if item.startswith(b"event: error"):
-                    group.cancel_scope.cancel()
                     if not self.content_sent:  # nothing reached the client: the next link may try
                         exchange.failures.append(LinkFailure(f"{link.label}: {item[:300]!r}", "upstream-error"))
                         return False
@@ -289,11 +286,21 @@ class StreamRelay:
                     exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "upstream-error"
                     await self._body(item, more=False)
                     return True
-                if not self.content_sent and item != PING_EVENT and not item.startswith(b"event: ping"):
+                if not self.content_sent and not item.startswith(b"event: ping"):
                     self.content_sent = True
                     exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
                 await self._start()
                 await self._body(item)
+        except (StreamBroken, LinkFailure) as exc:
+            if not self.content_sent:
+                exchange.failures.append(LinkFailure(f"{link.label}: {exc}", "broken"))
+                return False
+            exchange.answered_by, exchange.usage = link, opened.usage
+            exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "stream-broken"
+            await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {exc}"), more=False)
+            return True
+        finally:
+            await opened.aclose()
         exchange.answered_by, exchange.usage = link, opened.usage
         exchange.outcome = store.OUTCOME_OK
         await self._body(b"", more=False)

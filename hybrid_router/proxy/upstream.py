@@ -9,12 +9,11 @@ stream itself is an async iterator of complete SSE events, in Anthropic's format
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2 as httpx
-
+from .. import jsonio
 from ..providers.chat import request_headers
 from ..providers.translate import (
     OpenAIStreamToAnthropic,
@@ -25,6 +24,15 @@ from ..providers.translate import (
     sse_bytes,
 )
 from .errors import error_body
+from .http1 import (
+    BadHeader,
+    ConnectFailed,
+    HttpClient,
+    Response,
+    Timeouts,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from .links import Link
 
 # Client headers that describe the hop, not the request: never forwarded.
@@ -83,12 +91,14 @@ class Opened:
 
     status: int
     headers: dict[str, str]
-    events: AsyncIterator[bytes] | None = None
+    events: AsyncGenerator[bytes, None] | None = None
     body: bytes | None = None
     usage: Usage = field(default_factory=Usage)
-    response: httpx.Response | None = None
+    response: Response | None = None
 
     async def aclose(self) -> None:
+        if self.events is not None:
+            await self.events.aclose()
         if self.response is not None:
             await self.response.aclose()
 
@@ -106,9 +116,9 @@ class Call:
     requested_model: str
 
 
-def _timeout(link: Link) -> httpx.Timeout:
+def _timeouts(link: Link) -> Timeouts:
     provider = link.provider
-    return httpx.Timeout(connect=provider.connect_timeout, read=provider.read_timeout, write=60.0, pool=30.0)
+    return Timeouts(connect=provider.connect_timeout, read=provider.read_timeout)
 
 
 def _messages_url(link: Link) -> str:
@@ -146,7 +156,7 @@ def _anthropic_body(link: Link, call: Call) -> bytes:
     """Anthropic gets the client's bytes; only `model` may change, when the route says so."""
     if call.body.get("model") == link.model:
         return call.raw
-    return json.dumps({**call.body, "model": link.model}, ensure_ascii=False).encode()
+    return jsonio.dumps({**call.body, "model": link.model})
 
 
 def messages_api_body(link: Link, call: Call) -> dict[str, Any]:
@@ -203,7 +213,7 @@ def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -
                        headers=headers, upstream_body=body)
 
 
-async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol: str) -> Opened:
+async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -> Opened:
     """Send the request to `link`; return once the answer has started (status 200 seen)."""
     try:
         if protocol == "anthropic":
@@ -213,9 +223,8 @@ async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol:
             else:
                 headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION,
                            "x-api-key": link.api_key or "hybrid-router"}
-                content = json.dumps(messages_api_body(link, call), ensure_ascii=False).encode()
-            request = client.build_request("POST", _messages_url(link), content=content, headers=headers,
-                                           timeout=_timeout(link))
+                content = jsonio.dumps(messages_api_body(link, call))
+            url = _messages_url(link)
         else:
             try:
                 payload = anthropic_to_openai_request(call.body, link.model)
@@ -230,20 +239,22 @@ async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol:
             if link.window:
                 room = max(256, link.window - call.estimated_tokens)
                 payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
-            request = client.build_request("POST", _chat_url(link), json=payload,
-                                           headers=request_headers(link.provider, link.api_key),
-                                           timeout=_timeout(link))
-        response = await client.send(request, stream=True)
-    except httpx.ConnectError as exc:
-        raise LinkFailure(f"{link.label}: cannot connect to {link.base_url} ({exc})", "connect") from None
-    except httpx.TimeoutException:
-        raise LinkFailure(f"{link.label}: no answer within {link.provider.read_timeout:g} s", "timeout") from None
-    except httpx.TransportError as exc:
-        raise LinkFailure(f"{link.label}: {type(exc).__name__}: {exc}", "transport") from None
+            url, content = _chat_url(link), jsonio.dumps(payload)
+            headers = {**request_headers(link.provider, link.api_key), "content-type": "application/json"}
+        response = await client.post(url, content, headers, _timeouts(link))
+    except ConnectFailed as exc:
+        raise LinkFailure(f"{link.label}: {exc}", "connect") from None
+    except UpstreamTimeout as exc:
+        seconds = link.provider.connect_timeout if exc.phase == "connect" else link.provider.read_timeout
+        raise LinkFailure(f"{link.label}: no answer within {seconds:g} s", "timeout") from None
+    except UpstreamError as exc:
+        raise LinkFailure(f"{link.label}: {exc}", "transport") from None
+    except BadHeader as exc:  # say, an API key pasted with a line break
+        raise LinkFailure(f"{link.label}: {exc}", "bad-header") from None
     if response.status_code != 200:
         try:
             body = await response.aread()
-        except httpx.HTTPError:
+        except UpstreamError:
             body = b""
         finally:
             await response.aclose()
@@ -270,7 +281,7 @@ async def open_link(client: httpx.AsyncClient, link: Link, call: Call, protocol:
     return opened
 
 
-def _response_headers(response: httpx.Response) -> dict[str, str]:
+def _response_headers(response: Response) -> dict[str, str]:
     kept = {}
     for name in ("content-type", "request-id", "anthropic-organization-id"):
         if name in response.headers:
@@ -278,10 +289,10 @@ def _response_headers(response: httpx.Response) -> dict[str, str]:
     return kept
 
 
-async def _read_all(response: httpx.Response, link: Link) -> bytes:
+async def _read_all(response: Response, link: Link) -> bytes:
     try:
         return await response.aread()
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         raise LinkFailure(f"{link.label}: the answer broke off ({type(exc).__name__})", "broken") from None
     finally:
         await response.aclose()
@@ -289,8 +300,8 @@ async def _read_all(response: httpx.Response, link: Link) -> bytes:
 
 def _absorb_message(body: bytes, usage: Usage) -> None:
     try:
-        message = json.loads(body)
-    except ValueError:
+        message = jsonio.loads(body)
+    except (ValueError, RecursionError):
         return
     if isinstance(message, dict):
         usage.absorb(message.get("usage"))
@@ -301,7 +312,7 @@ class StreamBroken(Exception):
     """The upstream stream ended abnormally after it had started."""
 
 
-async def _anthropic_events(response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+async def _anthropic_events(response: Response, usage: Usage) -> AsyncGenerator[bytes, None]:
     """Complete SSE events from an Anthropic-format stream, noting usage as they pass."""
     buffer = b""
     try:
@@ -314,7 +325,7 @@ async def _anthropic_events(response: httpx.Response, usage: Usage) -> AsyncIter
                     yield event + b"\n\n"
                     if event.startswith(b"event: error"):
                         return  # the relay forwards it (or falls back) and ends the answer
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if buffer.strip():
         yield buffer + b"\n\n"
@@ -333,8 +344,10 @@ def _note_usage(event: bytes, usage: Usage) -> None:
     if name not in (b"message_start", b"message_delta"):
         return  # content deltas are not parsed: they are most of the bytes; errors go to the relay
     try:
-        payload = json.loads(data)
-    except ValueError:
+        payload = jsonio.loads(data)
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(payload, dict):
         return
     if name == b"message_start":
         usage.absorb((payload.get("message") or {}).get("usage"))
@@ -344,8 +357,8 @@ def _note_usage(event: bytes, usage: Usage) -> None:
 
 
 async def _translated_events(
-    response: httpx.Response, translator: OpenAIStreamToAnthropic, usage: Usage
-) -> AsyncIterator[bytes]:
+    response: Response, translator: OpenAIStreamToAnthropic, usage: Usage
+) -> AsyncGenerator[bytes, None]:
     """OpenAI chat-completion chunks in, Anthropic SSE events out."""
     finished = False
     try:
@@ -369,7 +382,7 @@ async def _translated_events(
                 yield sse_bytes(name, payload)
                 if name == "error":
                     return  # the relay forwards it (or falls back) and ends the answer
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if not finished:
         raise StreamBroken("the stream ended without a finish reason")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 ROLES = ("user", "assistant", "system")
 
 
@@ -16,6 +18,19 @@ class BadRequest(Exception):
 
 def parse_messages_body(raw: bytes) -> dict[str, Any]:
     try:
+        body = orjson.loads(raw)  # the common case, several times faster than `json`
+    except orjson.JSONDecodeError:
+        body = _parse_with_json(raw)
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    check_messages_body(body)
+    return body
+
+
+def _parse_with_json(raw: bytes) -> Any:
+    """What orjson refused: `json` accepts a little more (NaN, lone surrogates, huge integers)
+    and words its errors with line and column."""
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the request body is not UTF-8 (byte {exc.start})") from None
@@ -25,9 +40,6 @@ def parse_messages_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise BadRequest("the request body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    check_messages_body(body)
     return body
 
 

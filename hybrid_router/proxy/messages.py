@@ -1,0 +1,194 @@
+"""`POST /v1/messages`: read, validate, route and answer one Messages request.
+
+This is the proxy's hot path, so it is a plain ASGI handler: no router, middleware or request
+object between uvicorn and the routing decision. Every request it answers gets its log row —
+refused ones (no token, too large, malformed) as outcome `rejected`, a bug as `error`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .. import store
+from ..routing import Decision, Target, decide, decide_with_pin
+from ..signals import Signals, signals_from_request
+from .errors import error_body, request_id
+from .links import candidate_links, skip_reason
+from .relay import Exchange, StreamRelay, answer_once
+from .state import ProxyState
+from .upstream import Call
+from .validate import BadRequest, parse_messages_body
+
+log = logging.getLogger("hybrid_router.proxy")
+UNAUTHORIZED = "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)"
+
+
+class ClientGone(Exception):
+    """The client hung up before its request body arrived: there is no one to answer."""
+
+
+def header_map(scope: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by (lowercase) name; repeated ones joined as HTTP allows."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def authorized(headers: Mapping[str, str], token: str | None) -> bool:
+    """With a token set (a non-loopback bind), the request must carry it."""
+    if not token:
+        return True
+    offered = headers.get("x-api-key") or ""
+    bearer = headers.get("authorization") or ""
+    if bearer.lower().startswith("bearer "):
+        bearer = bearer[7:]
+    return any(hmac.compare_digest(value.encode(), token.encode()) for value in (offered, bearer) if value)
+
+
+def client_has_auth(headers: Mapping[str, str], token: str | None) -> bool:
+    """Whether the client sent credentials of its own (not just the proxy's token)."""
+    for name in ("x-api-key", "authorization"):
+        value = headers.get(name)
+        if value and not (token and token in value):
+            return True
+    return False
+
+
+async def send_json(send: Any, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    out = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    for name, value in (headers or {}).items():
+        if name.lower() not in ("content-type", "content-length", "transfer-encoding"):
+            out.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> bytes:
+    """The whole request body; BadRequest(413) past `limit` bytes (declared or sent)."""
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"request body of {int(declared):,} bytes is over the {limit:,}-byte limit", 413)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body is over the {limit:,}-byte limit", 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    headers = header_map(scope)
+    exchange: Exchange | None = None
+    started = False
+
+    async def tracked_send(message: dict[str, Any]) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        if not authorized(headers, state.token):
+            await _refuse(state, headers, send, 401, UNAUTHORIZED, "unauthorized")
+            return
+        try:
+            raw = await read_body(receive, headers, state.config.proxy.max_body_bytes)
+            body = parse_messages_body(raw)
+        except BadRequest as exc:
+            kind = "too-large" if exc.status == 413 else "bad-request"
+            await _refuse(state, headers, send, exc.status, str(exc), kind)
+            return
+        exchange = _exchange(state, headers, raw, body)
+        # From here on the exchange writes the request's row, whatever happens.
+        if exchange.call.stream:
+            await StreamRelay(exchange)(scope, receive, tracked_send)
+            return
+        status, answer_headers, payload = await answer_once(exchange)
+        answer_headers = {**answer_headers, "request-id": answer_headers.get("request-id", exchange.rid)}
+        await send_json(tracked_send, status, payload, answer_headers)
+    except ClientGone:
+        return
+    except Exception as exc:  # a bug: the client still gets an Anthropic-shaped answer
+        log.exception("internal error while answering /v1/messages")
+        message = f"hybrid-router internal error: {type(exc).__name__}"
+        if exchange is None:
+            _log_row(state, headers, message, "internal", store.OUTCOME_ERROR)
+        if not started:
+            rid = request_id()
+            await send_json(send, 500, error_body(500, message, rid), {"request-id": rid})
+
+
+def _exchange(state: ProxyState, headers: dict[str, str], raw: bytes, body: dict[str, Any]) -> Exchange:
+    """Decide the route and the chain of links that can take this request."""
+    signals = signals_from_request(body, headers)
+    pin = state.pinned(signals.session_id)
+    decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
+    links = [
+        state.with_reported_window(link)
+        for link in candidate_links(decision, state.config, state.table, state.environ, signals.requested_model)
+    ]
+    has_tools = bool(body.get("tools"))
+    client_auth = client_has_auth(headers, state.token)
+    usable, skipped = [], []
+    for link in links:
+        reason = skip_reason(
+            link, signals, output_reserve=state.config.output_reserve_tokens, has_tools=has_tools,
+            tool_capable=state.tool_capable(link), exhausted=state.exhausted(link), client_has_auth=client_auth,
+        )
+        if reason:
+            skipped.append(f"{link.label}: {reason}")
+        else:
+            usable.append(link)
+    call = Call(
+        body=body, raw=raw, headers=headers, stream=bool(body.get("stream")),
+        estimated_tokens=signals.estimated_tokens, proxy_token=state.token, requested_model=body["model"],
+    )
+    return Exchange(
+        call=call, signals=signals, decision=decision, links=usable, config=state.config,
+        protocol_for=state.protocol_for, client=state.upstream, write_row=state.log_writer.submit,
+        prompt_id=pin.prompt_id if pin else None, skipped=skipped,
+        on_failure=state.note_failure, on_response=state.note_success,
+    )
+
+
+def _pin_decision(state: ProxyState, signals: Signals, pin: store.Pin) -> Decision:
+    if pin.tier:
+        try:
+            target = state.table.tier(pin.tier)
+        except KeyError:
+            target = Target(pin.provider, pin.model, None, None, ())
+    else:
+        target = Target(pin.provider, pin.model, None, None, ())
+    return decide_with_pin(signals, state.table, target, pin.rule,
+                           f"turn pinned by the prompt hook ({pin.reason or pin.rule})")
+
+
+async def _refuse(state: ProxyState, headers: Mapping[str, str], send: Any, status: int, message: str,
+                  error_class: str) -> None:
+    """Answer a request refused before routing, with its row (no body text: the reason is the
+    error message)."""
+    _log_row(state, headers, message, error_class, store.OUTCOME_REJECTED)
+    rid = request_id()
+    await send_json(send, status, error_body(status, message, rid), {"request-id": rid})
+
+
+def _log_row(state: ProxyState, headers: Mapping[str, str], message: str, error_class: str, outcome: str) -> None:
+    """The row of a request answered without routing (refused, or a bug before the decision)."""
+    state.log_writer.submit(store.DecisionRow(
+        source="proxy", rule="rejected" if outcome == store.OUTCOME_REJECTED else "internal-error",
+        provider="none", model="none", outcome=outcome,
+        session_id=headers.get("x-claude-code-session-id"), error_class=error_class,
+        reason=message, latency_ms=0.0,
+    ))
+

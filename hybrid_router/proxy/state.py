@@ -1,0 +1,136 @@
+"""What every proxied request shares: config, routing table, HTTP clients, log writer, pins,
+probe reports and the OpenRouter free-tier tracker."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+import httpx2 as httpx
+
+from .. import home, store
+from ..config import RouterConfig, provider_api_key, provider_base_url
+from ..providers import probe
+from ..providers.openrouter import FreeTierTracker
+from ..routing import RoutingTable
+from ..routing_table import routing_table
+from .http1 import HttpClient
+from .links import Link
+from .log_writer import LogWriter
+from .upstream import LinkFailure, Opened
+
+log = logging.getLogger("hybrid_router.proxy")
+OLLAMA_MESSAGES_API = (0, 14)  # Ollama serves /v1/messages from 0.14 on
+VERSION_TTL_SECONDS = 300.0
+
+
+class ProxyState:
+    """What every request shares: config, routing table, HTTP client, log writer, pin reader."""
+
+    def __init__(self, config: RouterConfig, environ: dict[str, str], token: str | None) -> None:
+        self.config = config
+        self.table: RoutingTable = routing_table(config)
+        self.environ = environ
+        self.token = token
+        database = os.path.join(home.home_path(environ), home.DATABASE_FILENAME)
+        self.log_writer = LogWriter(database)
+        self.pins = store.connect(database)  # the pin reads happen on the event loop thread
+        # Upstream calls for requests go through the lean HTTP/1.1 client; probes, version
+        # checks and the free-tier refresh are occasional and use httpx.
+        self.upstream = HttpClient()
+        self.client = httpx.AsyncClient(
+            trust_env=False, limits=httpx.Limits(max_connections=32, max_keepalive_connections=4)
+        )
+        self._ollama_versions: dict[str, tuple[float, tuple[int, ...] | None]] = {}
+        self.openrouter = FreeTierTracker.at_home(environ)
+        self.reports: list[Any] = probe.load_reports(probe.cache_path(environ))
+
+    async def start_probe(self) -> None:
+        """Probe the backends in the background (tool calls, windows); results take effect as
+        they arrive, and until then the cached ones from the last probe or `doctor` apply."""
+        try:
+            reports = await probe.probe_all(self.config, self.environ, self.client)
+        except Exception as exc:  # noqa: BLE001 - a failed probe only means less information
+            log.warning("backend probe failed: %s", exc)
+            return
+        self.reports = reports
+        probe.save_reports(probe.cache_path(self.environ), reports)
+
+    async def refresh_openrouter(self) -> None:
+        now = time.time()
+        for name, provider in self.config.providers.items():
+            key = provider_api_key(provider, self.environ)
+            if provider.kind == "openrouter" and key:
+                await self.openrouter.refresh(self.client, name, provider_base_url(provider, self.environ), key, now)
+
+    def tool_capable(self, link: Link) -> bool | None:
+        return probe.tool_capable(self.reports, link.provider_name, link.model)
+
+    def with_reported_window(self, link: Link) -> Link:
+        """The smaller of the configured window and the one the backend reports (/api/show):
+        a config that promises more than the model has would let Ollama truncate silently."""
+        reported = probe.reported_window(self.reports, link.provider_name, link.model)
+        if reported is None or (link.window is not None and link.window <= reported):
+            return link
+        return dataclasses.replace(link, window=reported)
+
+    def exhausted(self, link: Link) -> str | None:
+        if link.provider.kind != "openrouter":
+            return None
+        return self.openrouter.exhausted(link.provider_name, link.model, time.time())
+
+    def note_failure(self, link: Link, failure: LinkFailure) -> None:
+        if link.provider.kind == "openrouter" and failure.status is not None:
+            now = time.time()
+            self.openrouter.count_request(link.provider_name, link.model, now)
+            self.openrouter.record_response(link.provider_name, link.model, failure.status,
+                                            failure.headers, failure.upstream_body, now)
+
+    def note_success(self, link: Link, opened: Opened) -> None:
+        if link.provider.kind == "openrouter":
+            now = time.time()
+            self.openrouter.count_request(link.provider_name, link.model, now)
+            self.openrouter.record_response(link.provider_name, link.model, 200, opened.headers, None, now)
+
+    async def close(self) -> None:
+        await self.upstream.aclose()
+        await self.client.aclose()
+        self.log_writer.close()
+        self.pins.close()
+
+    async def ollama_version(self, base_url: str) -> tuple[int, ...] | None:
+        cached = self._ollama_versions.get(base_url)
+        now = time.monotonic()
+        if cached and now - cached[0] < VERSION_TTL_SECONDS:
+            return cached[1]
+        try:
+            response = await self.client.get(f"{base_url.rstrip('/')}/api/version", timeout=3.0)
+            text = str(response.json().get("version", ""))
+            version = tuple(int(part) for part in text.split("-")[0].split(".")[:3] if part.isdigit())
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None  # not cached: ask again next time
+        self._ollama_versions[base_url] = (now, version)
+        return version
+
+    async def protocol_for(self, link: Link) -> str:
+        if link.is_anthropic:
+            return "anthropic"
+        if link.provider.protocol != "auto":
+            return link.provider.protocol
+        if link.provider.kind == "ollama":
+            version = await self.ollama_version(link.base_url)
+            if version is None or version >= OLLAMA_MESSAGES_API:
+                return "anthropic"
+        return "openai"
+
+    def pinned(self, session_id: str | None) -> store.Pin | None:
+        if not session_id:
+            return None
+        try:
+            return store.read_pin(self.pins, session_id, self.config.hooks.pin_ttl_hours * 3600)
+        except Exception as exc:  # noqa: BLE001 - a broken log must not stop routing
+            log.warning("could not read the turn pin: %s", exc)
+            return None
