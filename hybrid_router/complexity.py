@@ -189,11 +189,13 @@ def _file_mentions(prose: str) -> set[str]:
     return found
 
 
-def complexity_score(text: str) -> int:
+def complexity_score(text: str, tokens: list[str] | None = None) -> int:
+    """`tokens`: the text's tokens when the caller has them already (`tokenize(text)`)."""
     if not text:
         return 0
     lowered = text.lower()
-    tokens = tokenize(lowered)
+    if tokens is None:
+        tokens = tokenize(lowered)
     score = 0
     words = len(lowered.split())
     score += 3 if words >= 250 else 2 if words >= 80 else 1 if words >= 25 else 0
@@ -212,8 +214,8 @@ def complexity_score(text: str) -> int:
     return score
 
 
-def assess_complexity(text: str) -> str:
-    score = complexity_score(text)
+def assess_complexity(text: str, tokens: list[str] | None = None) -> str:
+    score = complexity_score(text, tokens)
     if score >= 4:
         return HIGH
     if score >= 2:

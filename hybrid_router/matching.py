@@ -27,9 +27,23 @@ Term = tuple  # tuple[tuple[str, ...], bool, str]
 Span = tuple  # tuple[int, int] token positions, end exclusive
 
 
-def tokenize(text: str) -> list[str]:
+class Tokens(list):
+    """A text's tokens, plus the index keys any of them could match (built on first use): a
+    route whose terms share no key with the text is ruled out without walking the tokens."""
+
+    __slots__ = ("_keys",)
+
+    def keys(self) -> frozenset[str]:
+        try:
+            return self._keys
+        except AttributeError:
+            self._keys: frozenset[str] = frozenset(self).union(PREFIX_KEY + token[0] for token in self)
+            return self._keys
+
+
+def tokenize(text: str) -> Tokens:
     """Lower-case tokens: runs of word characters, and single punctuation characters."""
-    tokens: list[str] = []
+    tokens = Tokens()
     word_start = -1
     lowered = text.lower()
     for index, char in enumerate(lowered):
@@ -70,6 +84,11 @@ def token_offsets(text: str) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
+# Index key of one-word prefix terms, before their first character. Tokens never start with
+# "*" followed by another character ("*" is a token on its own), so it cannot clash.
+PREFIX_KEY = "*"
+
+
 def compile_term(term: str) -> Term:
     text = term.strip()
     prefix = text.endswith("*")
@@ -78,14 +97,15 @@ def compile_term(term: str) -> Term:
 
 
 def compile_terms(terms: list[str] | tuple[str, ...]) -> dict[str, list[Term]]:
-    """Index terms by first token; a one-word prefix term (`refactor*`) is indexed under ''."""
+    """Index terms by first token. A one-word prefix term (`refactor*`) is indexed under `*` and
+    its first character (`*r`), so a token is checked only against prefixes it could start with."""
     index: dict[str, list[Term]] = {}
     for term in terms:
         compiled = compile_term(term)
         tokens, prefix, _ = compiled
         if not tokens:
             continue
-        key = "" if prefix and len(tokens) == 1 else tokens[0]
+        key = PREFIX_KEY + tokens[0][0] if prefix and len(tokens) == 1 else tokens[0]
         index.setdefault(key, []).append(compiled)
     for bucket in index.values():
         bucket.sort(key=lambda t: -len(t[0]))  # longest phrase first: "where is" over "where"
@@ -115,7 +135,8 @@ def find_terms(tokens: list[str], index: dict[str, list[Term]]) -> list[tuple[Sp
     expression alternation would.
     """
     found: list[tuple[Span, str]] = []
-    prefixes = index.get("", ())
+    if isinstance(tokens, Tokens) and index.keys().isdisjoint(tokens.keys()):
+        return found  # no term can start at any position
     position = 0
     count = len(tokens)
     while position < count:
@@ -124,8 +145,9 @@ def find_terms(tokens: list[str], index: dict[str, list[Term]]) -> list[tuple[Sp
             if len(term[0]) > best and _matches_at(tokens, position, term):
                 best = len(term[0])
         if not best:
-            for term in prefixes:
-                if tokens[position].startswith(term[0][0]):
+            token = tokens[position]
+            for term in index.get(PREFIX_KEY + token[0], ()):
+                if token.startswith(term[0][0]):
                     best = 1
                     break
         if best:

@@ -19,9 +19,31 @@ class Record:
     _fields: ClassVar[tuple[str, ...]] = ()
     __slots__: tuple[str, ...] = ()
     _defaults: ClassVar[dict[str, object]] = {}
+    _names: ClassVar[frozenset[str]] = frozenset()
     _frozen = False
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._names = frozenset(cls._fields)
+
     def __init__(self, *args: object, **kwargs: object) -> None:
+        # Built for every proxied request (signals, decision, log row): the loop stays lean.
+        if args:
+            kwargs = self._with_positional(args, kwargs)
+        if not kwargs.keys() <= self._names:
+            unknown = min(set(kwargs) - self._names)
+            raise TypeError(f"{type(self).__name__} has no field {unknown!r}")
+        defaults = self._defaults
+        setter = object.__setattr__
+        for name in self._fields:
+            if name in kwargs:
+                setter(self, name, kwargs[name])
+            elif name in defaults:
+                setter(self, name, defaults[name])
+            else:
+                raise TypeError(f"{type(self).__name__} is missing {name!r}")
+
+    def _with_positional(self, args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, object]:
         names = self._fields
         if len(args) > len(names):
             raise TypeError(
@@ -29,19 +51,10 @@ class Record:
             )
         values = dict(zip(names, args))
         for name, value in kwargs.items():
-            if name not in names:
-                raise TypeError(f"{type(self).__name__} has no field {name!r}")
             if name in values:
                 raise TypeError(f"{type(self).__name__} got {name!r} twice")
             values[name] = value
-        for name in names:
-            if name in values:
-                value = values[name]
-            elif name in self._defaults:
-                value = self._defaults[name]
-            else:
-                raise TypeError(f"{type(self).__name__} is missing {name!r}")
-            object.__setattr__(self, name, value)
+        return values
 
     def __setattr__(self, name: str, value: object) -> None:
         if self._frozen:

@@ -277,7 +277,7 @@ def _quote(terms: list[str]) -> str:
 
 
 def _choose(
-    signals: Signals, table: RoutingTable, complexity: str
+    signals: Signals, table: RoutingTable, complexity: str, tokens: list[str]
 ) -> tuple[Target, str, str, tuple[str, ...]]:
     if signals.server_tools:
         kinds = ", ".join(sorted(set(signals.server_tools)))
@@ -295,7 +295,6 @@ def _choose(
             f"Claude Code background request ({what})",
             (),
         )
-    tokens = tokenize(signals.text)
     for route in table.routes:
         evidence = route_evidence(route, signals, tokens, complexity)
         if evidence is not None:
@@ -324,8 +323,9 @@ def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) ->
 
 def decide(signals: Signals, config: RoutingTable | RouterConfig) -> Decision:
     table = as_table(config)
-    complexity = assess_complexity(signals.text)
-    chosen, rule, reason, matched = _choose(signals, table, complexity)
+    tokens = tokenize(signals.text)  # shared by the complexity estimate and the routes
+    complexity = assess_complexity(signals.text, tokens)
+    chosen, rule, reason, matched = _choose(signals, table, complexity, tokens)
     return _finish(signals, table, chosen, rule, reason, matched, complexity)
 
 

@@ -253,23 +253,24 @@ def latest_user_text(messages: list[Any]) -> tuple[str, bool]:
     return "", continuation
 
 
-_tool_size_cache: dict[tuple[str, str], int] = {}
+_tool_size_cache: dict[tuple[str, int], int] = {}
 _TOOL_SIZE_CACHE_LIMIT = 1024
 
 
 def _tool_definition_chars(tool: Any) -> int:
-    """Characters of one tool definition as JSON, memoized by name and description.
+    """Characters of one tool definition as JSON, memoized by name and description length.
 
     Claude Code sends the same two dozen tools (about 60 KB) with every request, and serializing
-    them is the costliest step of an estimate; a tool's name and description identify it well
-    enough for a size estimate.
+    them is the costliest step of an estimate; a tool's name and the length of its description
+    identify it well enough for a size estimate (keying on the description itself would hash
+    and compare 60 KB of freshly parsed strings per request).
     """
     if not isinstance(tool, dict):
         return 0
     name, description = tool.get("name"), tool.get("description")
     if not isinstance(name, str) or not isinstance(description, str):
         return len(_json().dumps(tool, ensure_ascii=False, default=str))
-    key = (name, description)
+    key = (name, len(description))
     size = _tool_size_cache.get(key)
     if size is None:
         size = len(_json().dumps(tool, ensure_ascii=False, default=str))

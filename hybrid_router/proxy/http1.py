@@ -215,9 +215,13 @@ class _Connection(asyncio.Protocol):
 
     # -- used by the client and the response --------------------------------------------------
 
-    def take_chunk(self) -> bytes:
-        data = self.chunks.popleft()
-        self.buffered -= len(data)
+    def take_chunks(self) -> bytes:
+        """Everything received so far, at once: the body chunks of one network read (often
+        several SSE events) move on together."""
+        chunks = self.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
         if self._reading_paused and self.buffered < _LOW_WATER and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
@@ -296,8 +300,8 @@ class Response:
             return
         try:
             while True:
-                while conn.chunks:
-                    data = conn.take_chunk()
+                if conn.chunks:
+                    data = conn.take_chunks()
                     if self._decoder is not None:
                         try:
                             data = self._decoder.decompress(data)
@@ -305,6 +309,7 @@ class Response:
                             raise ConnectionBroken(f"the upstream's compressed answer is corrupt ({exc})") from None
                     if data:
                         yield data
+                    continue  # more may have come in meanwhile: it goes before the end
                 if conn.complete:
                     break
                 if conn.error is not None:

@@ -91,13 +91,8 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
 async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = header_map(scope)
     exchange: Exchange | None = None
-    started = False
-
-    async def tracked_send(message: dict[str, Any]) -> None:
-        nonlocal started
-        started = True
-        await send(message)
-
+    relay: StreamRelay | None = None
+    replying = False  # a response may have begun: a second one must not follow
     try:
         if not authorized(headers, state.token):
             await _refuse(state, headers, send, 401, UNAUTHORIZED, "unauthorized")
@@ -112,11 +107,13 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
         exchange = _exchange(state, headers, raw, body)
         # From here on the exchange writes the request's row, whatever happens.
         if exchange.call.stream:
-            await StreamRelay(exchange)(scope, receive, tracked_send)
+            relay = StreamRelay(exchange)
+            await relay(scope, receive, send)
             return
         status, answer_headers, payload = await answer_once(exchange)
         answer_headers = {**answer_headers, "request-id": answer_headers.get("request-id", exchange.rid)}
-        await send_json(tracked_send, status, payload, answer_headers)
+        replying = True
+        await send_json(send, status, payload, answer_headers)
     except ClientGone:
         return
     except Exception as exc:  # a bug: the client still gets an Anthropic-shaped answer
@@ -124,7 +121,7 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
         message = f"hybrid-router internal error: {type(exc).__name__}"
         if exchange is None:
             _log_row(state, headers, message, "internal", store.OUTCOME_ERROR)
-        if not started:
+        if not (replying or (relay is not None and relay.response_started)):
             rid = request_id()
             await send_json(send, 500, error_body(500, message, rid), {"request-id": rid})
 

@@ -313,18 +313,35 @@ class StreamBroken(Exception):
 
 
 async def _anthropic_events(response: Response, usage: Usage) -> AsyncGenerator[bytes, None]:
-    """Complete SSE events from an Anthropic-format stream, noting usage as they pass."""
+    """Complete SSE events from an Anthropic-format stream, noting usage as they pass.
+
+    Events that arrived together leave together (one write to the client instead of one per
+    event); a `ping` or an `error` event always travels alone, so the relay can tell them apart.
+    """
     buffer = b""
     try:
         async for chunk in response.aiter_bytes():
-            buffer += chunk.replace(b"\r\n", b"\n")
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                if event.strip():
-                    _note_usage(event, usage)
+            buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+            end = buffer.rfind(b"\n\n")
+            if end < 0:
+                continue
+            complete, buffer = buffer[:end], buffer[end + 2:]
+            batch: list[bytes] = []
+            for event in complete.split(b"\n\n"):
+                if not event.strip():
+                    continue
+                _note_usage(event, usage)
+                if event.startswith((b"event: ping", b"event: error")):
+                    if batch:
+                        yield b"".join(batch)
+                        batch = []
                     yield event + b"\n\n"
                     if event.startswith(b"event: error"):
                         return  # the relay forwards it (or falls back) and ends the answer
+                else:
+                    batch.append(event + b"\n\n")
+            if batch:
+                yield b"".join(batch)
     except UpstreamError as exc:
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if buffer.strip():
