@@ -28,17 +28,24 @@ Span = tuple  # tuple[int, int] token positions, end exclusive
 
 
 class Tokens(list):
-    """A text's tokens, plus the index keys any of them could match (built on first use): a
-    route whose terms share no key with the text is ruled out without walking the tokens."""
+    """A text's tokens, and where each index key occurs in them (built on first use): matching
+    visits only the positions where one of a term index's keys occurs, and a matcher whose keys
+    occur nowhere is ruled out by one set operation."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_places",)
 
-    def keys(self) -> frozenset[str]:
+    def places(self) -> dict[str, list[int]]:
+        """Positions by index key: each token, and `*` plus its first character (the key of
+        one-word prefix terms)."""
         try:
-            return self._keys
+            return self._places
         except AttributeError:
-            self._keys: frozenset[str] = frozenset(self).union(PREFIX_KEY + token[0] for token in self)
-            return self._keys
+            places: dict[str, list[int]] = {}
+            for position, token in enumerate(self):
+                places.setdefault(token, []).append(position)
+                places.setdefault(PREFIX_KEY + token[0], []).append(position)
+            self._places = places
+            return places
 
 
 def tokenize(text: str) -> Tokens:
@@ -135,26 +142,31 @@ def find_terms(tokens: list[str], index: dict[str, list[Term]]) -> list[tuple[Sp
     expression alternation would.
     """
     found: list[tuple[Span, str]] = []
-    if isinstance(tokens, Tokens) and index.keys().isdisjoint(tokens.keys()):
-        return found  # no term can start at any position
-    position = 0
-    count = len(tokens)
-    while position < count:
+    if isinstance(tokens, Tokens):
+        places = tokens.places()
+        common = places.keys() & index.keys()  # a set built from the left side: the text's few keys
+        if not common:
+            return found  # no term can start anywhere
+        positions: list[int] | range = sorted({p for key in common for p in places[key]})
+    else:
+        positions = range(len(tokens))
+    resume = 0
+    for position in positions:
+        if position < resume:
+            continue  # inside the previous match
+        token = tokens[position]
         best = 0
-        for term in index.get(tokens[position], ()):
+        for term in index.get(token, ()):
             if len(term[0]) > best and _matches_at(tokens, position, term):
                 best = len(term[0])
         if not best:
-            token = tokens[position]
             for term in index.get(PREFIX_KEY + token[0], ()):
                 if token.startswith(term[0][0]):
                     best = 1
                     break
         if best:
             found.append(((position, position + best), _joined(tokens[position : position + best])))
-            position += best
-        else:
-            position += 1
+            resume = position + best
     return found
 
 
@@ -182,7 +194,7 @@ def overlaps(span: Span, spans: list[Span]) -> bool:
 class Matcher:
     """Compiled keywords, exclusions and `near` pairs of one route (plain data, marshal-able)."""
 
-    __slots__ = ("exclusions", "keywords", "near")
+    __slots__ = ("_start_keys", "exclusions", "keywords", "near")
 
     def __init__(
         self,
@@ -193,6 +205,7 @@ class Matcher:
         self.keywords = keywords
         self.exclusions = exclusions
         self.near = near  # ((first index, second index, within), ...)
+        self._start_keys: frozenset[str] | None = None
 
     @classmethod
     def build(
@@ -218,6 +231,18 @@ class Matcher:
     def empty(self) -> bool:
         return not self.keywords and not self.near
 
+    def could_match(self, tokens: list[str]) -> bool:
+        """False when no keyword and no `near` pair can start at any of the tokens: most
+        routes, for most prompts, are ruled out by this one set operation."""
+        if not isinstance(tokens, Tokens):
+            return True
+        if self._start_keys is None:
+            keys = set(self.keywords)
+            for first, _, _ in self.near:
+                keys.update(first)
+            self._start_keys = frozenset(keys)
+        return not self._start_keys.isdisjoint(tokens.places())
+
     def excluded(self, tokens: list[str]) -> list[Span]:
         if not self.exclusions:
             return []
@@ -225,6 +250,8 @@ class Matcher:
 
     def hits(self, tokens: list[str], excluded: list[Span] | None = None) -> list[str]:
         """Distinct matched keywords (as they appear in the text), then `near` matches."""
+        if not self.could_match(tokens):
+            return []
         if excluded is None:
             excluded = self.excluded(tokens)
         found: list[str] = []

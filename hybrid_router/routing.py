@@ -237,6 +237,8 @@ def route_evidence(
     """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not."""
     evidence: list[str] = []
     if not route.matcher.empty or route.patterns:
+        if not route.patterns and not route.matcher.could_match(tokens):
+            return None
         excluded = route.matcher.excluded(tokens)
         hits = route.matcher.hits(tokens, excluded)
         if not hits and route.patterns:
