@@ -1,4 +1,9 @@
-"""Writing decision rows off the request path: a queue and one writer thread."""
+"""Writing decision rows off the request path: a queue and one writer thread.
+
+A row can be submitted ready-made or as a function that builds it: the proxy submits the
+latter, so pricing the usage and hashing the prompt happen on the writer thread, not between
+the answer and the next request.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 from .. import store
 
@@ -38,10 +44,9 @@ class LogWriter:
         with self._lock:
             return self._written
 
-    def submit(self, row: store.DecisionRow) -> None:
-        if not row.ts:
-            row.ts = time.time()  # when the request ended, not when the thread got to it
-        self._queue.put(row)
+    def submit(self, row: store.DecisionRow | Callable[[], store.DecisionRow]) -> None:
+        # Stamped now: when the request ended, not when the thread got to it.
+        self._queue.put((time.time(), row))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every row submitted so far is written."""
@@ -58,7 +63,7 @@ class LogWriter:
         stopping = False
         while not stopping:
             items = [self._queue.get()]
-            if isinstance(items[0], store.DecisionRow):
+            if isinstance(items[0], tuple):
                 time.sleep(BATCH_WINDOW_SECONDS)  # a flush or a stop goes at once
             while len(items) < MAX_BATCH:
                 try:
@@ -74,10 +79,24 @@ class LogWriter:
                     rows = []
                     item.set()
                 else:
-                    rows.append(item)  # type: ignore[arg-type]
+                    row = self._built(item)  # type: ignore[arg-type]
+                    if row is not None:
+                        rows.append(row)
             conn = self._write(conn, rows)
         if conn is not None:
             conn.close()
+
+    @staticmethod
+    def _built(item: tuple[float, store.DecisionRow | Callable[[], store.DecisionRow]]) -> store.DecisionRow | None:
+        submitted, row = item
+        try:
+            built = row if isinstance(row, store.DecisionRow) else row()
+        except Exception as exc:  # noqa: BLE001 - one broken row must not stop the others
+            log.warning("could not build a decision row: %s", exc)
+            return None
+        if not built.ts:
+            built.ts = submitted
+        return built
 
     def _write(self, conn: sqlite3.Connection | None, rows: list[store.DecisionRow]) -> sqlite3.Connection | None:
         """Write `rows` in one transaction; if that fails, row by row, so one bad row or a

@@ -110,10 +110,13 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
             relay = StreamRelay(exchange)
             await relay(scope, receive, send)
             return
-        status, answer_headers, payload = await answer_once(exchange)
-        answer_headers = {**answer_headers, "request-id": answer_headers.get("request-id", exchange.rid)}
-        replying = True
-        await send_json(send, status, payload, answer_headers)
+        try:
+            status, answer_headers, payload = await answer_once(exchange)
+            answer_headers = {**answer_headers, "request-id": answer_headers.get("request-id", exchange.rid)}
+            replying = True
+            await send_json(send, status, payload, answer_headers)
+        finally:
+            exchange.log()  # after the answer went out
     except ClientGone:
         return
     except Exception as exc:  # a bug: the client still gets an Anthropic-shaped answer

@@ -48,7 +48,7 @@ class Exchange:
     config: RouterConfig
     protocol_for: Callable[[Link], Any]
     client: HttpClient
-    write_row: Callable[[store.DecisionRow], None]
+    write_row: Callable[[Callable[[], store.DecisionRow]], None]
     prompt_id: str | None = None
     skipped: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -98,53 +98,60 @@ class Exchange:
         return status, error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid), {}
 
     def log(self) -> None:
-        """The request's one row. Called once, after the answer ended (or failed)."""
+        """Submit the request's one row. Called once, after the answer ended (or failed).
+
+        What the row needs is taken now (not the request body: it need not outlive the
+        answer); pricing the usage, hashing the prompt and building the row happen on the
+        log writer's thread."""
+        latency_ms = (time.perf_counter() - self.started) * 1000
         link = self.answered_by
-        usage = PricedUsage(self.usage.input_tokens, self.usage.output_tokens,
-                            self.usage.cache_read_tokens, self.usage.cache_write_tokens)
         provider = link.provider_name if link else self.decision.provider
         model = link.model if link else self.decision.model
         fallback_from = None
         if link is not None and (link.provider_name, link.model) != (self.decision.provider, self.decision.model):
             # answered by another link than the routed one (tried and failed, or skipped)
             fallback_from = self.decision.provider
-        if self.outcome == store.OUTCOME_OK and fallback_from:
-            self.outcome = store.OUTCOME_FALLBACK
+        outcome = self.outcome
+        if outcome == store.OUTCOME_OK and fallback_from:
+            outcome = store.OUTCOME_FALLBACK
         error_class = self.error_class or (self.failures[-1].error_class if self.failures and link is None else None)
-        row = store.DecisionRow(
-            source="proxy", rule=self.decision.rule, provider=provider, model=model,
-            outcome=self.outcome, session_id=self.signals.session_id, prompt_id=self.prompt_id,
-            requested_model=self.signals.requested_model, tier=self.decision.tier,
-            complexity=self.decision.complexity, estimated_tokens=self.signals.estimated_tokens,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-            cost=request_cost(provider, model, usage, self.config) if link else 0.0,
-            baseline_cost=baseline_cost(self.signals.requested_model, usage, self.config) if link else 0.0,
-            latency_ms=(time.perf_counter() - self.started) * 1000, ttft_ms=self.ttft_ms,
-            error_class=error_class, fallback_from=fallback_from, reason=self.decision.reason,
-            **store.prompt_fields(self.signals.text, self.config.store_prompts),
-        )
+        usage = PricedUsage(self.usage.input_tokens, self.usage.output_tokens,
+                            self.usage.cache_read_tokens, self.usage.cache_write_tokens)
+        decision, signals, config, priced = self.decision, self.signals, self.config, link is not None
+        prompt_id, ttft_ms = self.prompt_id, self.ttft_ms
+
+        def row() -> store.DecisionRow:
+            return store.DecisionRow(
+                source="proxy", rule=decision.rule, provider=provider, model=model, outcome=outcome,
+                session_id=signals.session_id, prompt_id=prompt_id, requested_model=signals.requested_model,
+                tier=decision.tier, complexity=decision.complexity, estimated_tokens=signals.estimated_tokens,
+                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+                cost=request_cost(provider, model, usage, config) if priced else 0.0,
+                baseline_cost=baseline_cost(signals.requested_model, usage, config) if priced else 0.0,
+                latency_ms=latency_ms, ttft_ms=ttft_ms, error_class=error_class, fallback_from=fallback_from,
+                reason=decision.reason, **store.prompt_fields(signals.text, config.store_prompts),
+            )
+
         self.write_row(row)
 
 
 async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
-    """A non-streaming request: the first link that answers, or the chain's last word."""
-    try:
-        for link in exchange.links:
-            opened = await exchange.open(link)
-            if opened is None:
-                if exchange.stop_chain:
-                    break
-                continue
-            exchange.answered_by = link
-            exchange.usage = opened.usage
-            exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
-            exchange.outcome = store.OUTCOME_OK
-            return opened.status, opened.headers, opened.body or b""
-        status, body, headers = exchange.final_error()
-        return status, {**headers, "content-type": "application/json"}, body
-    finally:
-        exchange.log()
+    """A non-streaming request: the first link that answers, or the chain's last word. The
+    caller logs the exchange once the answer is sent."""
+    for link in exchange.links:
+        opened = await exchange.open(link)
+        if opened is None:
+            if exchange.stop_chain:
+                break
+            continue
+        exchange.answered_by = link
+        exchange.usage = opened.usage
+        exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
+        exchange.outcome = store.OUTCOME_OK
+        return opened.status, opened.headers, opened.body or b""
+    status, body, headers = exchange.final_error()
+    return status, {**headers, "content-type": "application/json"}, body
 
 
 class StreamRelay:
