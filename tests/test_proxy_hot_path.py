@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,35 +69,33 @@ def test_a_bug_while_routing_answers_in_anthropics_shape_and_gets_a_row(
         assert r.post(body(CODE_PROMPT)).status_code == 200
 
 
-def test_rows_keep_the_time_they_were_submitted_and_a_flush_writes_them_all(tmp_path: Path) -> None:
-    database = tmp_path / "log.db"
-    writer = LogWriter(str(database))
-    try:
-        submitted = time.time()
-        for index in range(300):
-            writer.submit(_row(model=f"m{index}"))
-        time.sleep(0.3)
-        writer.flush()
-        rows = _rows(database)
-        assert [r["model"] for r in rows] == [f"m{i}" for i in range(300)]
-        assert all(submitted - 1 <= r["ts"] <= submitted + 0.25 for r in rows)  # not the write time
-        assert writer.written == 300
-    finally:
-        writer.close()
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[LogWriter]:
+    log_writer = LogWriter(str(tmp_path / "log.db"))
+    yield log_writer
+    log_writer.close()
 
 
-def test_a_row_the_database_refuses_loses_only_itself(tmp_path: Path) -> None:
-    database = tmp_path / "log.db"
-    writer = LogWriter(str(database))
-    try:
-        writer.submit(_row(model="before"))
-        writer.submit(_row(provider=None))  # NOT NULL: the database refuses it
-        writer.submit(_row(model="after"))
-        writer.flush()
-        assert [r["model"] for r in _rows(database)] == ["before", "after"]
-        assert writer.written == 2
-    finally:
-        writer.close()
+def test_rows_keep_the_time_they_were_submitted_and_a_flush_writes_them_all(writer: LogWriter) -> None:
+    submitted = time.time()
+    for index in range(300):
+        writer.submit(_row(model=f"m{index}"))
+    time.sleep(0.3)
+    writer.flush()
+    rows = _rows(Path(writer.database_path))
+    assert [r["model"] for r in rows] == [f"m{i}" for i in range(300)]
+    assert all(submitted - 1 <= r["ts"] <= submitted + 0.25 for r in rows)  # not the write time
+    assert writer.written == 300
+
+
+def test_a_row_the_database_refuses_loses_only_itself(writer: LogWriter) -> None:
+    writer.submit(_row(model="before"))
+    writer.submit(_row(provider=None))  # NOT NULL: the database refuses it
+    writer.submit(lambda: _row(model=1 / 0))  # a row that cannot even be built
+    writer.submit(_row(model="after"))
+    writer.flush()
+    assert [r["model"] for r in _rows(Path(writer.database_path))] == ["before", "after"]
+    assert writer.written == 2
 
 
 def test_closing_the_writer_writes_what_is_still_queued(tmp_path: Path) -> None:
