@@ -449,6 +449,11 @@ def verdict(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
 
+# A pause before each target's round: whatever the last one left running (claude-code-router's
+# garbage collector, the proxy's log writer) finishes before the next round starts.
+SETTLE_SECONDS = 0.25
+
+
 def load_request(body: Body, stream: bool) -> _load.Request:
     return _load.Request("/v1/messages", body.streaming if stream else body.plain, stream)
 
@@ -462,6 +467,7 @@ async def interleaved(targets: dict[str, str], run: Callable[[str], Awaitable[li
             await warm_up(url)
     for _ in range(rounds):
         for name, url in targets.items():
+            await asyncio.sleep(SETTLE_SECONDS)
             results[name] += await run(url)
     return results
 
