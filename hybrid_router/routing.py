@@ -232,20 +232,18 @@ def _pattern(source: str) -> Any:
 
 
 def route_evidence(
-    route: RouteSpec, signals: Signals, tokens: list[str], complexity: str
+    route: RouteSpec, signals: Signals, tokens: list[str], complexity: str,
+    text_evidence: list[str] | None | object = None,
 ) -> list[str] | None:
-    """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not."""
-    evidence: list[str] = []
-    if not route.matcher.empty or route.patterns:
-        if not route.patterns and not route.matcher.could_match(tokens):
-            return None
-        excluded = route.matcher.excluded(tokens)
-        hits = route.matcher.hits(tokens, excluded)
-        if not hits and route.patterns:
-            hits = _pattern_hits(route, signals.text, tokens, excluded)
-        if not hits:
-            return None
-        evidence.extend(hits)
+    """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not.
+
+    `text_evidence`: the route's keyword and pattern evidence for this text when the caller has
+    it (`PromptAnalysis.evidence`); worked out here otherwise."""
+    if text_evidence is None:
+        text_evidence = keyword_evidence(route, signals.text, tokens)
+    if text_evidence is NO_MATCH:
+        return None
+    evidence: list[str] = list(text_evidence)  # type: ignore[call-overload]
     if route.complexity and complexity not in route.complexity:
         return None
     estimate = signals.estimated_tokens
@@ -256,6 +254,65 @@ def route_evidence(
     if route.max_tokens is not None and estimate > route.max_tokens:
         return None
     return evidence
+
+
+NO_MATCH = object()  # a route's keywords or patterns do not match the text
+
+
+def keyword_evidence(route: RouteSpec, text: str, tokens: list[str]) -> list[str] | object:
+    """The words and patterns of `text` that match `route` (empty if the route has none), or
+    NO_MATCH when it has some and none matches."""
+    if route.matcher.empty and not route.patterns:
+        return []
+    if not route.patterns and not route.matcher.could_match(tokens):
+        return NO_MATCH
+    excluded = route.matcher.excluded(tokens)
+    hits = route.matcher.hits(tokens, excluded)
+    if not hits and route.patterns:
+        hits = _pattern_hits(route, text, tokens, excluded)
+    return hits or NO_MATCH
+
+
+class PromptAnalysis:
+    """What routing reads from a prompt's text alone: its tokens, complexity and each route's
+    keyword evidence (worked out when first asked for)."""
+
+    __slots__ = ("_evidence", "complexity", "text", "tokens")
+
+    def __init__(self, text: str, route_count: int) -> None:
+        self.text = text
+        self.tokens = tokenize(text)  # shared by the complexity estimate and the routes
+        self.complexity = assess_complexity(text, self.tokens)
+        self._evidence: list[object] = [None] * route_count
+
+    def evidence(self, index: int, route: RouteSpec) -> list[str] | object:
+        found = self._evidence[index]
+        if found is None:
+            found = self._evidence[index] = keyword_evidence(route, self.text, self.tokens)
+        return found
+
+
+class _PromptAnalyses:
+    """Analyses of recent prompts, for one routing table. Claude Code sends a turn's prompt
+    again with every tool result, so most requests of a turn route on a text already read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.table: RoutingTable | None = None
+        self.entries: dict[str, PromptAnalysis] = {}
+
+    def get(self, text: str, table: RoutingTable) -> PromptAnalysis:
+        if table is not self.table:
+            self.table, self.entries = table, {}
+        found = self.entries.get(text)
+        if found is None:
+            if len(self.entries) >= self.size:
+                self.entries.clear()
+            found = self.entries[text] = PromptAnalysis(text, len(table.routes))
+        return found
+
+
+_analyses = _PromptAnalyses(size=256)
 
 
 def _pattern_hits(
@@ -279,7 +336,7 @@ def _quote(terms: list[str]) -> str:
 
 
 def _choose(
-    signals: Signals, table: RoutingTable, complexity: str, tokens: list[str]
+    signals: Signals, table: RoutingTable, analysis: PromptAnalysis
 ) -> tuple[Target, str, str, tuple[str, ...]]:
     if signals.server_tools:
         kinds = ", ".join(sorted(set(signals.server_tools)))
@@ -297,8 +354,9 @@ def _choose(
             f"Claude Code background request ({what})",
             (),
         )
-    for route in table.routes:
-        evidence = route_evidence(route, signals, tokens, complexity)
+    for index, route in enumerate(table.routes):
+        evidence = route_evidence(route, signals, analysis.tokens, analysis.complexity,
+                                  analysis.evidence(index, route))
         if evidence is not None:
             reason = f"{route.name}: matched {_quote(evidence)}" if evidence else route.name
             return route.target, route.name, reason, tuple(evidence)
@@ -325,10 +383,9 @@ def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) ->
 
 def decide(signals: Signals, config: RoutingTable | RouterConfig) -> Decision:
     table = as_table(config)
-    tokens = tokenize(signals.text)  # shared by the complexity estimate and the routes
-    complexity = assess_complexity(signals.text, tokens)
-    chosen, rule, reason, matched = _choose(signals, table, complexity, tokens)
-    return _finish(signals, table, chosen, rule, reason, matched, complexity)
+    analysis = _analyses.get(signals.text, table)
+    chosen, rule, reason, matched = _choose(signals, table, analysis)
+    return _finish(signals, table, chosen, rule, reason, matched, analysis.complexity)
 
 
 # Rules a turn pin cannot override: they are about the request itself, not the prompt.

@@ -210,3 +210,19 @@ def test_asking_for_the_latest_version_is_a_web_question_but_upgrading_is_code_w
         decide(signals_from_prompt("bump ruff to the latest version"), default_config()).rule
         != "web-search"
     )
+
+
+def test_a_repeated_prompt_routes_on_the_request_not_on_a_remembered_decision():
+    """The prompt's analysis is remembered (a turn's tool-result requests repeat its prompt),
+    but what depends on the request — its size, the table — is decided afresh every time."""
+    prompt = "refactor the retry logic in client.py and add tests for it"
+    small = decide(signals_from_prompt(prompt), default_config())
+    assert (small.rule, small.tier) == ("code-generation", "coder")
+    big = decide(Signals(text=prompt, estimated_tokens=50_000), default_config())
+    assert big.rule == "large-context" and big.tier == "premium"
+    again = decide(signals_from_prompt(prompt), default_config())
+    assert (again.rule, again.tier, again.matched) == (small.rule, small.tier, small.matched)
+    routes = json.loads(default_config_path().read_text())["routes"]
+    without_code = [r for r in routes if r["name"] != "code-generation"]
+    other_table = decide(signals_from_prompt(prompt), config_with(routes=without_code))
+    assert other_table.rule != "code-generation"
