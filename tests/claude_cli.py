@@ -115,6 +115,9 @@ def claude_env(
         DISABLE_AUTOUPDATER="1",
         DISABLE_ERROR_REPORTING="1",
         NO_COLOR="1",
+        # Claude Code 2.1 connects MCP servers in the background, so a first request sent while
+        # `hybrid-router mcp` is still starting (a busy machine) lacks its tools: wait for them.
+        MCP_CONNECTION_NONBLOCKING="false",
     )
     for key, value in (env or {}).items():
         if value is None:
