@@ -41,7 +41,8 @@ def dashboard(host: str, port: int, open_browser: bool) -> None:
     """
     import uvicorn
 
-    from .dashboard.app import create_dashboard_app, is_loopback
+    from .access import is_loopback
+    from .dashboard.app import create_dashboard_app
 
     environ = home.load_environment()
     token = environ.get(TOKEN_ENV) or None

@@ -7,7 +7,6 @@ routes standalone (`hybrid-router dashboard`). With a token, the page and the JS
 
 from __future__ import annotations
 
-import hmac
 import os
 import sqlite3
 from contextlib import closing
@@ -20,11 +19,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import store
+from ..access import token_offered
 from ..stats import PeriodError
 from .data import RuleHitCache, summary
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Nothing but this origin: the page loads no CDN, font or image from anywhere else.
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -35,24 +34,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def _authorized(request: Request, token: str | None) -> bool:
-    if not token:
-        return True
-    bearer = request.headers.get("authorization") or ""
-    if bearer.lower().startswith("bearer "):
-        bearer = bearer[7:]
-    offered = (
-        request.query_params.get("token") or "",
-        request.headers.get("x-api-key") or "",
-        bearer,
-    )
-    return any(hmac.compare_digest(v.encode(), token.encode()) for v in offered if v)
 
 
 def _open_read_only(database_path: str) -> sqlite3.Connection:
@@ -71,7 +52,7 @@ def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseR
     cache = RuleHitCache()  # whole past days' rule counts, between the page's refreshes
 
     def page(request: Request) -> Response:
-        if not _authorized(request, token):
+        if not token_offered(request.headers, token, request.query_params.get("token")):
             return JSONResponse({"error": "invalid or missing hybrid-router token"}, 401)
         return FileResponse(
             os.path.join(STATIC_DIR, "index.html"),
@@ -81,7 +62,7 @@ def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseR
 
     def api_summary(request: Request) -> Response:
         # A plain function: Starlette runs it in its thread pool, off the proxy's event loop.
-        if not _authorized(request, token):
+        if not token_offered(request.headers, token, request.query_params.get("token")):
             return JSONResponse({"error": "invalid or missing hybrid-router token"}, 401)
         since = request.query_params.get("since", "24h")
         try:

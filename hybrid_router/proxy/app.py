@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__, home, jsonio
+from ..access import is_loopback
 from ..config import RouterConfig, load_config, provider_api_key, provider_base_url
 from ..dashboard import dashboard_routes
 from ..signals import signals_from_request
@@ -36,13 +37,6 @@ from .validate import BadRequest
 
 log = logging.getLogger("hybrid_router.proxy")
 TOKEN_ENV = "HYBRID_ROUTER_TOKEN"
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
 def anthropic_error(status: int, message: str, rid: str | None = None) -> Response:
     rid = rid or request_id()
     return Response(error_body(status, message, rid), status_code=status,

@@ -7,12 +7,12 @@ refused ones (no token, too large, malformed) as outcome `rejected`, a bug as `e
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .. import store
+from ..access import token_offered
 from ..routing import Decision, Target, decide, decide_with_pin
 from ..signals import Signals, signals_from_request
 from .errors import error_body, request_id
@@ -41,13 +41,7 @@ def header_map(scope: dict[str, Any]) -> dict[str, str]:
 
 def authorized(headers: Mapping[str, str], token: str | None) -> bool:
     """With a token set (a non-loopback bind), the request must carry it."""
-    if not token:
-        return True
-    offered = headers.get("x-api-key") or ""
-    bearer = headers.get("authorization") or ""
-    if bearer.lower().startswith("bearer "):
-        bearer = bearer[7:]
-    return any(hmac.compare_digest(value.encode(), token.encode()) for value in (offered, bearer) if value)
+    return token_offered(headers, token)
 
 
 def client_has_auth(headers: Mapping[str, str], token: str | None) -> bool:
