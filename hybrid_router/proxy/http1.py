@@ -27,9 +27,8 @@ from urllib.parse import urlsplit
 import httptools
 
 # A connection's unread body is capped: past it, the socket stops being read until the
-# consumer catches up (a slow client must not make the proxy buffer a whole answer).
+# consumer takes what is buffered (a slow client must not make the proxy buffer a whole answer).
 _HIGH_WATER = 1 << 20
-_LOW_WATER = 1 << 18
 _CLOSE_DELIMITED = -1  # a body with neither length nor chunking ends when the server closes
 
 
@@ -222,7 +221,7 @@ class _Connection(asyncio.Protocol):
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self.buffered = 0
-        if self._reading_paused and self.buffered < _LOW_WATER and self.transport is not None:
+        if self._reading_paused and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
         return data
