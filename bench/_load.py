@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -87,11 +88,11 @@ class Connection:
             self.writer = None
 
 
-async def closed_loop(url: str, request: Request, concurrency: int, count: int) -> list[float]:
-    """`count` requests from `concurrency` workers, each sending its next request as soon as
-    the last one is answered: the server is as busy as it can be."""
-    host = urlsplit(url).netloc
-    wire = request.encode(host)
+async def _workers(url: str, request: Request, concurrency: int, count: int,
+                   pause: Callable[[], float] | None) -> list[float]:
+    """`count` requests from `concurrency` workers, one connection each; with `pause`, a worker
+    waits `pause()` seconds before its first request and after each one."""
+    wire = request.encode(urlsplit(url).netloc)
     samples: list[float] = []
     remaining = count
 
@@ -99,14 +100,24 @@ async def closed_loop(url: str, request: Request, concurrency: int, count: int) 
         nonlocal remaining
         connection = Connection(url)
         try:
+            if pause is not None:
+                await asyncio.sleep(pause())
             while remaining > 0:
                 remaining -= 1
                 samples.append(await connection.send(wire, request.stream))
+                if pause is not None:
+                    await asyncio.sleep(pause())
         finally:
             connection.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return samples
+
+
+async def closed_loop(url: str, request: Request, concurrency: int, count: int) -> list[float]:
+    """`count` requests from `concurrency` workers, each sending its next request as soon as
+    the last one is answered: the server is as busy as it can be."""
+    return await _workers(url, request, concurrency, count, pause=None)
 
 
 async def sessions(url: str, request: Request, concurrency: int, count: int, spread_s: float,
@@ -114,26 +125,8 @@ async def sessions(url: str, request: Request, concurrency: int, count: int, spr
     """`concurrency` independent sessions, each with one request in flight at a time, starting
     at random moments within `spread_s` and pausing a random 0–`spread_s` between requests:
     like that many Claude Code sessions, which do not move in step."""
-    host = urlsplit(url).netloc
-    wire = request.encode(host)
-    samples: list[float] = []
-    remaining = count
     rng = random.Random(seed)
-
-    async def worker() -> None:
-        nonlocal remaining
-        connection = Connection(url)
-        try:
-            await asyncio.sleep(rng.uniform(0, spread_s))
-            while remaining > 0:
-                remaining -= 1
-                samples.append(await connection.send(wire, request.stream))
-                await asyncio.sleep(rng.uniform(0, spread_s))
-        finally:
-            connection.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return samples
+    return await _workers(url, request, concurrency, count, pause=lambda: rng.uniform(0, spread_s))
 
 
 async def rate(url: str, request: Request, concurrency: int, count: int) -> float:
