@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import percentile, timed_ms
 from claude_code_bodies import claude_code_body, with_tool_round_trip
 
-from hybrid_router.config import load_config
-from hybrid_router.routing import decide
-from hybrid_router.signals import signals_from_request
+from hybrid_router.config.compile import routing_table
+from hybrid_router.config.loading import load_config
+from hybrid_router.core.routing import decide
+from hybrid_router.core.signals import signals_from_request
 
 
 def main() -> None:
@@ -40,15 +41,15 @@ def main() -> None:
     raw = json.dumps(body).encode()
     headers = {"X-Claude-Code-Session-Id": "bench"}
     parsed = json.loads(raw)
-    decide(signals_from_request(parsed, headers), config)  # warm caches (compiled rules)
+    decide(signals_from_request(parsed, headers), routing_table(config))  # warm caches (compiled rules)
 
     # Interleave the three measurements so machine noise hits them alike.
     floor, decision, total = [], [], []
     for _ in range(args.iterations // 100):
         floor += timed_ms(lambda: json.loads(raw), 100)
-        decision += timed_ms(lambda: decide(signals_from_request(parsed, headers), config), 100)
+        decision += timed_ms(lambda: decide(signals_from_request(parsed, headers), routing_table(config)), 100)
         total += timed_ms(
-            lambda: decide(signals_from_request(json.loads(raw), headers), config), 100
+            lambda: decide(signals_from_request(json.loads(raw), headers), routing_table(config)), 100
         )
 
     floor_p50 = statistics.median(floor)

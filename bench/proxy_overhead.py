@@ -335,7 +335,7 @@ def start_upstream(mode: str = "serve-upstream", *extra: str, script: str = __fi
 def router_config(chain: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The default config with every tier on `chain`'s first provider and the rest as fallbacks
     (default: the one Anthropic provider); no start-up probe."""
-    from hybrid_router.config import default_config_path
+    from hybrid_router.config.loading import default_config_path
 
     data = json.loads(default_config_path().read_text())
     chain = chain or [("anthropic", MODEL)]

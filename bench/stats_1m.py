@@ -17,8 +17,10 @@ from pathlib import Path
 
 from _timing import timed_ms
 
-from hybrid_router import store
-from hybrid_router.stats import compute_stats
+from hybrid_router.core.outcomes import SOURCES
+from hybrid_router.log.database import connect
+from hybrid_router.log.rows import DecisionRow, record_many
+from hybrid_router.log.stats import compute_stats
 
 RESULTS = Path(__file__).resolve().parent / ".results"
 PROVIDERS = (("ollama", 0.55), ("openrouter", 0.15), ("anthropic", 0.25), ("llamacpp", 0.05))
@@ -28,7 +30,7 @@ OUTCOMES = ("ok",) * 90 + ("fallback",) * 6 + ("error",) * 3 + ("truncated",)
 def build(path: Path, rows: int) -> None:
     rng = random.Random(7)
     now = time.time()
-    conn = store.connect(path)
+    conn = connect(path)
     names = [name for name, _ in PROVIDERS]
     weights = [weight for _, weight in PROVIDERS]
     batch = []
@@ -38,8 +40,8 @@ def build(path: Path, rows: int) -> None:
         baseline = (tokens_in * 3 + tokens_out * 15) / 1e6
         outcome = rng.choice(OUTCOMES)
         batch.append(
-            store.DecisionRow(
-                source=rng.choice(store.SOURCES),
+            DecisionRow(
+                source=rng.choice(SOURCES),
                 rule=rng.choice(("file-operations", "code-generation", "security", "default")),
                 provider=provider,
                 model="m",
@@ -55,10 +57,10 @@ def build(path: Path, rows: int) -> None:
             )
         )
         if len(batch) == 50_000:
-            store.record_many(conn, batch)
+            record_many(conn, batch)
             batch.clear()
     if batch:
-        store.record_many(conn, batch)
+        record_many(conn, batch)
     conn.execute("ANALYZE")
     conn.close()
 
@@ -75,7 +77,7 @@ def main() -> None:
         started = time.perf_counter()
         build(path, args.rows)
         print(f"built {args.rows:,} rows in {time.perf_counter() - started:.1f} s: {path}")
-    conn = store.connect(path)
+    conn = connect(path)
     count = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
     day_ago = time.time() - 86400
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import uvicorn
 
-from hybrid_router.config import default_config_path, parse_config
+from hybrid_router.cli.serve import dashboard_mount
+from hybrid_router.config.loading import default_config_path, parse_config
+from hybrid_router.core.home import load_environment
 from hybrid_router.proxy.app import create_app
 
 
@@ -60,7 +62,9 @@ def running_proxy(
     data = config or config_data()
     data.setdefault("proxy", {})["probeOnStart"] = probe_on_start
     parsed = parse_config(data, "test-config.json")
-    app = create_app(environ=environ, host=host, config=parsed)
+    # Mounted as `hybrid-router proxy` mounts it: the dashboard beside the Messages API.
+    mounted = dashboard_mount(load_environment(environ))
+    app = create_app(environ=environ, host=host, config=parsed, mounted=mounted)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="proxy-under-test", daemon=True)

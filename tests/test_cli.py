@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from hybrid_router import __version__
 from hybrid_router.cli import cli
+from hybrid_router.log.database import connect
+from hybrid_router.log.rows import DecisionRow, record
 
 
 def run(*args: str, input: str | None = None):
@@ -200,9 +202,9 @@ def test_unwritable_home_is_one_line_not_a_traceback(tmp_path):
 
 def test_recent_decisions_follow_the_source_filter():
     run("route", "--log", "list files")
-    from hybrid_router import home, store
+    from hybrid_router.core import home
 
-    conn = store.connect(home.database_path())
-    store.record(conn, store.DecisionRow(source="proxy", rule="r", provider="ollama", model="m", outcome="ok"))
+    conn = connect(home.database_path())
+    record(conn, DecisionRow(source="proxy", rule="r", provider="ollama", model="m", outcome="ok"))
     data = json.loads(run("stats", "--json", "--source", "cli", "--recent", "5").output)
     assert [row["source"] for row in data["recent"]] == ["cli"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybrid_router.complexity import HIGH, LOW, MEDIUM, assess_complexity, complexity_score
+from hybrid_router.core.complexity import HIGH, LOW, MEDIUM, assess_complexity, complexity_score
 
 
 def words(n: int) -> str:

@@ -3,17 +3,16 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_router import home
-from hybrid_router.config import (
+from hybrid_router.config.endpoints import provider_api_key, provider_base_url
+from hybrid_router.config.loading import (
     ConfigError,
     default_config_path,
     load_config,
     parse_config,
-    provider_api_key,
-    provider_base_url,
     read_config_file,
     templates_dir,
 )
+from hybrid_router.core import home
 
 
 def default_data() -> dict:

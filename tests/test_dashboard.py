@@ -23,11 +23,12 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from hybrid_router import store
 from hybrid_router.cli import cli
 from hybrid_router.dashboard import create_dashboard_app, dashboard_routes, summary
 from hybrid_router.dashboard.app import STATIC_DIR
 from hybrid_router.dashboard.data import RuleHitCache, percentile, rule_hits
+from hybrid_router.log.database import connect
+from hybrid_router.log.rows import DecisionRow, record, record_many
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -47,7 +48,7 @@ CHROMIUM_FLAGS = (
 
 def _row(provider, rule, ts, *, outcome="ok", cost=0.0, baseline=0.0, latency=None, ttft=None,
          fallback_from=None, source="proxy"):
-    return store.DecisionRow(
+    return DecisionRow(
         source=source, rule=rule, provider=provider, model=f"{provider}-model", outcome=outcome,
         ts=ts, cost=cost, baseline_cost=baseline, latency_ms=latency, ttft_ms=ttft,
         fallback_from=fallback_from, prompt_text="SECRET PROMPT TEXT", prompt_hash="h" * 64,
@@ -57,8 +58,8 @@ def _row(provider, rule, ts, *, outcome="ok", cost=0.0, baseline=0.0, latency=No
 
 def seed(path: Path, now: float) -> None:
     """8 decisions in the last 24 hours (7 requests, 1 hook classification) and one 10 days old."""
-    with closing(store.connect(path)) as conn:
-        store.record_many(conn, [
+    with closing(connect(path)) as conn:
+        record_many(conn, [
             _row("ollama", "code-generation", now - 1 * HOUR, baseline=0.30, latency=100, ttft=50),
             _row("ollama", "code-generation", now - 2 * HOUR, baseline=0.30, latency=200, ttft=50),
             _row("ollama", "code-generation", now - 3 * HOUR, baseline=0.30, latency=300, ttft=50),
@@ -78,7 +79,7 @@ def seed(path: Path, now: float) -> None:
 def test_summary_numbers_for_24h(tmp_path):
     now = time.time()
     seed(tmp_path / "d.db", now)
-    with closing(store.connect(tmp_path / "d.db")) as conn:
+    with closing(connect(tmp_path / "d.db")) as conn:
         data = summary(conn, "24h", now=now)
     totals = data["totals"]
     assert totals["decisions"] == 8 and totals["requests"] == 7
@@ -120,7 +121,7 @@ def test_summary_numbers_for_24h(tmp_path):
 def test_summary_daily_buckets_and_all_time(tmp_path):
     now = time.time()
     seed(tmp_path / "d.db", now)
-    with closing(store.connect(tmp_path / "d.db")) as conn:
+    with closing(connect(tmp_path / "d.db")) as conn:
         month = summary(conn, "30d", now=now)
         everything = summary(conn, "all", now=now)
         week = summary(conn, "7d", now=now)
@@ -140,9 +141,9 @@ def test_rule_cache_rereads_a_day_that_changed(tmp_path):
     path = tmp_path / "d.db"
     seed(path, now)
     cache = RuleHitCache()
-    with closing(store.connect(path)) as conn:
+    with closing(connect(path)) as conn:
         first = rule_hits(conn, now - 30 * DAY, now, cache)
-        store.record(conn, _row("ollama", "default", now - 10 * DAY + 1))
+        record(conn, _row("ollama", "default", now - 10 * DAY + 1))
         again = rule_hits(conn, now - 30 * DAY, now, cache)
         assert again == rule_hits(conn, now - 30 * DAY, now)  # same as without a cache
     assert {"rule": "default", "hits": 1} in first and {"rule": "default", "hits": 2} in again
@@ -347,7 +348,7 @@ def test_screenshot_of_the_dashboard(tmp_path):
 
 
 def test_empty_log_renders_the_empty_state(tmp_path):
-    with closing(store.connect(tmp_path / "empty.db")):
+    with closing(connect(tmp_path / "empty.db")):
         pass
     with serving(create_dashboard_app(str(tmp_path / "empty.db"))) as base:
         dom = run_chromium(tmp_path, "--dump-dom", f"{base}/dashboard?since=all")

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_router import store
-from hybrid_router.config import default_config_path
+from hybrid_router.config.loading import default_config_path
 from hybrid_router.hooks.events import split_directive
 from hybrid_router.hooks.main import run_hook
 from hybrid_router.hooks.statusline import run_statusline
+from hybrid_router.log.database import connect
+from hybrid_router.log.pins import Pin, read_pin, write_pin
+from hybrid_router.log.rows import DecisionRow, record
 
 SCRIPT = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
 
@@ -73,14 +75,14 @@ def test_prompt_is_logged_and_pinned_for_the_turn(claude_dirs, router_home):
         "hook", "code-generation", "ollama", "deepseek-coder:33b")
     assert (row["session_id"], row["prompt_id"], row["outcome"]) == ("sess-1", "p-1", "routed")
     assert row["prompt_text"] is None and row["prompt_chars"] == len("write unit tests for utils.py")
-    pin = store.read_pin(store.connect(router_home / "decisions.db"), "sess-1")
+    pin = read_pin(connect(router_home / "decisions.db"), "sess-1")
     assert (pin.prompt_id, pin.provider, pin.model, pin.rule) == ("p-1", "ollama", "deepseek-coder:33b", "code-generation")
 
 
 def test_next_prompt_replaces_the_pin(claude_dirs, router_home):
     hook("UserPromptSubmit", prompt("write unit tests", prompt_id="p-1"), claude_dirs)
     hook("UserPromptSubmit", prompt("check for sql injection", prompt_id="p-2"), claude_dirs)
-    pin = store.read_pin(store.connect(router_home / "decisions.db"), "sess-1")
+    pin = read_pin(connect(router_home / "decisions.db"), "sess-1")
     assert (pin.prompt_id, pin.provider, pin.rule) == ("p-2", "anthropic", "security")
 
 
@@ -133,7 +135,7 @@ def test_directives_override_the_route_for_the_turn(claude_dirs, router_home, te
     hook("UserPromptSubmit", prompt(text), claude_dirs)
     row = db(router_home).execute("SELECT rule, provider FROM decisions").fetchone()
     assert (row["rule"], row["provider"]) == (rule, provider)
-    pin = store.read_pin(store.connect(router_home / "decisions.db"), "sess-1")
+    pin = read_pin(connect(router_home / "decisions.db"), "sess-1")
     assert (pin.rule, pin.provider) == (rule, provider)
 
 
@@ -225,9 +227,9 @@ def test_locked_database_does_not_stall_the_hook(claude_dirs, router_home):
 
 
 def test_session_start_records_the_session_and_prunes_old_pins(claude_dirs, router_home):
-    conn = store.connect(router_home / "decisions.db")
-    store.write_pin(conn, store.Pin("old", None, "ollama", "m", None, "r", None, time.time() - 48 * 3600))
-    store.write_pin(conn, store.Pin("recent", None, "ollama", "m", None, "r", None, time.time()))
+    conn = connect(router_home / "decisions.db")
+    write_pin(conn, Pin("old", None, "ollama", "m", None, "r", None, time.time() - 48 * 3600))
+    write_pin(conn, Pin("recent", None, "ollama", "m", None, "r", None, time.time()))
     out, err = hook("SessionStart", {"session_id": "sess-1", "source": "startup", "model": "claude-opus-4-8",
                                      "cwd": "/work"}, claude_dirs)
     assert (out, err) == ("", "")
@@ -249,9 +251,9 @@ def test_session_end_closes_the_session_and_clears_its_pin(claude_dirs, router_h
 
 def test_stop_notes_savings_in_one_line_and_respects_stop_hook_active(claude_dirs, router_home):
     assert hook("Stop", {"session_id": "sess-1", "stop_hook_active": False}, claude_dirs) == ("", "")
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     for provider, cost, baseline in (("ollama", 0.0, 0.05), ("ollama", 0.0, 0.02), ("anthropic", 0.03, 0.03)):
-        store.record(conn, store.DecisionRow(source="proxy", rule="r", provider=provider, model="m",
+        record(conn, DecisionRow(source="proxy", rule="r", provider=provider, model="m",
                                              outcome="ok", session_id="sess-1", cost=cost, baseline_cost=baseline))
     out, _ = hook("Stop", {"session_id": "sess-1", "stop_hook_active": False}, claude_dirs)
     note = json.loads(out)["systemMessage"]
@@ -264,10 +266,10 @@ def test_stop_notes_savings_in_one_line_and_respects_stop_hook_active(claude_dir
 
 def test_status_line_shows_last_route_local_share_and_savings(claude_dirs, router_home):
     hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
-    conn = store.connect(router_home / "decisions.db")
-    store.record(conn, store.DecisionRow(source="proxy", rule="r", provider="anthropic", model="claude-opus-4-8",
+    conn = connect(router_home / "decisions.db")
+    record(conn, DecisionRow(source="proxy", rule="r", provider="anthropic", model="claude-opus-4-8",
                                          outcome="ok", session_id="other", cost=0.01, baseline_cost=0.01))
-    store.record(conn, store.DecisionRow(source="mcp", rule="r", provider="ollama", model="m", outcome="ok",
+    record(conn, DecisionRow(source="mcp", rule="r", provider="ollama", model="m", outcome="ok",
                                          session_id="other", baseline_cost=1.25))
     out = io.StringIO()
     status = {"session_id": "sess-1", "model": {"id": "claude-opus-4-8", "display_name": "Opus"},

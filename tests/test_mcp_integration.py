@@ -32,8 +32,10 @@ from llama_server import LlamaServer
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from hybrid_router import home as paths
-from hybrid_router import store
+from hybrid_router.core import home as paths
+from hybrid_router.core.outcomes import OUTCOME_OK
+from hybrid_router.log.database import connect
+from hybrid_router.log.rows import DecisionRow, record
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_CONFIG = REPO / "settings-templates" / "router-config.json"
@@ -361,11 +363,11 @@ def _inspect(
 
 
 def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path: Path) -> None:
-    conn = store.connect(router_home / paths.DATABASE_FILENAME)
+    conn = connect(router_home / paths.DATABASE_FILENAME)
     try:
-        store.record(conn, store.DecisionRow(
+        record(conn, DecisionRow(
             source="cli", rule="seeded", provider="ollama", model="qwen2.5-coder:7b",
-            outcome=store.OUTCOME_OK, input_tokens=1200, output_tokens=300,
+            outcome=OUTCOME_OK, input_tokens=1200, output_tokens=300,
         ))
     finally:
         conn.close()

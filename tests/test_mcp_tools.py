@@ -17,7 +17,9 @@ import pytest
 from fakes.fake_ollama import FakeModel, FakeOllama
 from mcp import Client
 
-from hybrid_router.config import default_config_path
+from hybrid_router.config.loading import default_config_path
+from hybrid_router.log.database import connect
+from hybrid_router.log.rows import DecisionRow, record
 from hybrid_router.mcp_server.server import build_server
 
 FAST, CODER, REASONING = "qwen2.5-coder:7b", "deepseek-coder:33b", "llama3:70b"
@@ -368,11 +370,10 @@ async def test_route_stats_matches_the_log(ollama, monkeypatch, client):
 
 
 async def test_route_stats_for_one_session(router_home, project):
-    from hybrid_router import store
 
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     for session in ("a", "a", "b"):
-        store.record(conn, store.DecisionRow(source="hook", rule="r", provider="ollama", model="m",
+        record(conn, DecisionRow(source="hook", rule="r", provider="ollama", model="m",
                                              session_id=session))
     conn.close()
     async with Client(build_server(working_directory=project)) as client:

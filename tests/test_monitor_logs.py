@@ -1,5 +1,5 @@
 """`hybrid-router monitor`, `hybrid-router logs` and `hybrid-router stats --format csv|json`,
-over a log seeded with store.record_many (every test has its own home: conftest.py)."""
+over a log seeded with record_many (every test has its own home: conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,26 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from hybrid_router import monitor as mon
-from hybrid_router import store
 from hybrid_router.cli import cli
-from hybrid_router.export import PROVIDER_COLUMNS
+from hybrid_router.cli import monitor as mon
+from hybrid_router.log.database import connect
+from hybrid_router.log.export import PROVIDER_COLUMNS
+from hybrid_router.log.rows import COLUMNS, DecisionRow, record, record_many
 
 SECRET_PROMPT = "please refactor the payroll module, password hunter2"
 HOUR = 3600.0
 SCRIPT = Path(sys.executable).parent / "hybrid-router"
 
 
-def _row(provider: str, model: str, *, ago: float, **fields: Any) -> store.DecisionRow:
+def _row(provider: str, model: str, *, ago: float, **fields: Any) -> DecisionRow:
     values: dict[str, Any] = {
         "source": "proxy", "rule": "code-generation", "outcome": "ok", "session_id": "s-1",
     }
     values.update(fields)
-    return store.DecisionRow(provider=provider, model=model, ts=time.time() - ago, **values)
+    return DecisionRow(provider=provider, model=model, ts=time.time() - ago, **values)
 
 
-def _seed_rows() -> list[store.DecisionRow]:
+def _seed_rows() -> list[DecisionRow]:
     return [
         # two days ago: outside --since 24h
         _row("ollama", "qwen2.5-coder:7b", ago=48 * HOUR, rule="file-operations", source="mcp",
@@ -60,9 +61,9 @@ def _seed_rows() -> list[store.DecisionRow]:
 @pytest.fixture
 def seeded(router_home: Path) -> Iterator[Path]:
     db = router_home / "decisions.db"
-    conn = store.connect(db)
+    conn = connect(db)
     try:
-        store.record_many(conn, _seed_rows())
+        record_many(conn, _seed_rows())
     finally:
         conn.close()
     yield db
@@ -194,7 +195,7 @@ def test_logs_json_lines(seeded: Path) -> None:
     rows = _json_lines(run("logs", "--json"))
     assert len(rows) == 7
     first = rows[0]
-    expected = {"id", "time", *(c for c in store.COLUMNS if c != "prompt_text")}
+    expected = {"id", "time", *(c for c in COLUMNS if c != "prompt_text")}
     assert set(first) == expected
     assert first["time"].endswith("+00:00")
     assert rows[3]["fallback_from"] == "ollama"
@@ -217,12 +218,12 @@ def test_logs_prompts_only_with_show_prompts(seeded: Path) -> None:
 def test_logs_follow_picks_up_new_rows(seeded: Path) -> None:
     def writer() -> None:
         time.sleep(0.4)
-        conn = store.connect(seeded)
+        conn = connect(seeded)
         try:
-            store.record(conn, _row("ollama", "qwen2.5-coder:7b", ago=0, rule="follow-me"))
-            store.record(conn, _row("anthropic", "claude-sonnet-5", ago=0, rule="follow-me"))
+            record(conn, _row("ollama", "qwen2.5-coder:7b", ago=0, rule="follow-me"))
+            record(conn, _row("anthropic", "claude-sonnet-5", ago=0, rule="follow-me"))
             time.sleep(0.2)
-            store.record(conn, _row("ollama", "llama3:70b", ago=0, rule="follow-me-too"))
+            record(conn, _row("ollama", "llama3:70b", ago=0, rule="follow-me-too"))
         finally:
             conn.close()
 
@@ -247,9 +248,9 @@ def test_logs_follow_subprocess_ctrl_c(seeded: Path) -> None:
     try:
         assert process.stdout is not None
         assert "#7 " in process.stdout.readline()  # the newest old row: it is following now
-        conn = store.connect(seeded)
+        conn = connect(seeded)
         try:
-            store.record(conn, _row("ollama", "qwen2.5-coder:7b", ago=0, rule="live-row"))
+            record(conn, _row("ollama", "qwen2.5-coder:7b", ago=0, rule="live-row"))
         finally:
             conn.close()
         line = process.stdout.readline()  # blocks until the follower prints the row

@@ -30,7 +30,7 @@ def test_wheel_carries_the_settings_templates(tmp_path):
     (wheel,) = tmp_path.glob("claude_hybrid_router-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "hybrid_router/settings_templates/router-config.json" in names
-    assert "hybrid_router/cli.py" in names
+    assert "hybrid_router/cli/__init__.py" in names
     entry_points = (
         zipfile.ZipFile(wheel)
         .read(next(n for n in names if n.endswith("entry_points.txt")))

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from hybrid_router.config import default_config_path, load_config, parse_config
-from hybrid_router.pricing import (
-    Usage,
+from hybrid_router.config.loading import default_config_path, load_config, parse_config
+from hybrid_router.config.pricing import (
     anthropic_price,
     baseline_cost,
     baseline_model,
     request_cost,
 )
+from hybrid_router.core.usage import Usage
 
 
 @pytest.fixture

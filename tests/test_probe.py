@@ -21,7 +21,8 @@ from fakes.fake_anthropic import FakeAnthropic
 from fakes.fake_ollama import FakeModel, FakeOllama, Reply, ToolCall
 
 from hybrid_router.cli import cli
-from hybrid_router.config import Provider, parse_config
+from hybrid_router.config.loading import parse_config
+from hybrid_router.config.schema import Provider
 from hybrid_router.providers import probe
 from hybrid_router.providers.probe import (
     BackendReport,
@@ -207,7 +208,7 @@ async def test_something_else_on_the_ollama_port(ollama: FakeOllama) -> None:
 async def test_real_llama_cpp_server(llama_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # SmolLM2 answers the probe with ~64 tokens of prose; 16 tell as much and keep the test quick
     # on a busy 2-CPU machine (where it drops from ~100 to a few tokens/s), as does the cap of 90 s
-    monkeypatch.setattr("hybrid_router.providers.probe_tools.TOOL_PROBE_MAX_TOKENS", 16)
+    monkeypatch.setattr("hybrid_router.providers.probe.tools.TOOL_PROBE_MAX_TOKENS", 16)
     provider = Provider(kind="openai", base_url=llama_server.v1_url, connect_timeout=2.0)
     async with httpx.AsyncClient(trust_env=False) as client:
         report = await probe_backend(client, "llamacpp", provider, llama_server.v1_url, None,

@@ -35,8 +35,9 @@ from test_proxy_support import (
     tool,
 )
 
-from hybrid_router import store
-from hybrid_router.config import parse_config
+from hybrid_router.config.loading import parse_config
+from hybrid_router.log.database import connect
+from hybrid_router.log.pins import Pin, write_pin
 from hybrid_router.proxy.app import create_app
 
 TOKEN = "hr-token-4d1f0b7e9c2a"
@@ -320,9 +321,9 @@ def test_each_request_is_routed_and_the_upstream_gets_the_routed_model(router_ho
 
 
 def _pin(router_home: Path, session: str, tier: str, model: str, rule: str = "file-operations") -> None:
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     try:
-        store.write_pin(conn, store.Pin(session, f"prompt-{session[:8]}", "ollama", model, tier, rule,
+        write_pin(conn, Pin(session, f"prompt-{session[:8]}", "ollama", model, tier, rule,
                                         "pinned by the test"))
     finally:
         conn.close()
@@ -434,7 +435,7 @@ def test_refused_requests_are_logged_too(router_home: Path) -> None:
                           headers={"x-claude-code-session-id": "s-9"})
         assert bad.status_code == 400
         proxy.flush_log()
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     rows = conn.execute("SELECT outcome, error_class, session_id, provider, reason FROM decisions").fetchall()
     assert [row[:4] for row in rows] == [("rejected", "bad-request", "s-9", "none")]
     assert "not valid JSON" in rows[0][4] and "secret-ish" not in rows[0][4]

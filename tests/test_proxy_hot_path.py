@@ -25,17 +25,17 @@ from test_proxy_support import (
     rig,
 )
 
-from hybrid_router import store
+from hybrid_router.log.rows import DecisionRow
+from hybrid_router.log.writer import LogWriter
 from hybrid_router.proxy import messages as messages_module
-from hybrid_router.proxy.log_writer import LogWriter
-from hybrid_router.proxy.upstream import Usage, _anthropic_events
+from hybrid_router.proxy.upstream import Opened, _anthropic_events
 
 
-def _row(**changes: Any) -> store.DecisionRow:
+def _row(**changes: Any) -> DecisionRow:
     fields: dict[str, Any] = {"source": "proxy", "rule": "default", "provider": "ollama", "model": "m",
                               "outcome": "ok", "latency_ms": 1.0}
     fields.update(changes)
-    return store.DecisionRow(**fields)
+    return DecisionRow(**fields)
 
 
 def _rows(database: Path) -> list[dict[str, Any]]:
@@ -138,13 +138,13 @@ def _sse(name: str, data: str) -> bytes:
     return f"event: {name}\ndata: {data}\n\n".encode()
 
 
-def _batches(data: bytes) -> tuple[list[bytes], Usage]:
-    usage = Usage()
+def _batches(data: bytes) -> tuple[list[bytes], Opened]:
+    answer = Opened(200, {})
 
     async def collect() -> list[bytes]:
-        return [batch async for batch in _anthropic_events(_OneRead(data), usage)]  # type: ignore[arg-type]
+        return [batch async for batch in _anthropic_events(_OneRead(data), answer)]  # type: ignore[arg-type]
 
-    return asyncio.run(collect()), usage
+    return asyncio.run(collect()), answer
 
 
 def test_events_of_one_read_leave_together_but_pings_and_errors_alone() -> None:
@@ -154,9 +154,10 @@ def test_events_of_one_read_leave_together_but_pings_and_errors_alone() -> None:
     end = _sse("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn"},'
                                 '"usage":{"output_tokens":3}}')
     stop = _sse("message_stop", '{"type":"message_stop"}')
-    batches, usage = _batches(start + delta + ping + delta + end + stop)
+    batches, answer = _batches(start + delta + ping + delta + end + stop)
     assert batches == [start + delta, ping, delta + end + stop]
-    assert (usage.input_tokens, usage.output_tokens, usage.stop_reason) == (5, 3, "end_turn")
+    usage = answer.usage
+    assert (usage.input_tokens, usage.output_tokens, answer.stop_reason) == (5, 3, "end_turn")
 
     error = _sse("error", '{"type":"error","error":{"type":"overloaded_error","message":"busy"}}')
     batches, _ = _batches(start + delta + error + delta)

@@ -24,7 +24,7 @@ from fakes.fake_ollama import FakeModel, FakeOllama
 from fakes.fake_openrouter import FakeOpenRouter
 from proxy_server import RunningProxy, config_data, running_proxy
 
-from hybrid_router import home
+from hybrid_router.core import home
 
 CODER_MODEL = "deepseek-coder:33b"  # the coder tier (code-generation route, default route)
 FAST_MODEL = "qwen2.5-coder:7b"  # the fast tier (background requests, file operations)

@@ -12,12 +12,13 @@ from functools import cache
 
 import pytest
 
-from hybrid_router.complexity import assess_complexity
-from hybrid_router.config import RouterConfig, default_config_path, load_config
-from hybrid_router.matching import tokenize
-from hybrid_router.routing import Decision, decide, route_evidence
-from hybrid_router.routing_table import routing_table
-from hybrid_router.signals import signals_from_prompt
+from hybrid_router.config.compile import routing_table
+from hybrid_router.config.loading import default_config_path, load_config
+from hybrid_router.config.schema import RouterConfig
+from hybrid_router.core.complexity import assess_complexity
+from hybrid_router.core.matching import tokenize
+from hybrid_router.core.routing import Decision, decide, route_evidence
+from hybrid_router.core.signals import signals_from_prompt
 
 
 @cache
@@ -26,7 +27,7 @@ def default_config() -> RouterConfig:
 
 
 def route(prompt: str) -> Decision:
-    return decide(signals_from_prompt(prompt), default_config())
+    return decide(signals_from_prompt(prompt), routing_table(default_config()))
 
 
 def route_matches(route_name: str, prompt: str) -> bool:

@@ -6,9 +6,11 @@ from functools import cache
 
 from claude_code_bodies import claude_code_body, title_generation_body, with_tool_round_trip
 
-from hybrid_router.config import RouterConfig, default_config_path, load_config, parse_config
-from hybrid_router.routing import decide
-from hybrid_router.signals import Signals, signals_from_prompt, signals_from_request
+from hybrid_router.config.compile import routing_table
+from hybrid_router.config.loading import default_config_path, load_config, parse_config
+from hybrid_router.config.schema import RouterConfig
+from hybrid_router.core.routing import decide
+from hybrid_router.core.signals import Signals, signals_from_prompt, signals_from_request
 
 
 @cache
@@ -27,14 +29,14 @@ def test_web_server_tools_go_to_anthropic_whatever_the_prompt_says():
         "list the files in src",
         extra_tools=[{"type": "web_search_20250305", "name": "web_search"}],
     )
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert (decision.provider, decision.rule) == ("anthropic", "web-tools")
     assert "web_search_20250305" in decision.reason
 
 
 def test_haiku_requests_are_background_work_for_the_fast_local_model():
     body = claude_code_body("summarize", model="claude-haiku-4-5-20251001", tool_count=3)
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert (decision.provider, decision.model, decision.rule) == (
         "ollama",
         "qwen2.5-coder:7b",
@@ -44,7 +46,7 @@ def test_haiku_requests_are_background_work_for_the_fast_local_model():
 
 def test_title_generation_with_a_custom_small_model_name_is_background():
     decision = decide(
-        signals_from_request(title_generation_body("x", model="dh-model")), default_config()
+        signals_from_request(title_generation_body("x", model="dh-model")), routing_table(default_config())
     )
     assert decision.rule == "background"
     assert decision.tier == "fast"
@@ -54,15 +56,15 @@ def test_background_model_patterns_are_configurable():
     config = config_with(background={"modelPatterns": ["mini"], "target": {"tier": "fast"}})
     body = claude_code_body("hello there", model="gpt-mini", tool_count=0)
     body["max_tokens"] = 1000
-    assert decide(signals_from_request(body), config).rule == "background"
+    assert decide(signals_from_request(body), routing_table(config)).rule == "background"
     body["model"] = "claude-haiku-4-5"
-    assert decide(signals_from_request(body), config).rule != "background"
+    assert decide(signals_from_request(body), routing_table(config)).rule != "background"
 
 
 def test_a_request_too_big_for_its_tier_moves_to_the_next_tier_that_fits():
     # 20k tokens: fits the fast tier (32k) but not the coder tier (16k) nor reasoning (8k).
     signals = Signals(text="refactor the parser", estimated_tokens=20_000)
-    decision = decide(signals, default_config())
+    decision = decide(signals, routing_table(default_config()))
     assert decision.rule == "context-window"
     assert (decision.provider, decision.tier) == ("anthropic", "premium")
     assert "16,384-token window of deepseek-coder:33b" in decision.reason
@@ -72,7 +74,7 @@ def test_a_request_too_big_for_its_tier_moves_to_the_next_tier_that_fits():
 def test_escalation_never_goes_down_the_tier_order():
     # coder comes after fast: a coder request that no longer fits does not drop to fast (32k).
     signals = Signals(text="write tests", estimated_tokens=14_000)
-    decision = decide(signals, default_config())
+    decision = decide(signals, routing_table(default_config()))
     assert decision.tier == "premium"
 
 
@@ -82,52 +84,52 @@ def test_room_for_the_answer_counts_but_not_claude_codes_whole_max_tokens():
     # below the large-context route's 32,001 tokens, so only the window decides
     big_answer = Signals(text="read a.py", estimated_tokens=31_000)
     small_answer = Signals(text="read a.py", estimated_tokens=31_000, max_tokens=100)
-    assert decide(fits, default_config()).tier == "fast"
-    assert decide(tight, default_config()).tier == "premium"
-    assert decide(big_answer, default_config()).tier == "premium"
-    assert decide(small_answer, default_config()).tier == "fast"
+    assert decide(fits, routing_table(default_config())).tier == "fast"
+    assert decide(tight, routing_table(default_config())).tier == "premium"
+    assert decide(big_answer, routing_table(default_config())).tier == "premium"
+    assert decide(small_answer, routing_table(default_config())).tier == "fast"
 
 
 def test_a_full_claude_code_request_is_too_big_for_the_default_coder_tier():
     # The honest trade-off: Claude Code's own system prompt and tools are ~20k tokens.
-    decision = decide(signals_from_request(claude_code_body("write a test")), default_config())
+    decision = decide(signals_from_request(claude_code_body("write a test")), routing_table(default_config()))
     assert decision.rule == "context-window"
     assert decision.provider == "anthropic"
 
 
 def test_large_context_route_sends_long_requests_to_anthropic():
     signals = Signals(text="rename foo to bar", estimated_tokens=40_000)
-    decision = decide(signals, default_config())
+    decision = decide(signals, routing_table(default_config()))
     assert (decision.rule, decision.provider) == ("large-context", "anthropic")
     assert "40,000 tokens" in decision.reason
 
 
 def test_request_that_names_a_claude_model_keeps_it_on_anthropic():
     body = claude_code_body("review this for sql injection", model="claude-opus-4-8", tool_count=2)
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert (decision.provider, decision.model) == ("anthropic", "claude-opus-4-8")
 
 
 def test_custom_model_names_get_the_configured_premium_model():
     body = claude_code_body("review this for sql injection", model="my-gateway-alias", tool_count=2)
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert decision.model == default_config().tiers["premium"].model
 
 
 def test_local_routes_ignore_the_requested_claude_model():
     body = claude_code_body("read main.py", model="claude-sonnet-5", tool_count=1)
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert (decision.provider, decision.model) == ("ollama", "qwen2.5-coder:7b")
 
 
 def test_tool_continuation_routes_on_the_turns_prompt():
     body = with_tool_round_trip(claude_code_body("grep for TODO", tool_count=1))
-    decision = decide(signals_from_request(body), default_config())
+    decision = decide(signals_from_request(body), routing_table(default_config()))
     assert decision.rule == "file-operations"
 
 
 def test_unmatched_prompts_take_the_default_route():
-    decision = decide(signals_from_prompt("hello"), default_config())
+    decision = decide(signals_from_prompt("hello"), routing_table(default_config()))
     assert (decision.rule, decision.reason, decision.tier) == (
         "default",
         "no route matched",
@@ -141,7 +143,7 @@ def test_first_matching_route_wins_in_file_order():
         0, {"name": "mine", "conditions": {"keywords": ["injection"]}, "target": {"tier": "fast"}}
     )
     config = parse_config(data, "x.json")
-    assert decide(signals_from_prompt("check for sql injection"), config).rule == "mine"
+    assert decide(signals_from_prompt("check for sql injection"), routing_table(config)).rule == "mine"
 
 
 def test_explicit_provider_model_target_and_its_window():
@@ -155,9 +157,9 @@ def test_explicit_provider_model_target_and_its_window():
         },
     )
     config = parse_config(data, "x.json")
-    small = decide(Signals(text="benchmark this", estimated_tokens=100, max_tokens=500), config)
+    small = decide(Signals(text="benchmark this", estimated_tokens=100, max_tokens=500), routing_table(config))
     assert (small.provider, small.model, small.tier) == ("llamacpp", "smollm2", None)
-    big = decide(Signals(text="benchmark this", estimated_tokens=5000), config)
+    big = decide(Signals(text="benchmark this", estimated_tokens=5000), routing_table(config))
     assert big.rule == "context-window" and big.tier == "fast"
 
 
@@ -175,14 +177,14 @@ def test_token_bounds_and_complexity_conditions():
         "Refactor the session layer across the entire codebase for concurrency, then migrate "
         "the schema, then update every module and finally document the design trade-offs."
     )
-    assert decide(signals_from_prompt(long_task), config).rule == "small-high"
-    assert decide(signals_from_prompt("hi"), config).rule == "default"
+    assert decide(signals_from_prompt(long_task), routing_table(config)).rule == "small-high"
+    assert decide(signals_from_prompt("hi"), routing_table(config)).rule == "default"
     huge = signals_from_prompt(long_task).replace(estimated_tokens=5000)
-    assert decide(huge, config).rule == "default"
+    assert decide(huge, routing_table(config)).rule == "default"
 
 
 def test_decision_serializes_with_the_documented_fields():
-    data = decide(signals_from_prompt("explain how routing works"), default_config()).to_dict()
+    data = decide(signals_from_prompt("explain how routing works"), routing_table(default_config())).to_dict()
     assert {"provider", "model", "rule", "reason", "complexity", "estimated_tokens"} <= set(data)
     assert data["fallbacks"] == [
         {"provider": "openrouter", "model": "meta-llama/llama-3.3-70b-instruct:free"}
@@ -192,22 +194,22 @@ def test_decision_serializes_with_the_documented_fields():
 def test_exclusions_also_cancel_pattern_matches():
     # "git fetch https://..." is a git operation, not browsing, although the URL pattern matches it.
     decision = decide(
-        signals_from_prompt("git fetch https://github.com/org/repo.git main"), default_config()
+        signals_from_prompt("git fetch https://github.com/org/repo.git main"), routing_table(default_config())
     )
     assert decision.rule != "web-search"
     assert (
-        decide(signals_from_prompt("fetch https://example.com/changelog"), default_config()).rule
+        decide(signals_from_prompt("fetch https://example.com/changelog"), routing_table(default_config())).rule
         == "web-search"
     )
 
 
 def test_asking_for_the_latest_version_is_a_web_question_but_upgrading_is_code_work():
     assert (
-        decide(signals_from_prompt("what's the latest version of pydantic?"), default_config()).rule
+        decide(signals_from_prompt("what's the latest version of pydantic?"), routing_table(default_config())).rule
         == "web-search"
     )
     assert (
-        decide(signals_from_prompt("bump ruff to the latest version"), default_config()).rule
+        decide(signals_from_prompt("bump ruff to the latest version"), routing_table(default_config())).rule
         != "web-search"
     )
 
@@ -216,13 +218,13 @@ def test_a_repeated_prompt_routes_on_the_request_not_on_a_remembered_decision():
     """The prompt's analysis is remembered (a turn's tool-result requests repeat its prompt),
     but what depends on the request — its size, the table — is decided afresh every time."""
     prompt = "refactor the retry logic in client.py and add tests for it"
-    small = decide(signals_from_prompt(prompt), default_config())
+    small = decide(signals_from_prompt(prompt), routing_table(default_config()))
     assert (small.rule, small.tier) == ("code-generation", "coder")
-    big = decide(Signals(text=prompt, estimated_tokens=50_000), default_config())
+    big = decide(Signals(text=prompt, estimated_tokens=50_000), routing_table(default_config()))
     assert big.rule == "large-context" and big.tier == "premium"
-    again = decide(signals_from_prompt(prompt), default_config())
+    again = decide(signals_from_prompt(prompt), routing_table(default_config()))
     assert (again.rule, again.tier, again.matched) == (small.rule, small.tier, small.matched)
     routes = json.loads(default_config_path().read_text())["routes"]
     without_code = [r for r in routes if r["name"] != "code-generation"]
-    other_table = decide(signals_from_prompt(prompt), config_with(routes=without_code))
+    other_table = decide(signals_from_prompt(prompt), routing_table(config_with(routes=without_code)))
     assert other_table.rule != "code-generation"

@@ -13,9 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 from fakes.fake_ollama import FakeModel, FakeOllama
 
-from hybrid_router import setup_flow
-from hybrid_router.cli import cli
-from hybrid_router.setup_flow import PullProgress
+from hybrid_router.cli import cli, setup_flow
+from hybrid_router.cli.setup_flow import PullProgress
 
 FAST, CODER, REASONING = "qwen2.5-coder:7b", "deepseek-coder:33b", "llama3:70b"
 OPENROUTER_SECRET = "sk-or-v1-setup-secret-0123456789abcdef"

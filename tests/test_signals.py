@@ -8,11 +8,7 @@ from claude_code_bodies import (
     with_tool_round_trip,
 )
 
-from hybrid_router.signals import (
-    IMAGE_TOKENS,
-    signals_from_prompt,
-    signals_from_request,
-)
+from hybrid_router.core.signals import IMAGE_TOKENS, signals_from_prompt, signals_from_request
 
 
 def test_prompt_is_the_users_words_not_the_reminder_or_hook_context():

@@ -2,9 +2,10 @@ from datetime import datetime
 
 import pytest
 
-from hybrid_router import store
-from hybrid_router.render import stats_text
-from hybrid_router.stats import PeriodError, compute_stats, parse_since
+from hybrid_router.log.database import connect
+from hybrid_router.log.report import stats_text
+from hybrid_router.log.rows import DecisionRow, record_many
+from hybrid_router.log.stats import PeriodError, compute_stats, parse_since
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -21,7 +22,7 @@ def row(
     fallback_from=None,
     tokens=(0, 0),
 ):
-    return store.DecisionRow(
+    return DecisionRow(
         source=source,
         rule="r",
         provider=provider,
@@ -38,8 +39,8 @@ def row(
 
 @pytest.fixture
 def seeded(router_home):
-    conn = store.connect(router_home / "decisions.db")
-    store.record_many(
+    conn = connect(router_home / "decisions.db")
+    record_many(
         conn,
         [
             row("ollama", ts=NOW - 1 * HOUR, baseline=0.30, tokens=(1000, 100)),
@@ -89,7 +90,7 @@ def test_period_and_source_filters(seeded):
 
 
 def test_empty_log_reads_as_zero_not_an_error(router_home):
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     stats = compute_stats(conn)
     assert stats.requests == 0 and stats.savings_percent == 0.0
     assert "No decisions logged" in stats_text(stats)
@@ -137,7 +138,7 @@ def test_period_sums_match_a_row_by_row_count_at_any_boundary(router_home):
     import random
 
     rng = random.Random(3)
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     start = 1_799_000_000.0
     rows = [
         row(
@@ -151,7 +152,7 @@ def test_period_sums_match_a_row_by_row_count_at_any_boundary(router_home):
         )
         for _ in range(600)
     ]
-    store.record_many(conn, rows)
+    record_many(conn, rows)
     # boundaries: arbitrary instants, exact midnights (UTC), and a row's own timestamp
     instants = [start + rng.random() * 9 * 86400 for _ in range(12)]
     instants += [(start // 86400 + k) * 86400 for k in (1, 3, 5)] + [rows[0].ts, rows[1].ts]

@@ -1,89 +1,99 @@
-import dataclasses
 import multiprocessing
 import sqlite3
 
 import pytest
 
-from hybrid_router import store
-from hybrid_router.config import load_config
-from hybrid_router.pricing import Usage
-from hybrid_router.records import decision_row
-from hybrid_router.routing import decide
-from hybrid_router.signals import signals_from_prompt
+from hybrid_router.config.compile import routing_table
+from hybrid_router.config.loading import load_config
+from hybrid_router.config.pricing import baseline_cost, request_cost
+from hybrid_router.core.outcomes import OUTCOME_OK
+from hybrid_router.core.routing import decide
+from hybrid_router.core.signals import signals_from_prompt
+from hybrid_router.core.usage import Usage
+from hybrid_router.log.database import connect
+from hybrid_router.log.migrations import MIGRATIONS, migrate
+from hybrid_router.log.queries import recent
+from hybrid_router.log.rows import COLUMNS, DecisionRow, decision_row, record
 
 
 def test_migrations_on_an_empty_database_are_recorded_and_idempotent():
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    applied = store.migrate(conn)
+    applied = migrate(conn)
     assert applied == [
         "m001_create_decisions", "m002_index_decisions", "m003_daily_totals", "m004_pins_and_sessions",
     ]
     names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     assert names == applied
-    assert store.migrate(conn) == []
+    assert migrate(conn) == []
     columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
-    assert set(store.COLUMNS) <= columns
+    assert set(COLUMNS) <= columns
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(decisions)")}
     assert {"idx_decisions_ts", "idx_decisions_session"} <= indexes
 
 
 def test_connect_creates_a_wal_database_in_the_home(router_home):
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
-    row_id = store.record(
-        conn, store.DecisionRow(source="cli", rule="r", provider="ollama", model="m")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    row_id = record(
+        conn, DecisionRow(source="cli", rule="r", provider="ollama", model="m")
     )
     assert row_id == 1
     conn.close()
-    again = store.connect(router_home / "decisions.db")
+    again = connect(router_home / "decisions.db")
     assert again.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1
 
 
 def test_prompt_text_is_not_stored_unless_opted_in(router_home):
-    config = load_config().config
+    table = routing_table(load_config().config)
     prompt = "refactor the billing module"
     signals = signals_from_prompt(prompt)
-    row = decision_row(decide(signals, config), signals, config, source="hook")
+    row = decision_row(decide(signals, table), signals, source="hook", store_prompts=False)
     assert row.prompt_text is None
     assert row.prompt_chars == len(prompt)
     assert len(row.prompt_hash) == 64 and prompt not in row.prompt_hash
-    opted_in = decision_row(
-        decide(signals, config),
-        signals,
-        dataclasses.replace(config, store_prompts=True),
-        source="hook",
-    )
+    opted_in = decision_row(decide(signals, table), signals, source="hook", store_prompts=True)
     assert opted_in.prompt_text == prompt
-    conn = store.connect(router_home / "decisions.db")
-    store.record(conn, row)
+    conn = connect(router_home / "decisions.db")
+    record(conn, row)
     dump = "\n".join(conn.iterdump())
     assert prompt not in dump
 
 
-def test_decision_row_prices_usage_against_the_requested_model():
+def test_decision_row_carries_the_decision_the_usage_and_the_prices():
     config = load_config().config
     signals = signals_from_prompt("write tests")
-    decision = decide(signals, config)
+    decision = decide(signals, routing_table(config))
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
     row = decision_row(
         decision,
         signals,
-        config,
         source="cli",
-        outcome=store.OUTCOME_OK,
-        usage=Usage(input_tokens=1_000_000, output_tokens=0),
+        store_prompts=False,
+        outcome=OUTCOME_OK,
+        usage=usage,
+        cost=request_cost(decision.provider, decision.model, usage, config),
+        baseline_cost=baseline_cost(None, usage, config),
     )
     assert row.provider == "ollama" and row.cost == 0.0
     assert row.baseline_cost == pytest.approx(3.0)  # premium sonnet input rate
+    assert row.input_tokens == 1_000_000
     assert (row.rule, row.complexity, row.outcome) == ("code-generation", "low", "ok")
 
 
+def test_a_row_without_a_decision_names_what_happened():
+    row = decision_row(None, None, source="proxy", store_prompts=False, outcome="rejected",
+                       rule="rejected", session_id="s1", error_class="too-large")
+    assert (row.provider, row.model, row.rule, row.session_id) == ("none", "none", "rejected", "s1")
+    assert row.prompt_hash is None and row.estimated_tokens is None
+
+
 def _writer(path: str, worker: int, count: int) -> None:
-    conn = store.connect(path)
+    conn = connect(path)
     for index in range(count):
-        store.record(
+        record(
             conn,
-            store.DecisionRow(
+            DecisionRow(
                 source="proxy",
                 rule=f"w{worker}",
                 provider="ollama",
@@ -103,18 +113,18 @@ def test_concurrent_writers_lose_nothing(router_home):
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    conn = store.connect(path)
+    conn = connect(path)
     counts = dict(conn.execute("SELECT rule, COUNT(*) FROM decisions GROUP BY rule").fetchall())
     assert counts == {"w0": 150, "w1": 150, "w2": 150, "w3": 150}
-    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(store.MIGRATIONS)
+    assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_recent_lists_newest_first_without_prompt_text(router_home):
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     for second in (1.0, 3.0, 2.0):
-        store.record(
+        record(
             conn,
-            store.DecisionRow(
+            DecisionRow(
                 source="mcp",
                 rule=str(second),
                 provider="p",
@@ -123,10 +133,10 @@ def test_recent_lists_newest_first_without_prompt_text(router_home):
                 prompt_text="secret words",
             ),
         )
-    rows = store.recent(conn, limit=2)
+    rows = recent(conn, limit=2)
     assert [row["rule"] for row in rows] == ["3.0", "2.0"]
     assert all("prompt_text" not in row for row in rows)
-    assert [row["rule"] for row in store.recent(conn, 10, since=2.0)] == ["3.0", "2.0"]
+    assert [row["rule"] for row in recent(conn, 10, since=2.0)] == ["3.0", "2.0"]
 
 
 def _totals(conn):
@@ -145,11 +155,11 @@ def _totals_from_raw(conn):
 
 
 def test_daily_totals_follow_inserts_updates_and_deletes(router_home):
-    conn = store.connect(router_home / "decisions.db")
+    conn = connect(router_home / "decisions.db")
     for index in range(40):
-        store.record(
+        record(
             conn,
-            store.DecisionRow(
+            DecisionRow(
                 source=("proxy", "hook")[index % 2],
                 rule="r",
                 provider=("ollama", "anthropic")[index % 3 == 0],
@@ -168,14 +178,12 @@ def test_daily_totals_follow_inserts_updates_and_deletes(router_home):
     assert _totals(conn) == _totals_from_raw(conn)
 
 
-def test_daily_totals_migration_backfills_an_existing_log(monkeypatch):
+def test_daily_totals_migration_backfills_an_existing_log():
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    with monkeypatch.context() as older_version:
-        older_version.setattr(store, "MIGRATIONS", store.MIGRATIONS[:2])
-        store.migrate(conn)
+    migrate(conn, MIGRATIONS[:2])  # a log written by a version before the daily totals
     conn.executemany(
         "INSERT INTO decisions (ts, source, rule, provider, model, outcome, cost) VALUES (?, 'cli', 'r', ?, 'm', 'ok', ?)",
         [(1_700_000_000 + i * 30_000, ("a", "b")[i % 2], 0.5) for i in range(30)],
     )
-    assert store.migrate(conn) == ["m003_daily_totals", "m004_pins_and_sessions"]
+    assert migrate(conn) == ["m003_daily_totals", "m004_pins_and_sessions"]
     assert _totals(conn) == _totals_from_raw(conn)

@@ -37,7 +37,7 @@ from hybrid_router.providers.translate import (
     parse_tool_arguments,
     sse_bytes,
 )
-from hybrid_router.providers.translate_stream import PING_EVERY
+from hybrid_router.providers.translate.stream import PING_EVERY
 
 # --- helpers ------------------------------------------------------------------------------
 

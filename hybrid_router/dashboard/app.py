@@ -18,9 +18,9 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import store
-from ..access import token_offered
-from ..stats import PeriodError
+from ..core.access import token_offered
+from ..log.database import connect
+from ..log.stats import PeriodError
 from .data import RuleHitCache, summary
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -39,9 +39,9 @@ SECURITY_HEADERS = {
 def _open_read_only(database_path: str) -> sqlite3.Connection:
     """The log for reading; a log that does not exist yet reads as an empty one (not created)."""
     if str(database_path) != ":memory:" and not os.path.exists(database_path):
-        conn = store.connect(":memory:")
+        conn = connect(":memory:")
     else:
-        conn = store.connect(database_path)
+        conn = connect(database_path)
     conn.execute("PRAGMA query_only = ON")
     return conn
 

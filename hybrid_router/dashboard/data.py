@@ -17,8 +17,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..stats import compute_stats, parse_since
-from ..store import OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_ROUTED, SECONDS_PER_DAY
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_ROUTED
+from ..log.migrations import SECONDS_PER_DAY
+from ..log.stats import compute_stats, parse_since
 
 SECONDS_PER_HOUR = 3600
 HOURLY_MAX_SECONDS = 48 * SECONDS_PER_HOUR  # periods up to this long are charted per hour

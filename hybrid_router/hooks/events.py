@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 
-from .. import store
-from ..routing import Decision, decide
-from ..signals import signals_from_prompt
+from ..core.routing import Decision, decide
+from ..core.signals import signals_from_prompt
+from ..log.pins import Pin, clear_pin, end_session, prune_pins, start_session, write_pin
+from ..log.rows import decision_row, record
 from .table_cache import HookSettings
 
 TYPE_CHECKING = False
@@ -130,17 +131,13 @@ def on_user_prompt(payload: dict, settings: HookSettings, conn: sqlite3.Connecti
     prompt_id = payload.get("prompt_id") or None
     decision = decide_prompt(prompt, session_id, settings)
     _, routed_text = split_directive(prompt)
-    row = store.DecisionRow(
-        source="hook", rule=decision.rule, provider=decision.provider, model=decision.model,
-        session_id=session_id, prompt_id=prompt_id, tier=decision.tier,
-        complexity=decision.complexity, estimated_tokens=decision.estimated_tokens,
-        reason=decision.reason, **store.prompt_fields(routed_text, settings.store_prompts),
-    )
+    row = decision_row(decision, None, source="hook", store_prompts=settings.store_prompts,
+                       session_id=session_id, prompt_id=prompt_id, prompt=routed_text)
     conn.execute("BEGIN")
     try:
-        store.record(conn, row)
+        record(conn, row)
         if session_id:
-            store.write_pin(conn, store.Pin(
+            write_pin(conn, Pin(
                 session_id, prompt_id, decision.provider, decision.model, decision.tier,
                 decision.rule, decision.reason, time.time(),
             ))
@@ -162,16 +159,16 @@ def on_session_start(payload: dict, settings: HookSettings, conn: sqlite3.Connec
     if isinstance(model, dict):  # some versions send {id, display_name}
         model = model.get("id")
     if session_id:
-        store.start_session(conn, session_id, payload.get("source"), model if isinstance(model, str) else None,
+        start_session(conn, session_id, payload.get("source"), model if isinstance(model, str) else None,
                             payload.get("cwd"))
-    store.prune_pins(conn, time.time() - settings.pin_ttl_seconds)
+    prune_pins(conn, time.time() - settings.pin_ttl_seconds)
 
 
 def on_session_end(payload: dict, conn: sqlite3.Connection) -> None:
     session_id = payload.get("session_id")
     if session_id:
-        store.end_session(conn, session_id, payload.get("reason"))
-        store.clear_pin(conn, session_id)
+        end_session(conn, session_id, payload.get("reason"))
+        clear_pin(conn, session_id)
 
 
 def session_savings(conn: sqlite3.Connection, session_id: str) -> tuple[int, int, float]:

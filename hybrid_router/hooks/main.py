@@ -49,11 +49,13 @@ def _handle(event: str, raw: str, environ: dict) -> str | None:
     if not isinstance(payload, dict):
         raise TypeError("expected a JSON object on stdin")
 
-    from .. import home, store
+    # Imported here, not at the top: a failure to import is then one line on stderr, like any other.
+    from ..core import home
+    from ..log.database import connect
     from . import events
     from .table_cache import load_settings
 
-    conn = store.connect(os.path.join(home.home_path(environ), home.DATABASE_FILENAME),
+    conn = connect(os.path.join(home.home_path(environ), home.DATABASE_FILENAME),
                          busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
     try:
         if event == "UserPromptSubmit":

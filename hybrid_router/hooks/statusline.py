@@ -57,7 +57,8 @@ def run_statusline(stdin: TextIO | None = None, stdout: TextIO | None = None, en
     stdout = stdout or sys.stdout
     env = dict(os.environ) if environ is None else environ
     try:
-        from .. import home, store
+        from ..core import home
+        from ..log.database import connect
         from .fastjson import loads
         from .table_cache import load_settings
 
@@ -65,7 +66,7 @@ def run_statusline(stdin: TextIO | None = None, stdout: TextIO | None = None, en
         payload = loads(raw) if raw.strip() else {}
         session_id = payload.get("session_id") if isinstance(payload, dict) else None
         kinds = load_settings(env).table.provider_kinds
-        conn = store.connect(os.path.join(home.home_path(env), home.DATABASE_FILENAME), busy_timeout_ms=200)
+        conn = connect(os.path.join(home.home_path(env), home.DATABASE_FILENAME), busy_timeout_ms=200)
         try:
             line = status_line(conn, session_id, kinds, time.time())
         finally:

@@ -13,12 +13,13 @@ import marshal
 import os
 import sys
 
-from .. import __version__, home
-from ..routing import RoutingTable, Target
+from .. import __version__
+from ..core import home
+from ..core.table import RoutingTable, Target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import RouterConfig
+    from ..config.schema import RouterConfig
 
 CACHE_DIRNAME = "cache"
 CACHE_FILENAME = "routing-table.marshal"
@@ -108,8 +109,9 @@ def build_settings(source: str) -> HookSettings:
     """The slow path: validate the config (pydantic) and compile it."""
     from pathlib import Path
 
-    from ..config import is_local, load_config
-    from ..routing_table import compile_table, resolve_target
+    from ..config.compile import compile_table, resolve_target
+    from ..config.endpoints import is_local
+    from ..config.loading import load_config
 
     config = load_config(Path(source)).config
     table = compile_table(config)

@@ -12,8 +12,22 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from ..config import RouterConfig, is_local
-from ..pricing import Usage, baseline_cost, request_cost
+from ..config.compile import routing_table, tier_fallbacks
+from ..config.endpoints import is_local
+from ..config.pricing import baseline_cost, request_cost
+from ..config.schema import RouterConfig
+from ..core.outcomes import (
+    OUTCOME_DECLINED,
+    OUTCOME_ERROR,
+    OUTCOME_FALLBACK,
+    OUTCOME_OK,
+    OUTCOME_REFUSED,
+    OUTCOME_TRUNCATED,
+)
+from ..core.routing import Decision, decide
+from ..core.signals import Signals, estimate_text_tokens, signals_from_prompt
+from ..core.usage import Usage
+from ..log.rows import DecisionRow, decision_row
 from ..providers.chat import (
     BackendError,
     ChatMessage,
@@ -24,18 +38,6 @@ from ..providers.chat import (
     same_model,
 )
 from ..providers.link import Link, make_link
-from ..routing import Decision, decide, tier_fallbacks
-from ..signals import Signals, estimate_text_tokens, signals_from_prompt
-from ..store import (
-    OUTCOME_DECLINED,
-    OUTCOME_ERROR,
-    OUTCOME_FALLBACK,
-    OUTCOME_OK,
-    OUTCOME_REFUSED,
-    OUTCOME_TRUNCATED,
-    DecisionRow,
-    prompt_fields,
-)
 from .answers import REFUSAL, TRUNCATED, AnswerProblem, check_answer, corrective_note
 from .files import FileText, read_task_files
 
@@ -260,7 +262,7 @@ async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
         max_tokens=max_tokens,
         session_id=deps.session_id,
     )
-    decision = decide(signals, config)
+    decision = decide(signals, routing_table(config))
     plan = _Plan(decision, [], messages, signals, max_tokens, started)
 
     if request.model:
@@ -419,25 +421,13 @@ def _success(
     fallback_from = plan.chain[0].provider_name if link is not plan.chain[0] else None
     seconds = time.perf_counter() - plan.started
     deps.record(
-        DecisionRow(
-            source="mcp",
-            rule=decision.rule,
-            provider=link.provider_name,
-            model=link.model,
+        decision_row(
+            decision, plan.signals, source="mcp", store_prompts=config.store_prompts,
             outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK,
-            session_id=deps.session_id,
-            tier=decision.tier,
-            complexity=decision.complexity,
-            estimated_tokens=plan.signals.estimated_tokens,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost=cost,
-            baseline_cost=baseline,
-            latency_ms=seconds * 1000,
-            ttft_ms=result.ttft_ms,
+            provider=link.provider_name, model=link.model, usage=usage, cost=cost,
+            baseline_cost=baseline, latency_ms=seconds * 1000, ttft_ms=result.ttft_ms,
             fallback_from=fallback_from,
             reason=decision.reason + (" (retried once)" if retried else ""),
-            **prompt_fields(plan.signals.text, config.store_prompts),
         )
     )
     return Delegation(
@@ -454,25 +444,11 @@ def _log_failure(
     started: float,
     usage: Usage | None = None,
 ) -> None:
-    usage = usage or Usage()
-    config = deps.config
     deps.record(
-        DecisionRow(
-            source="mcp",
-            rule=decision.rule if decision else "delegate",
-            provider=decision.provider if decision else "none",
-            model=decision.model if decision else "none",
-            outcome=outcome,
-            session_id=deps.session_id,
-            tier=decision.tier if decision else None,
-            complexity=decision.complexity if decision else None,
-            estimated_tokens=signals.estimated_tokens,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            error_class=error_class,
-            reason=decision.reason if decision else None,
-            **prompt_fields(signals.text, config.store_prompts),
+        decision_row(
+            decision, signals, source="mcp", store_prompts=deps.config.store_prompts,
+            outcome=outcome, rule=None if decision else "delegate", usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000, error_class=error_class,
         )
     )
 

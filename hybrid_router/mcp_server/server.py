@@ -21,11 +21,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .. import __version__, home, render, store
-from ..config import ConfigError, RouterConfig, load_config, provider_base_url
+from .. import __version__
+from ..config.endpoints import provider_base_url
+from ..config.loading import ConfigError, load_config
+from ..config.schema import RouterConfig
+from ..core import home
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_OK
+from ..log.database import connect
+from ..log.queries import recent as recent_rows
+from ..log.report import recent_text, stats_text
+from ..log.rows import DecisionRow, decision_row, record
+from ..log.stats import PeriodError, compute_stats, parse_since
 from ..providers.chat import BackendError
 from ..providers.ollama import pull_model as ollama_pull
-from ..stats import PeriodError, compute_stats, parse_since
 from .delegate import DelegateDeps, DelegateRequest, DelegationError, delegate, footer
 
 log = logging.getLogger("hybrid_router.mcp")
@@ -78,19 +86,19 @@ class AppState:
     def conn(self) -> sqlite3.Connection | None:
         if self._conn is None and not self._conn_failed:
             try:
-                self._conn = store.connect(home.database_path())
+                self._conn = connect(home.database_path())
             except (OSError, sqlite3.Error) as exc:
                 self._conn_failed = True
                 log.warning("decision log unavailable, decisions will not be recorded: %s", exc)
         return self._conn
 
-    def record(self, row: store.DecisionRow) -> None:
+    def record(self, row: DecisionRow) -> None:
         """Log a row; a broken log must not cost the user the answer, so failures only warn."""
         conn = self.conn()
         if conn is None:
             return
         try:
-            store.record(conn, row)
+            record(conn, row)
         except sqlite3.Error as exc:
             log.warning("could not write the decision log: %s", exc)
 
@@ -213,8 +221,8 @@ def _register_tools(server: MCPServer[AppState]) -> None:
         except PeriodError as exc:
             raise ToolError(str(exc)) from None
         summary = compute_stats(conn, since=since, session=session)
-        recent = store.recent(conn, RECENT_DECISIONS, since, session)
-        text = render.stats_text(summary) + "\n\nRecent decisions:\n" + render.recent_text(recent)
+        recent = recent_rows(conn, RECENT_DECISIONS, since, session)
+        text = stats_text(summary) + "\n\nRecent decisions:\n" + recent_text(recent)
         data = summary.to_dict()
         data["recent"] = recent
         return CallToolResult(
@@ -250,22 +258,18 @@ def _register_tools(server: MCPServer[AppState]) -> None:
         async def relay(completed: int, total: int | None, status: str) -> None:
             await ctx.report_progress(completed, total, status)
 
-        outcome, error_class = store.OUTCOME_OK, None
+        outcome, error_class = OUTCOME_OK, None
         try:
             result = await ollama_pull(state.client(), provider, base_url, name, relay)
         except BackendError as exc:
-            outcome, error_class = store.OUTCOME_ERROR, exc.kind
+            outcome, error_class = OUTCOME_ERROR, exc.kind
             raise ToolError(_pull_error(name, base_url, exc)) from None
         finally:
             state.record(
-                store.DecisionRow(
-                    source="mcp",
-                    rule="pull-model",
-                    provider=provider_name,
-                    model=name,
-                    outcome=outcome,
-                    error_class=error_class,
-                    session_id=state.session_id,
+                decision_row(
+                    None, None, source="mcp", store_prompts=False, outcome=outcome,
+                    rule="pull-model", provider=provider_name, model=name,
+                    error_class=error_class, session_id=state.session_id,
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
             )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx2 as httpx
 
-from ..config import Provider
+from ..config.schema import Provider
 
 # OpenRouter's app attribution header; it names the tool in the user's OpenRouter activity.
 OPENROUTER_ATTRIBUTION = {"X-Title": "claude-hybrid-router"}

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import Provider, RouterConfig, provider_api_key, provider_base_url
+from ..config.endpoints import provider_api_key, provider_base_url
+from ..config.schema import Provider, RouterConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx2 as httpx
 
-from ..config import Provider
+from ..config.schema import Provider
 from .chat import BackendError, error_message, installed_models, same_model, timeout_for
 
 PullProgressFn = Callable[[int, int | None, str], Awaitable[None]]

@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from .. import home
+from ..core import home
 from .chat import OPENROUTER_ATTRIBUTION
 
 __all__ = [

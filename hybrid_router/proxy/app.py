@@ -1,8 +1,8 @@
 """The proxy's HTTP surface: Anthropic's Messages API, routed per request.
 
 `POST /v1/messages` (streaming and not), `POST /v1/messages/count_tokens`, `GET|HEAD /` for
-health, `GET /v1/models`, the web dashboard under `/dashboard`; anything else is an
-Anthropic-shaped 404. Listens on 127.0.0.1 unless
+health, `GET /v1/models`, and any routes the caller mounts beside them (the CLI mounts the web
+dashboard under `/dashboard`: see cli/serve.py); anything else is an Anthropic-shaped 404. Listens on 127.0.0.1 unless
 told otherwise; any other address needs HYBRID_ROUTER_TOKEN, checked on every request.
 """
 
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,16 @@ import httpx2 as httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from .. import __version__, home, jsonio
-from ..access import is_loopback
-from ..config import RouterConfig, load_config, provider_api_key, provider_base_url
-from ..dashboard import dashboard_routes
-from ..signals import signals_from_request
+from .. import __version__
+from ..config.endpoints import provider_api_key, provider_base_url
+from ..config.loading import load_config
+from ..config.schema import RouterConfig
+from ..core import home
+from ..core.access import TOKEN_ENV, is_loopback
+from ..core.signals import signals_from_request
+from . import jsonio
 from .errors import error_body, request_id
 from .links import Link
 from .messages import UNAUTHORIZED, authorized, messages_endpoint, read_body
@@ -36,7 +38,6 @@ from .upstream import Call, anthropic_headers
 from .validate import BadRequest
 
 log = logging.getLogger("hybrid_router.proxy")
-TOKEN_ENV = "HYBRID_ROUTER_TOKEN"
 def anthropic_error(status: int, message: str, rid: str | None = None) -> Response:
     rid = rid or request_id()
     return Response(error_body(status, message, rid), status_code=status,
@@ -123,8 +124,10 @@ def create_app(
     environ: dict[str, str] | None = None,
     host: str = "127.0.0.1",
     config: RouterConfig | None = None,
+    mounted: Sequence[BaseRoute] = (),
 ) -> ProxyApp:
-    """The proxy app. Binding beyond loopback without HYBRID_ROUTER_TOKEN is refused."""
+    """The proxy app, with `mounted` routes served beside its own (before its catch-all 404).
+    Binding beyond loopback without HYBRID_ROUTER_TOKEN is refused."""
     env = home.load_environment(environ)
     token = env.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
@@ -148,9 +151,8 @@ def create_app(
                 background.cancel_scope.cancel()
                 await state.close()
 
-    database = os.path.join(home.home_path(env), home.DATABASE_FILENAME)
     routes = [
-        *dashboard_routes(database, token),
+        *mounted,
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/", health, methods=["GET", "HEAD"]),

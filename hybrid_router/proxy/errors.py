@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from ..providers.translate_response import ERROR_TYPES
+from ..providers.translate.response import ERROR_TYPES
 
 
 def request_id() -> str:

@@ -4,10 +4,11 @@ an exhausted free tier, server tools a non-Anthropic model cannot run)."""
 
 from __future__ import annotations
 
-from ..config import RouterConfig
+from ..config.schema import RouterConfig
+from ..core.routing import Decision
+from ..core.signals import Signals
+from ..core.table import RoutingTable
 from ..providers.link import Link, make_link
-from ..routing import Decision, RoutingTable
-from ..signals import Signals
 
 
 def _window(table: RoutingTable, provider: str, model: str) -> int | None:

@@ -11,10 +11,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .. import store
-from ..access import token_offered
-from ..routing import Decision, Target, decide, decide_with_pin
-from ..signals import Signals, signals_from_request
+from ..core.access import token_offered
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_REJECTED
+from ..core.routing import Decision, decide, decide_with_pin
+from ..core.signals import Signals, signals_from_request
+from ..core.table import Target
+from ..log.pins import Pin
+from ..log.rows import decision_row
 from .errors import error_body, request_id
 from .links import candidate_links, skip_reason
 from .relay import Exchange, StreamRelay, answer_once
@@ -117,7 +120,7 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
         log.exception("internal error while answering /v1/messages")
         message = f"hybrid-router internal error: {type(exc).__name__}"
         if exchange is None:
-            _log_row(state, headers, message, "internal", store.OUTCOME_ERROR)
+            _log_row(state, headers, message, "internal", OUTCOME_ERROR)
         if not (replying or (relay is not None and relay.response_started)):
             rid = request_id()
             await send_json(send, 500, error_body(500, message, rid), {"request-id": rid})
@@ -156,7 +159,7 @@ def _exchange(state: ProxyState, headers: dict[str, str], raw: bytes, body: dict
     )
 
 
-def _pin_decision(state: ProxyState, signals: Signals, pin: store.Pin) -> Decision:
+def _pin_decision(state: ProxyState, signals: Signals, pin: Pin) -> Decision:
     if pin.tier:
         try:
             target = state.table.tier(pin.tier)
@@ -172,16 +175,16 @@ async def _refuse(state: ProxyState, headers: Mapping[str, str], send: Any, stat
                   error_class: str) -> None:
     """Answer a request refused before routing, with its row (no body text: the reason is the
     error message)."""
-    _log_row(state, headers, message, error_class, store.OUTCOME_REJECTED)
+    _log_row(state, headers, message, error_class, OUTCOME_REJECTED)
     rid = request_id()
     await send_json(send, status, error_body(status, message, rid), {"request-id": rid})
 
 
 def _log_row(state: ProxyState, headers: Mapping[str, str], message: str, error_class: str, outcome: str) -> None:
     """The row of a request answered without routing (refused, or a bug before the decision)."""
-    state.log_writer.submit(store.DecisionRow(
-        source="proxy", rule="rejected" if outcome == store.OUTCOME_REJECTED else "internal-error",
-        provider="none", model="none", outcome=outcome,
+    state.log_writer.submit(decision_row(
+        None, None, source="proxy", store_prompts=False, outcome=outcome,
+        rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",
         session_id=headers.get("x-claude-code-session-id"), error_class=error_class,
         reason=message, latency_ms=0.0,
     ))

@@ -15,17 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import store
-from ..config import RouterConfig
-from ..pricing import Usage as PricedUsage
-from ..pricing import baseline_cost, request_cost
-from ..routing import Decision
-from ..signals import Signals
-from ..store import OUTCOME_CANCELLED
+from ..config.pricing import baseline_cost, request_cost
+from ..config.schema import RouterConfig
+from ..core.outcomes import OUTCOME_CANCELLED, OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_OK
+from ..core.routing import Decision
+from ..core.signals import Signals
+from ..core.usage import Usage
+from ..log.rows import DecisionRow, decision_row
 from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
 from .http1 import HttpClient
 from .links import Link
-from .upstream import Call, LinkFailure, Opened, StreamBroken, Usage, open_link
+from .upstream import Call, LinkFailure, Opened, StreamBroken, open_link
 
 # Headers of an upstream's last-word error that tell the client when (and whether) to retry.
 _FORWARDED_ERROR_HEADERS = ("retry-after", "x-should-retry", "anthropic-ratelimit-requests-reset",
@@ -48,7 +48,7 @@ class Exchange:
     config: RouterConfig
     protocol_for: Callable[[Link], Any]
     client: HttpClient
-    write_row: Callable[[Callable[[], store.DecisionRow]], None]
+    write_row: Callable[[Callable[[], DecisionRow]], None]
     prompt_id: str | None = None
     skipped: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -57,7 +57,7 @@ class Exchange:
     answered_by: Link | None = None
     usage: Usage = field(default_factory=Usage)
     ttft_ms: float | None = None
-    outcome: str = store.OUTCOME_ERROR
+    outcome: str = OUTCOME_ERROR
     error_class: str | None = None
     stop_chain: bool = False  # a failure no other link would fix (the client's own mistake)
     on_failure: Callable[[Link, LinkFailure], None] | None = None
@@ -112,25 +112,21 @@ class Exchange:
             # answered by another link than the routed one (tried and failed, or skipped)
             fallback_from = self.decision.provider
         outcome = self.outcome
-        if outcome == store.OUTCOME_OK and fallback_from:
-            outcome = store.OUTCOME_FALLBACK
+        if outcome == OUTCOME_OK and fallback_from:
+            outcome = OUTCOME_FALLBACK
         error_class = self.error_class or (self.failures[-1].error_class if self.failures and link is None else None)
-        usage = PricedUsage(self.usage.input_tokens, self.usage.output_tokens,
-                            self.usage.cache_read_tokens, self.usage.cache_write_tokens)
+        usage = self.usage
         decision, signals, config, priced = self.decision, self.signals, self.config, link is not None
         prompt_id, ttft_ms = self.prompt_id, self.ttft_ms
 
-        def row() -> store.DecisionRow:
-            return store.DecisionRow(
-                source="proxy", rule=decision.rule, provider=provider, model=model, outcome=outcome,
-                session_id=signals.session_id, prompt_id=prompt_id, requested_model=signals.requested_model,
-                tier=decision.tier, complexity=decision.complexity, estimated_tokens=signals.estimated_tokens,
-                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+        def row() -> DecisionRow:
+            return decision_row(
+                decision, signals, source="proxy", store_prompts=config.store_prompts,
+                outcome=outcome, provider=provider, model=model, usage=usage,
                 cost=request_cost(provider, model, usage, config) if priced else 0.0,
                 baseline_cost=baseline_cost(signals.requested_model, usage, config) if priced else 0.0,
-                latency_ms=latency_ms, ttft_ms=ttft_ms, error_class=error_class, fallback_from=fallback_from,
-                reason=decision.reason, **store.prompt_fields(signals.text, config.store_prompts),
+                prompt_id=prompt_id, latency_ms=latency_ms, ttft_ms=ttft_ms,
+                error_class=error_class, fallback_from=fallback_from,
             )
 
         self.write_row(row)
@@ -148,7 +144,7 @@ async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
         exchange.answered_by = link
         exchange.usage = opened.usage
         exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
-        exchange.outcome = store.OUTCOME_OK
+        exchange.outcome = OUTCOME_OK
         return opened.status, opened.headers, opened.body or b""
     status, body, headers = exchange.final_error()
     return status, {**headers, "content-type": "application/json"}, body
@@ -290,7 +286,7 @@ class StreamRelay:
                         return False
                     # The upstream's own error event goes out as it came: Claude Code reads its type.
                     exchange.answered_by, exchange.usage = link, opened.usage
-                    exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "upstream-error"
+                    exchange.outcome, exchange.error_class = OUTCOME_ERROR, "upstream-error"
                     await self._body(item, more=False)
                     return True
                 if not self.content_sent and not item.startswith(b"event: ping"):
@@ -303,12 +299,12 @@ class StreamRelay:
                 exchange.failures.append(LinkFailure(f"{link.label}: {exc}", "broken"))
                 return False
             exchange.answered_by, exchange.usage = link, opened.usage
-            exchange.outcome, exchange.error_class = store.OUTCOME_ERROR, "stream-broken"
+            exchange.outcome, exchange.error_class = OUTCOME_ERROR, "stream-broken"
             await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {exc}"), more=False)
             return True
         finally:
             await opened.aclose()
         exchange.answered_by, exchange.usage = link, opened.usage
-        exchange.outcome = store.OUTCOME_OK
+        exchange.outcome = OUTCOME_OK
         await self._body(b"", more=False)
         return True

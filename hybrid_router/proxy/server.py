@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from .. import home
-from ..config import load_config, provider_api_key
-from .app import TOKEN_ENV, create_app
+from starlette.routing import BaseRoute
+
+from ..config.endpoints import provider_api_key
+from ..config.loading import load_config
+from ..core import home
+from ..core.access import TOKEN_ENV
+from .app import create_app
 
 
 def claude_code_settings(host: str, port: int, token: str | None, proxy_has_anthropic_key: bool) -> dict:
@@ -23,7 +28,10 @@ def claude_code_settings(host: str, port: int, token: str | None, proxy_has_anth
     return {"env": env}
 
 
-def serve(config_file: Path | None, host: str | None, port: int | None) -> None:
+def serve(
+    config_file: Path | None, host: str | None, port: int | None, mounted: Sequence[BaseRoute] = ()
+) -> None:
+    """Run the proxy (with `mounted` routes beside its own) until Ctrl-C."""
     import uvicorn
 
     environ = home.load_environment()
@@ -31,7 +39,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None) -> None:
     host = host or config.proxy.host
     port = config.proxy.port if port is None else port
     token = environ.get(TOKEN_ENV) or None
-    app = create_app(config_file, environ=dict(os.environ), host=host, config=config)
+    app = create_app(config_file, environ=dict(os.environ), host=host, config=config, mounted=mounted)
     anthropic_key = any(
         p.kind == "anthropic" and provider_api_key(p, environ) for p in config.providers.values()
     )

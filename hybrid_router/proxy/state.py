@@ -11,15 +11,18 @@ from typing import Any
 
 import httpx2 as httpx
 
-from .. import home, store
-from ..config import RouterConfig, provider_api_key, provider_base_url
+from ..config.compile import routing_table
+from ..config.endpoints import provider_api_key, provider_base_url
+from ..config.schema import RouterConfig
+from ..core import home
+from ..core.table import RoutingTable
+from ..log.database import connect
+from ..log.pins import Pin, read_pin
+from ..log.writer import LogWriter
 from ..providers import probe
 from ..providers.openrouter import FreeTierTracker
-from ..routing import RoutingTable
-from ..routing_table import routing_table
 from .http1 import HttpClient
 from .links import Link
-from .log_writer import LogWriter
 from .upstream import LinkFailure, Opened
 
 log = logging.getLogger("hybrid_router.proxy")
@@ -37,7 +40,7 @@ class ProxyState:
         self.token = token
         database = os.path.join(home.home_path(environ), home.DATABASE_FILENAME)
         self.log_writer = LogWriter(database)
-        self.pins = store.connect(database)  # the pin reads happen on the event loop thread
+        self.pins = connect(database)  # the pin reads happen on the event loop thread
         # Upstream calls for requests go through the lean HTTP/1.1 client; probes, version
         # checks and the free-tier refresh are occasional and use httpx.
         self.upstream = HttpClient()
@@ -126,11 +129,11 @@ class ProxyState:
                 return "anthropic"
         return "openai"
 
-    def pinned(self, session_id: str | None) -> store.Pin | None:
+    def pinned(self, session_id: str | None) -> Pin | None:
         if not session_id:
             return None
         try:
-            return store.read_pin(self.pins, session_id, self.config.hooks.pin_ttl_hours * 3600)
+            return read_pin(self.pins, session_id, self.config.hooks.pin_ttl_hours * 3600)
         except Exception as exc:  # noqa: BLE001 - a broken log must not stop routing
             log.warning("could not read the turn pin: %s", exc)
             return None

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import jsonio
+from ..core.usage import Usage
 from ..providers.chat import request_headers
 from ..providers.translate import (
     OpenAIStreamToAnthropic,
@@ -23,6 +23,7 @@ from ..providers.translate import (
     openai_to_anthropic_response,
     sse_bytes,
 )
+from . import jsonio
 from .errors import error_body
 from .http1 import (
     BadHeader,
@@ -66,26 +67,6 @@ class LinkFailure(Exception):
 
 
 @dataclass
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    stop_reason: str | None = None
-
-    def absorb(self, usage: Any) -> None:
-        """Take the counts an Anthropic `usage` object carries (later events refine earlier ones)."""
-        if not isinstance(usage, dict):
-            return
-        for source, target in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                               ("cache_read_input_tokens", "cache_read_tokens"),
-                               ("cache_creation_input_tokens", "cache_write_tokens")):
-            value = usage.get(source)
-            if isinstance(value, int) and value > 0:
-                setattr(self, target, value)
-
-
-@dataclass
 class Opened:
     """A started answer: status and headers for the client, and the events (or the body)."""
 
@@ -94,6 +75,7 @@ class Opened:
     events: AsyncGenerator[bytes, None] | None = None
     body: bytes | None = None
     usage: Usage = field(default_factory=Usage)
+    stop_reason: str | None = None  # as the answer reported it (a stream: once it ended)
     response: Response | None = None
 
     async def aclose(self) -> None:
@@ -262,13 +244,13 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
     opened = Opened(200, _response_headers(response), response=response)
     if protocol == "anthropic":
         if call.stream:
-            opened.events = _anthropic_events(response, opened.usage)
+            opened.events = _anthropic_events(response, opened)
         else:
             opened.body = await _read_all(response, link)
-            _absorb_message(opened.body, opened.usage)
+            _absorb_message(opened.body, opened)
     elif call.stream:
         translator = OpenAIStreamToAnthropic(call.requested_model, input_tokens=call.estimated_tokens)
-        opened.events = _translated_events(response, translator, opened.usage)
+        opened.events = _translated_events(response, translator, opened)
     else:
         raw = await _read_all(response, link)
         try:
@@ -277,7 +259,7 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
             raise LinkFailure(f"{link.label}: unreadable answer ({exc})", "protocol") from None
         opened.body = json.dumps(message).encode()
         opened.headers["content-type"] = "application/json"
-        _absorb_message(opened.body, opened.usage)
+        _absorb_message(opened.body, opened)
     return opened
 
 
@@ -298,21 +280,21 @@ async def _read_all(response: Response, link: Link) -> bytes:
         await response.aclose()
 
 
-def _absorb_message(body: bytes, usage: Usage) -> None:
+def _absorb_message(body: bytes, answer: Opened) -> None:
     try:
         message = jsonio.loads(body)
     except (ValueError, RecursionError):
         return
     if isinstance(message, dict):
-        usage.absorb(message.get("usage"))
-        usage.stop_reason = message.get("stop_reason")
+        answer.usage.absorb(message.get("usage"))
+        answer.stop_reason = message.get("stop_reason")
 
 
 class StreamBroken(Exception):
     """The upstream stream ended abnormally after it had started."""
 
 
-async def _anthropic_events(response: Response, usage: Usage) -> AsyncGenerator[bytes, None]:
+async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerator[bytes, None]:
     """Complete SSE events from an Anthropic-format stream, noting usage as they pass.
 
     Events that arrived together leave together (one write to the client instead of one per
@@ -330,7 +312,7 @@ async def _anthropic_events(response: Response, usage: Usage) -> AsyncGenerator[
             for event in complete.split(b"\n\n"):
                 if not event.strip():
                     continue
-                _note_usage(event, usage)
+                _note_usage(event, answer)
                 if event.startswith((b"event: ping", b"event: error")):
                     if batch:
                         yield b"".join(batch)
@@ -346,11 +328,11 @@ async def _anthropic_events(response: Response, usage: Usage) -> AsyncGenerator[
         raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
     if buffer.strip():
         yield buffer + b"\n\n"
-    if usage.stop_reason is None:
+    if answer.stop_reason is None:
         raise StreamBroken("the stream ended before message_stop")
 
 
-def _note_usage(event: bytes, usage: Usage) -> None:
+def _note_usage(event: bytes, answer: Opened) -> None:
     name = b""
     data = b""
     for line in event.split(b"\n"):
@@ -367,14 +349,14 @@ def _note_usage(event: bytes, usage: Usage) -> None:
     if not isinstance(payload, dict):
         return
     if name == b"message_start":
-        usage.absorb((payload.get("message") or {}).get("usage"))
+        answer.usage.absorb((payload.get("message") or {}).get("usage"))
     else:
-        usage.absorb(payload.get("usage"))
-        usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
+        answer.usage.absorb(payload.get("usage"))
+        answer.stop_reason = (payload.get("delta") or {}).get("stop_reason") or answer.stop_reason
 
 
 async def _translated_events(
-    response: Response, translator: OpenAIStreamToAnthropic, usage: Usage
+    response: Response, translator: OpenAIStreamToAnthropic, answer: Opened
 ) -> AsyncGenerator[bytes, None]:
     """OpenAI chat-completion chunks in, Anthropic SSE events out."""
     finished = False
@@ -395,7 +377,7 @@ async def _translated_events(
             ):
                 finished = True
             for name, payload in translator.feed(chunk):
-                _usage_from_event(name, payload, usage)
+                _usage_from_event(name, payload, answer)
                 yield sse_bytes(name, payload)
                 if name == "error":
                     return  # the relay forwards it (or falls back) and ends the answer
@@ -404,13 +386,13 @@ async def _translated_events(
     if not finished:
         raise StreamBroken("the stream ended without a finish reason")
     for name, payload in translator.finish():
-        _usage_from_event(name, payload, usage)
+        _usage_from_event(name, payload, answer)
         yield sse_bytes(name, payload)
 
 
-def _usage_from_event(name: str, payload: dict[str, Any], usage: Usage) -> None:
+def _usage_from_event(name: str, payload: dict[str, Any], answer: Opened) -> None:
     if name == "message_start":
-        usage.absorb((payload.get("message") or {}).get("usage"))
+        answer.usage.absorb((payload.get("message") or {}).get("usage"))
     elif name == "message_delta":
-        usage.absorb(payload.get("usage"))
-        usage.stop_reason = (payload.get("delta") or {}).get("stop_reason") or usage.stop_reason
+        answer.usage.absorb(payload.get("usage"))
+        answer.stop_reason = (payload.get("delta") or {}).get("stop_reason") or answer.stop_reason

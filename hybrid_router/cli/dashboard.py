@@ -1,0 +1,73 @@
+"""`hybrid-router dashboard`: the web dashboard on its own, without the proxy."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import webbrowser
+
+import click
+
+from ..core import home
+from ..core.access import TOKEN_ENV
+
+DEFAULT_PORT = 3001
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (anything but loopback needs HYBRID_ROUTER_TOKEN).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="Port."
+)
+@click.option(
+    "--open/--no-open",
+    "open_browser",
+    default=False,
+    show_default=True,
+    help="Open the page in the default web browser once the server is up.",
+)
+def dashboard(host: str, port: int, open_browser: bool) -> None:
+    """Serve the web dashboard of the decision log (read-only) at http://HOST:PORT/dashboard.
+
+    Charts of savings over time, provider mix, rule hits, fallbacks and errors, and latency
+    percentiles; the page refreshes itself. The proxy serves the same page at /dashboard.
+    Listening beyond loopback needs HYBRID_ROUTER_TOKEN, which the page then needs too: open
+    /dashboard?token=TOKEN (API clients may send x-api-key or Authorization: Bearer).
+    """
+    import uvicorn
+
+    from ..core.access import is_loopback
+    from ..dashboard.app import create_dashboard_app
+
+    environ = home.load_environment()
+    token = environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and not token:
+        raise click.ClickException(
+            f"listening on {host} needs {TOKEN_ENV}: anyone who can reach the port could read "
+            "your decision log"
+        )
+    database = str(home.database_path(environ))
+    app = create_dashboard_app(database, token=token if not is_loopback(host) else None)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    url = f"http://{shown_host}:{port}/dashboard"
+    click.echo(f"hybrid-router dashboard on {url}  (log: {database})", err=True)
+    if not is_loopback(host):
+        click.echo(f"open {url}?token=<your {TOKEN_ENV}>", err=True)
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    except OSError as exc:  # pragma: no cover - e.g. the port is taken
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(dashboard)

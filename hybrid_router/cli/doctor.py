@@ -1,0 +1,265 @@
+"""`hybrid-router doctor`: probe every configured backend, print what works, save the results.
+
+The probe itself lives in `providers/probe.py` (imported inside the command: cli.py registers
+this on every start, and the Claude Code hooks start `hybrid-router` on every event).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..config.schema import Provider, RouterConfig
+    from ..providers.probe import BackendReport, ModelReport
+
+DASH = "\u2014"
+
+
+def _tier_roles(config: RouterConfig) -> dict[tuple[str, str], list[str]]:
+    """(provider, model) -> the tiers using it: `fast` as primary, `fast (fallback)` otherwise."""
+    roles: dict[tuple[str, str], list[str]] = {}
+    for name, tier in config.tiers.items():
+        roles.setdefault((tier.provider, tier.model), []).append(name)
+    for name, tier in config.tiers.items():
+        for fallback in tier.fallbacks:
+            if fallback.provider and fallback.model:
+                roles.setdefault((fallback.provider, fallback.model), []).append(
+                    f"{name} (fallback)")
+    return roles
+
+
+def _find(reports: list[BackendReport], provider: str, model: str) -> ModelReport | None:
+    for report in reports:
+        if report.provider == provider:
+            return report.model(model)
+    return None
+
+
+def _usable(reports: list[BackendReport], config: RouterConfig, provider: str,
+            model: str) -> bool:
+    """A tier's primary is usable when it answered (or, for Anthropic without a key, when
+    Claude Code's own login will be used and nothing says otherwise)."""
+    entry = _find(reports, provider, model)
+    if entry is None:
+        return False
+    if entry.status == "ok":
+        return True
+    return entry.status == "skipped" and config.providers[provider].kind == "anthropic"
+
+
+def _status_text(report: BackendReport, entry: ModelReport) -> str:
+    if entry.status == "ok":
+        return "OK" if entry.present is not False else "missing"
+    if entry.status == "skipped":
+        return "not checked" if report.kind == "anthropic" else "skipped"
+    return entry.status
+
+
+def _tools_text(entry: ModelReport) -> str:
+    if entry.tools is True:
+        return "yes"
+    if entry.tools is False:
+        return "no"
+    return DASH
+
+
+def _backend_line(report: BackendReport) -> str:
+    head = f"{report.provider} ({report.kind}) {report.base_url}"
+    if report.skipped:
+        return f"{head}: not checked, {report.skipped}"
+    if report.reachable is False:
+        return f"{head}: unreachable ({report.error})"
+    parts = ["reachable"]
+    if report.version:
+        version = report.version
+        parts.append(f"Ollama {version}" if report.kind == "ollama" else version)
+    if report.kind == "ollama" and report.messages_api is not None:
+        parts.append(f"/v1/messages: {'yes' if report.messages_api else 'no'}")
+    if report.error:
+        parts.append(f"error: {report.error}")
+    return f"{head}: {', '.join(parts)}"
+
+
+def _table(report: BackendReport, roles: dict[tuple[str, str], list[str]]) -> list[str]:
+    rows = [("MODEL", "STATUS", "CONTEXT", "TOOLS", "USED BY")]
+    for entry in report.models:
+        rows.append((
+            entry.model,
+            _status_text(report, entry),
+            str(entry.context_window) if entry.context_window else DASH,
+            _tools_text(entry),
+            ", ".join(roles.get((report.provider, entry.model), [])),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
+        lines.append(("  " + "  ".join(cells) + "  " + row[4]).rstrip())
+    for entry in report.models:
+        if entry.detail:
+            lines.append(f"    {entry.model}: {entry.detail}")
+    return lines
+
+
+def _hints(reports: list[BackendReport], config: RouterConfig) -> list[str]:
+    hints: list[str] = []
+    for report in reports:
+        provider: Provider = config.providers[report.provider]
+        env = provider.base_url_env
+        if report.skipped:
+            if report.kind == "openrouter":
+                hints.append(f"{report.skipped}: OpenRouter fallbacks are skipped")
+            elif report.kind == "anthropic":
+                hints.append(f"{report.skipped}: Anthropic was not checked "
+                             "(requests use Claude Code's own login)")
+            continue
+        if report.reachable is False:
+            if report.kind == "ollama":
+                where = f" or set {env}" if env else ""
+                hints.append(f"{report.provider} not reachable at {report.base_url}: "
+                             f"start `ollama serve`{where}")
+            elif report.kind == "openai":
+                where = f" or set {env}" if env else ""
+                hints.append(f"{report.provider} not reachable at {report.base_url}: start the "
+                             f"server (llama-server, vLLM, LM Studio){where}")
+            else:
+                hints.append(f"{report.provider} not reachable at {report.base_url}: "
+                             "check the network" + (f" or {env}" if env else ""))
+            continue
+        if report.error:
+            hints.append(f"{report.provider}: {report.error}")
+        if report.kind == "ollama" and report.messages_api is False:
+            hints.append(f"Ollama {report.version} has no /v1/messages (added in 0.14): "
+                         "upgrade Ollama")
+        for entry in report.models:
+            hints.extend(_model_hints(report, entry, config))
+    return hints
+
+
+def _model_hints(report: BackendReport, entry: ModelReport, config: RouterConfig) -> list[str]:
+    hints: list[str] = []
+    if entry.status == "missing":
+        if report.kind == "ollama":
+            hints.append(f"model {entry.model} not installed: `hybrid-router` MCP pull_model "
+                         f"or `ollama pull {entry.model}`")
+        elif report.kind == "openrouter":
+            hints.append(f"model {entry.model} not offered by OpenRouter: free variants come "
+                         "and go, pick a current one at https://openrouter.ai/models?max_price=0")
+        else:
+            hints.append(f"model {entry.model} not served by {report.provider}: load it in the "
+                         "server or fix the model name in the config")
+        return hints
+    if entry.status != "ok":
+        return hints
+    if entry.tools is False:
+        hints.append(f"model {entry.model} did not call a tool when asked to: Claude Code's "
+                     "tool-using turns need a model with working tool calls")
+    if entry.context_window:
+        for name, tier in config.tiers.items():
+            if (tier.provider == report.provider and tier.model == entry.model
+                    and tier.context_window > entry.context_window):
+                hints.append(f"tier {name} says contextWindow {tier.context_window} but "
+                             f"{report.provider} reports {entry.context_window} for "
+                             f"{entry.model}: lower it in the config or give the server a "
+                             "larger context")
+    return hints
+
+
+def render_report(reports: list[BackendReport], config: RouterConfig) -> tuple[str, bool]:
+    """The readable report and whether every tier's primary model is usable."""
+    roles = _tier_roles(config)
+    lines: list[str] = []
+    for report in reports:
+        lines.append(_backend_line(report))
+        lines.extend(_table(report, roles))
+        lines.append("")
+    usable = {name: _usable(reports, config, tier.provider, tier.model)
+              for name, tier in config.tiers.items()}
+    bad = [name for name, ok in usable.items() if not ok]
+    if bad:
+        lines.append(f"{len(usable) - len(bad)} of {len(usable)} tiers usable; "
+                     f"not usable: {', '.join(bad)}")
+    else:
+        lines.append(f"All {len(usable)} tiers usable.")
+    hints = _hints(reports, config)
+    if hints:
+        lines.append("")
+        lines.append("Hints:")
+        lines.extend(f"  - {hint}" for hint in hints)
+    return "\n".join(lines), not bad
+
+
+def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str, Any]:
+    tiers = [
+        {"tier": name, "provider": tier.provider, "model": tier.model,
+         "usable": _usable(reports, config, tier.provider, tier.model)}
+        for name, tier in config.tiers.items()
+    ]
+    return {
+        "ok": all(t["usable"] for t in tiers),
+        "tiers": tiers,
+        "backends": [report.to_dict() for report in reports],
+    }
+
+
+def probe_and_save(config: RouterConfig, environ: Mapping[str, str], no_tools: bool) -> list[BackendReport]:
+    """Probe every backend, keep earlier tool results when the tools were not probed, and save
+    the results where the proxy reads them."""
+    import anyio
+    import httpx2 as httpx
+
+    from ..providers import probe
+
+    async def run() -> list[BackendReport]:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return await probe.probe_all(config, environ, client, tools=not no_tools)
+
+    reports = anyio.run(run)
+    path = probe.cache_path(environ)
+    if no_tools:
+        probe.carry_over_tools(reports, probe.load_reports(path, None))
+    try:
+        probe.save_reports(path, reports)
+    except OSError as exc:
+        click.echo(f"warning: cannot save the probe results to {path}: {exc}", err=True)
+    return reports
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.option("--no-tools", is_flag=True,
+              help="Skip the tool-call round trips (earlier results are kept in the cache).")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
+    """Check every configured backend: reachable, models present, context window, tool calls.
+
+    Exit 0 when every tier's primary model is usable, 1 otherwise. The results are saved to
+    <home>/state/probe.json for the proxy.
+    """
+
+    from ..config.loading import ConfigError, load_config
+    from ..core import home
+
+    state = ctx.obj
+    try:
+        loaded = state.loaded() if hasattr(state, "loaded") else load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    config = loaded.config
+    reports = probe_and_save(config, home.load_environment(), no_tools)
+    if as_json:
+        data = _json_output(reports, config)
+        click.echo(json.dumps(data, indent=2))
+        ctx.exit(0 if data["ok"] else 1)
+    text, ok = render_report(reports, config)
+    click.echo(text)
+    ctx.exit(0 if ok else 1)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(doctor)

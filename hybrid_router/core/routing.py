@@ -1,0 +1,292 @@
+"""decide(signals, table) -> Decision: pure, fast, and the same for every surface.
+
+Order of evaluation:
+1. Hard rules about the request itself: server web tools (only Anthropic runs them) go to the
+   web-tools target; Claude Code's background requests (a haiku-class model, or structured output
+   with no tools, as its title generation sends) go to the background target (the fast tier).
+2. The configured routes, in file order; the first whose conditions all hold wins.
+3. The default route.
+Then the context-window hard rule: when the estimate (plus room for the answer) does not fit the
+chosen model's window, the request moves to the next tier in the configured order that fits.
+A request that names its own Claude model keeps that model whenever it goes to Anthropic.
+
+`decide` works on a `RoutingTable` (core/table.py): the config's routing part compiled into
+plain data (config/compile.py builds it). Plain data so that the prompt hook, a fresh process per
+prompt, can load it from a `marshal` cache without importing the config schema or pydantic.
+"""
+
+from __future__ import annotations
+
+from .complexity import assess_complexity
+from .matching import overlaps, token_offsets, tokenize
+from .records import Record
+from .signals import Signals
+from .table import ModelRef, RouteSpec, RoutingTable, Target
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
+    from typing import Any
+
+RULE_WEB_TOOLS = "web-tools"
+RULE_BACKGROUND = "background"
+RULE_CONTEXT_WINDOW = "context-window"
+
+
+class Decision(Record, frozen=True):
+    """Where a request goes, and why: the target, the rule that chose it, its evidence."""
+
+    provider: str
+    model: str
+    rule: str
+    reason: str
+    complexity: str
+    estimated_tokens: int
+    tier: str | None = None
+    matched: tuple[str, ...] = ()
+    fallbacks: tuple[ModelRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "rule": self.rule,
+            "reason": self.reason,
+            "complexity": self.complexity,
+            "estimated_tokens": self.estimated_tokens,
+            "tier": self.tier,
+            "matched": list(self.matched),
+            "fallbacks": [ref.to_dict() for ref in self.fallbacks],
+        }
+
+
+def is_background(signals: Signals, table: RoutingTable) -> bool:
+    model = (signals.requested_model or "").lower()
+    if model and any(pattern in model for pattern in table.background_patterns):
+        return True
+    return signals.is_structured_without_tools
+
+
+_compiled_patterns: dict[str, Any] = {}
+
+
+def _pattern(source: str) -> Any:
+    """Config `patterns` are regular expressions: `re` is imported only when one is evaluated."""
+    compiled = _compiled_patterns.get(source)
+    if compiled is None:
+        import re
+
+        compiled = _compiled_patterns[source] = re.compile(source, re.IGNORECASE)
+    return compiled
+
+
+def route_evidence(
+    route: RouteSpec, signals: Signals, tokens: list[str], complexity: str,
+    text_evidence: list[str] | None | object = None,
+) -> list[str] | None:
+    """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not.
+
+    `text_evidence`: the route's keyword and pattern evidence for this text when the caller has
+    it (`PromptAnalysis.evidence`); worked out here otherwise."""
+    if text_evidence is None:
+        text_evidence = keyword_evidence(route, signals.text, tokens)
+    if text_evidence is NO_MATCH:
+        return None
+    evidence: list[str] = list(text_evidence)  # type: ignore[call-overload]
+    if route.complexity and complexity not in route.complexity:
+        return None
+    estimate = signals.estimated_tokens
+    if route.min_tokens is not None:
+        if estimate < route.min_tokens:
+            return None
+        evidence.append(f"~{estimate:,} tokens >= {route.min_tokens:,}")
+    if route.max_tokens is not None and estimate > route.max_tokens:
+        return None
+    return evidence
+
+
+NO_MATCH = object()  # a route's keywords or patterns do not match the text
+
+
+def keyword_evidence(route: RouteSpec, text: str, tokens: list[str]) -> list[str] | object:
+    """The words and patterns of `text` that match `route` (empty if the route has none), or
+    NO_MATCH when it has some and none matches."""
+    if route.matcher.empty and not route.patterns:
+        return []
+    if not route.patterns and not route.matcher.could_match(tokens):
+        return NO_MATCH
+    excluded = route.matcher.excluded(tokens)
+    hits = route.matcher.hits(tokens, excluded)
+    if not hits and route.patterns:
+        hits = _pattern_hits(route, text, tokens, excluded)
+    return hits or NO_MATCH
+
+
+class PromptAnalysis:
+    """What routing reads from a prompt's text alone: its tokens, complexity and each route's
+    keyword evidence (worked out when first asked for)."""
+
+    __slots__ = ("_evidence", "complexity", "text", "tokens")
+
+    def __init__(self, text: str, route_count: int) -> None:
+        self.text = text
+        self.tokens = tokenize(text)  # shared by the complexity estimate and the routes
+        self.complexity = assess_complexity(text, self.tokens)
+        self._evidence: list[object] = [None] * route_count
+
+    def evidence(self, index: int, route: RouteSpec) -> list[str] | object:
+        found = self._evidence[index]
+        if found is None:
+            found = self._evidence[index] = keyword_evidence(route, self.text, self.tokens)
+        return found
+
+
+class _PromptAnalyses:
+    """Analyses of recent prompts, for one routing table. Claude Code sends a turn's prompt
+    again with every tool result, so most requests of a turn route on a text already read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.table: RoutingTable | None = None
+        self.entries: dict[str, PromptAnalysis] = {}
+
+    def get(self, text: str, table: RoutingTable) -> PromptAnalysis:
+        if table is not self.table:
+            self.table, self.entries = table, {}
+        found = self.entries.get(text)
+        if found is None:
+            if len(self.entries) >= self.size:
+                self.entries.clear()
+            found = self.entries[text] = PromptAnalysis(text, len(table.routes))
+        return found
+
+
+_analyses = _PromptAnalyses(size=256)
+
+
+def _pattern_hits(
+    route: RouteSpec, text: str, tokens: list[str], excluded: list[tuple]
+) -> list[str]:
+    """Pattern matches outside exclusions ("git fetch https://..." is not browsing)."""
+    lowered = text.lower()
+    excluded_chars: list[tuple[int, int]] = []
+    if excluded:
+        starts, ends = token_offsets(lowered)
+        excluded_chars = [(starts[first], ends[last - 1]) for first, last in excluded]
+    for source in route.patterns:
+        for match in _pattern(source).finditer(lowered):
+            if not overlaps(match.span(), excluded_chars):
+                return [" ".join(match.group(0).split())[:60]]
+    return []
+
+
+def _quote(terms: list[str]) -> str:
+    return ", ".join(f'"{term}"' for term in terms[:5]) + (" ..." if len(terms) > 5 else "")
+
+
+def _choose(
+    signals: Signals, table: RoutingTable, analysis: PromptAnalysis
+) -> tuple[Target, str, str, tuple[str, ...]]:
+    if signals.server_tools:
+        kinds = ", ".join(sorted(set(signals.server_tools)))
+        reason = f"the request offers server tools ({kinds}), which only Anthropic runs"
+        return table.web_tools_target, RULE_WEB_TOOLS, reason, ()
+    if is_background(signals, table):
+        what = (
+            f"model {signals.requested_model}"
+            if signals.requested_model and not signals.is_structured_without_tools
+            else "structured output with no tools, as in title generation"
+        )
+        return (
+            table.background_target,
+            RULE_BACKGROUND,
+            f"Claude Code background request ({what})",
+            (),
+        )
+    for index, route in enumerate(table.routes):
+        evidence = route_evidence(route, signals, analysis.tokens, analysis.complexity,
+                                  analysis.evidence(index, route))
+        if evidence is not None:
+            reason = f"{route.name}: matched {_quote(evidence)}" if evidence else route.name
+            return route.target, route.name, reason, tuple(evidence)
+    default = table.default_route
+    return default.target, default.name, "no route matched", ()
+
+
+def _fits(tokens: int, reserve: int, window: int | None) -> bool:
+    return window is None or tokens + reserve <= window
+
+
+def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) -> Target | None:
+    """The next tier in configured order whose window fits; the largest window when none does."""
+    names = [name for name, _ in table.tiers]
+    start = names.index(chosen.tier) + 1 if chosen.tier in names else 0
+    for _, target in table.tiers[start:]:
+        if _fits(tokens, reserve, target.context_window):
+            return target
+    largest = max((target for _, target in table.tiers), key=lambda target: target.context_window)
+    if chosen.context_window is not None and largest.context_window <= chosen.context_window:
+        return None
+    return largest
+
+
+def decide(signals: Signals, table: RoutingTable) -> Decision:
+    analysis = _analyses.get(signals.text, table)
+    chosen, rule, reason, matched = _choose(signals, table, analysis)
+    return _finish(signals, table, chosen, rule, reason, matched, analysis.complexity)
+
+
+# Rules a turn pin cannot override: they are about the request itself, not the prompt.
+HARD_RULES = (RULE_WEB_TOOLS, RULE_BACKGROUND, RULE_CONTEXT_WINDOW)
+
+
+def decide_with_pin(
+    signals: Signals, table: RoutingTable, target: Target, rule: str, reason: str
+) -> Decision:
+    """The decision for a request of a turn the prompt hook pinned to `target`.
+
+    The pin wins over the routes (a tool-result continuation has no prompt words to route on),
+    but not over the hard rules; and the context-window check still applies to the pinned model.
+    """
+    decision = decide(signals, table)
+    if decision.rule in HARD_RULES:
+        return decision
+    return _finish(signals, table, target, rule, reason, (), decision.complexity)
+
+
+def _finish(
+    signals: Signals,
+    table: RoutingTable,
+    chosen: Target,
+    rule: str,
+    reason: str,
+    matched: tuple[str, ...],
+    complexity: str,
+) -> Decision:
+    """Apply the context-window rule and the client's own Claude model to a chosen target."""
+    tokens = signals.estimated_tokens
+    reserve = min(table.output_reserve_tokens, signals.max_tokens or table.output_reserve_tokens)
+    if not _fits(tokens, reserve, chosen.context_window):
+        bigger = _escalate(chosen, tokens, reserve, table)
+        if bigger is not None:
+            reason = (
+                f"~{tokens:,} tokens (+{reserve:,} for the answer) exceed the "
+                f"{chosen.context_window:,}-token window of {chosen.model}; moved up to "
+                f"{bigger.tier} (was {reason})"
+            )
+            rule = RULE_CONTEXT_WINDOW
+            chosen = bigger
+    model = chosen.model
+    requested = signals.requested_model
+    if table.provider_kinds.get(chosen.provider) == "anthropic" and requested and requested.startswith("claude"):
+        model = requested  # the client's own Claude model is kept when Anthropic answers
+    return Decision(
+        provider=chosen.provider,
+        model=model,
+        rule=rule,
+        reason=reason,
+        complexity=complexity,
+        estimated_tokens=tokens,
+        tier=chosen.tier,
+        matched=matched,
+        fallbacks=chosen.fallbacks,
+    )

@@ -1,0 +1,244 @@
+"""Aggregates over the decision log: per provider, cost, cost without the router, savings.
+
+Whole days come from the per-day totals the log keeps with triggers; only the partial days at the
+ends of a period are read row by row, so a million rows stay fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.outcomes import OUTCOME_REJECTED, OUTCOME_ROUTED
+from .migrations import SECONDS_PER_DAY
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class PeriodError(ValueError):
+    pass
+
+
+def parse_since(value: str | None, now: float | None = None) -> float | None:
+    """`30m`, `24h`, `7d`, `2w`, `today`, `all`, or an ISO date/time -> a Unix time (None = all)."""
+    if value is None or value.strip().lower() in ("", "all"):
+        return None
+    now = time.time() if now is None else now
+    text = value.strip()
+    relative = _RELATIVE.match(text)
+    if relative:
+        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
+    if text.lower() == "today":
+        local = datetime.fromtimestamp(now).astimezone()
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PeriodError(
+            f"invalid period {value!r}: expected e.g. 30m, 24h, 7d, 2w, today, all, "
+            "or an ISO date such as 2026-11-01"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # a bare date or time is the user's local time
+    return parsed.timestamp()
+
+
+@dataclass
+class ProviderStats:
+    provider: str
+    requests: int
+    share: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: float
+    baseline_cost: float
+
+    @property
+    def savings(self) -> float:
+        return self.baseline_cost - self.cost
+
+
+@dataclass
+class Stats:
+    since: float | None
+    until: float
+    source: str | None
+    session: str | None = None
+    decisions: int = 0  # every row
+    requests: int = 0  # rows where a surface acted (a model called, a task declined...)
+    classified: dict[str, int] = field(default_factory=dict)  # decision-only rows, per provider
+    rejected: int = 0  # proxy requests refused before routing (malformed, too large, no token)
+    cost: float = 0.0
+    baseline_cost: float = 0.0
+    fallbacks: int = 0
+    errors: int = 0
+    providers: list[ProviderStats] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def savings(self) -> float:
+        return self.baseline_cost - self.cost
+
+    @property
+    def savings_percent(self) -> float:
+        return 100.0 * self.savings / self.baseline_cost if self.baseline_cost > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "source": self.source,
+            "session": self.session,
+            "decisions": self.decisions,
+            "requests": self.requests,
+            "classified": {"total": sum(self.classified.values()), "providers": dict(self.classified)},
+            "rejected": self.rejected,
+            "cost": round(self.cost, 6),
+            "baseline_cost": round(self.baseline_cost, 6),
+            "savings": round(self.savings, 6),
+            "savings_percent": round(self.savings_percent, 2),
+            "fallbacks": self.fallbacks,
+            "errors": self.errors,
+            "outcomes": dict(self.outcomes),
+            "providers": [
+                {
+                    "provider": p.provider,
+                    "requests": p.requests,
+                    "share": round(p.share, 4),
+                    "input_tokens": p.input_tokens,
+                    "output_tokens": p.output_tokens,
+                    "cache_read_tokens": p.cache_read_tokens,
+                    "cache_write_tokens": p.cache_write_tokens,
+                    "cost": round(p.cost, 6),
+                    "baseline_cost": round(p.baseline_cost, 6),
+                    "savings": round(p.savings, 6),
+                }
+                for p in self.providers
+            ],
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+_RAW_AGGREGATE = """
+    SELECT provider, outcome, COUNT(*),
+           TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens),
+           TOTAL(cache_write_tokens), TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from)
+    FROM decisions WHERE ts >= ? AND ts <= ? {filters}
+    GROUP BY provider, outcome
+"""
+_TOTALS_AGGREGATE = """
+    SELECT provider, outcome, SUM(requests),
+           SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+           SUM(cache_write_tokens), SUM(cost), SUM(baseline_cost), SUM(fallbacks)
+    FROM decision_totals WHERE day >= ? AND day < ? {filters}
+    GROUP BY provider, outcome
+"""
+
+
+def _aggregate_rows(
+    conn: sqlite3.Connection,
+    since: float | None,
+    until: float,
+    source: str | None,
+    session: str | None,
+) -> list[tuple[Any, ...]]:
+    """Grouped sums for [since, until]: whole UTC days from the daily totals, the rest raw.
+
+    The raw reads are index ranges over at most the partial first and last day, so the cost
+    does not grow with the size of the log. One session's rows are few and indexed by session,
+    and the daily totals do not keep sessions: those are always read raw.
+    """
+    source_clause = "AND source = ?" if source is not None else ""
+    source_params = [source] if source is not None else []
+    if session is not None:
+        raw = _RAW_AGGREGATE.format(filters=f"AND session_id = ? {source_clause}")
+        low = since if since is not None else float("-inf")
+        return conn.execute(raw, [low, until, session, *source_params]).fetchall()
+    last_day = int(until // SECONDS_PER_DAY)  # the day holding `until` is read raw
+    if since is None:
+        first_day = None
+    else:
+        first_day = -int(-since // SECONDS_PER_DAY)  # first day that starts at or after `since`
+    rows: list[tuple[Any, ...]] = []
+    raw = _RAW_AGGREGATE.format(filters=source_clause)
+    if first_day is not None and first_day >= last_day:
+        # The whole period lies within one or two partial days.
+        return conn.execute(raw, [since, until, *source_params]).fetchall()
+    totals = _TOTALS_AGGREGATE.format(filters=source_clause)
+    low_day = first_day if first_day is not None else -(2**62)
+    rows += conn.execute(totals, [low_day, last_day, *source_params]).fetchall()
+    if since is not None and first_day is not None:
+        head_end = math.nextafter(first_day * SECONDS_PER_DAY, -math.inf)
+        rows += conn.execute(raw, [since, head_end, *source_params]).fetchall()
+    rows += conn.execute(raw, [last_day * SECONDS_PER_DAY, until, *source_params]).fetchall()
+    return rows
+
+
+def compute_stats(
+    conn: sqlite3.Connection,
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+    session: str | None = None,
+) -> Stats:
+    until = time.time() if until is None else until
+    result = Stats(since=since, until=until, source=source, session=session)
+    by_provider: dict[str, ProviderStats] = {}
+    for (
+        provider,
+        outcome,
+        count,
+        tin,
+        tout,
+        tcr,
+        tcw,
+        cost,
+        baseline,
+        fallback_rows,
+    ) in _aggregate_rows(conn, since, until, source, session):
+        if not count:
+            continue
+        result.decisions += count
+        result.outcomes[outcome] = result.outcomes.get(outcome, 0) + count
+        if outcome == OUTCOME_REJECTED:
+            result.rejected += count  # refused before routing: no provider to credit
+            continue
+        if outcome == OUTCOME_ROUTED:
+            # A hook (or `route --log`) classified a prompt; no model was called. Counting these
+            # as requests would count a proxied turn twice and skew the provider shares.
+            result.classified[provider] = result.classified.get(provider, 0) + count
+            continue
+        entry = by_provider.setdefault(
+            provider, ProviderStats(provider, 0, 0.0, 0, 0, 0, 0, 0.0, 0.0)
+        )
+        entry.requests += count
+        entry.input_tokens += int(tin)
+        entry.output_tokens += int(tout)
+        entry.cache_read_tokens += int(tcr)
+        entry.cache_write_tokens += int(tcw)
+        entry.cost += cost
+        entry.baseline_cost += baseline
+        result.requests += count
+        result.cost += cost
+        result.baseline_cost += baseline
+        if outcome == "error":
+            result.errors += count
+        # A row that says where it fell back from, or that is marked a fallback, counts once.
+        result.fallbacks += count if outcome == "fallback" else int(fallback_rows)
+    for entry in by_provider.values():
+        entry.share = entry.requests / result.requests if result.requests else 0.0
+    result.providers = sorted(by_provider.values(), key=lambda p: (-p.requests, p.provider))
+    return result
