@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-HEADERS = (b"x-api-key: sk-bench-client\r\nanthropic-version: 2023-06-01\r\n"
-           b"content-type: application/json\r\n")
+HEADERS = (
+    b"x-api-key: sk-bench-client\r\nanthropic-version: 2023-06-01\r\n"
+    b"content-type: application/json\r\n"
+)
 
 
 class LoadError(Exception):
@@ -33,8 +35,11 @@ class Request:
     stream: bool
 
     def encode(self, host: str) -> bytes:
-        head = (f"POST {self.path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(self.body)}\r\n"
-                .encode() + HEADERS + b"\r\n")
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(self.body)}\r\n".encode()
+            + HEADERS
+            + b"\r\n"
+        )
         return head + self.body
 
 
@@ -49,7 +54,9 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def _open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        self.reader, self.writer = await asyncio.open_connection(
+            self.host, self.port, limit=1 << 20
+        )
 
     async def send(self, wire: bytes, stream: bool) -> float:
         if self.writer is None or self.writer.is_closing():
@@ -71,7 +78,7 @@ class Connection:
                     break
         else:
             marker = lowered.find(b"content-length:")
-            length = int(lowered[marker + 15:lowered.find(b"\r\n", marker)]) if marker >= 0 else 0
+            length = int(lowered[marker + 15 : lowered.find(b"\r\n", marker)]) if marker >= 0 else 0
             data = await self.reader.readexactly(length) if length else b""
             first_byte = time.perf_counter() if data else None
         done = time.perf_counter()
@@ -88,8 +95,9 @@ class Connection:
             self.writer = None
 
 
-async def _workers(url: str, request: Request, concurrency: int, count: int,
-                   pause: Callable[[], float] | None) -> list[float]:
+async def _workers(
+    url: str, request: Request, concurrency: int, count: int, pause: Callable[[], float] | None
+) -> list[float]:
     """`count` requests from `concurrency` workers, one connection each; with `pause`, a worker
     waits `pause()` seconds before its first request and after each one."""
     wire = request.encode(urlsplit(url).netloc)
@@ -120,8 +128,9 @@ async def closed_loop(url: str, request: Request, concurrency: int, count: int) 
     return await _workers(url, request, concurrency, count, pause=None)
 
 
-async def sessions(url: str, request: Request, concurrency: int, count: int, spread_s: float,
-                   seed: int = 7) -> list[float]:
+async def sessions(
+    url: str, request: Request, concurrency: int, count: int, spread_s: float, seed: int = 7
+) -> list[float]:
     """`concurrency` independent sessions, each with one request in flight at a time, starting
     at random moments within `spread_s` and pausing a random 0–`spread_s` between requests:
     like that many Claude Code sessions, which do not move in step."""

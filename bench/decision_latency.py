@@ -41,15 +41,20 @@ def main() -> None:
     raw = json.dumps(body).encode()
     headers = {"X-Claude-Code-Session-Id": "bench"}
     parsed = json.loads(raw)
-    decide(signals_from_request(parsed, headers), routing_table(config))  # warm caches (compiled rules)
+    decide(
+        signals_from_request(parsed, headers), routing_table(config)
+    )  # warm caches (compiled rules)
 
     # Interleave the three measurements so machine noise hits them alike.
     floor, decision, total = [], [], []
     for _ in range(args.iterations // 100):
         floor += timed_ms(lambda: json.loads(raw), 100)
-        decision += timed_ms(lambda: decide(signals_from_request(parsed, headers), routing_table(config)), 100)
+        decision += timed_ms(
+            lambda: decide(signals_from_request(parsed, headers), routing_table(config)), 100
+        )
         total += timed_ms(
-            lambda: decide(signals_from_request(json.loads(raw), headers), routing_table(config)), 100
+            lambda: decide(signals_from_request(json.loads(raw), headers), routing_table(config)),
+            100,
         )
 
     floor_p50 = statistics.median(floor)

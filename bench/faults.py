@@ -37,8 +37,15 @@ import proxy_overhead as po
 
 MODEL = po.MODEL
 FAULTS = (  # (name, weight): about 40 % of upstream answers are faults
-    ("ok", 60), ("drop", 6), ("500", 6), ("529", 6), ("429", 6), ("slow", 6), ("broken", 6),
-    ("slow-500", 2), ("stall", 2),
+    ("ok", 60),
+    ("drop", 6),
+    ("500", 6),
+    ("529", 6),
+    ("429", 6),
+    ("slow", 6),
+    ("broken", 6),
+    ("slow-500", 2),
+    ("stall", 2),
 )
 READ_TIMEOUT = 1.0  # the stall outlasts it
 CLIENT_TIMEOUT = 30.0  # a request not answered by then is a hang
@@ -52,9 +59,14 @@ CLIENT_TIMEOUT = 30.0  # a request not answered by then is a hang
 def _error(status: int, api: str, extra: bytes = b"") -> bytes:
     if api == "messages":
         kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
-        payload: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": f"injected {status}"}}
+        payload: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": kind, "message": f"injected {status}"},
+        }
     else:
-        payload = {"error": {"message": f"injected {status}", "type": "server_error", "code": status}}
+        payload = {
+            "error": {"message": f"injected {status}", "type": "server_error", "code": status}
+        }
     return po._json_response(status, payload, extra)
 
 
@@ -108,11 +120,17 @@ def chain_config(urls: list[str]) -> dict[str, Any]:
     kinds = ("anthropic", "openai", "anthropic")
     for index, (kind, url) in enumerate(zip(kinds, urls, strict=True), start=1):
         data["providers"][f"up{index}"] = {
-            "kind": kind, "baseUrl": url + ("/v1" if kind == "openai" else ""),
-            "connectTimeout": 1, "readTimeout": READ_TIMEOUT,
+            "kind": kind,
+            "baseUrl": url + ("/v1" if kind == "openai" else ""),
+            "connectTimeout": 1,
+            "readTimeout": READ_TIMEOUT,
         }
-    data["proxy"].update(firstByteGraceSeconds=0.2, pingIntervalSeconds=0.2, maxRetryAfterSeconds=1,
-                         maxBodyBytes=1_048_576)
+    data["proxy"].update(
+        firstByteGraceSeconds=0.2,
+        pingIntervalSeconds=0.2,
+        maxRetryAfterSeconds=1,
+        maxBodyBytes=1_048_576,
+    )
     return data
 
 
@@ -136,8 +154,13 @@ class Rig:
     def rows(self) -> Counter[str]:
         conn = sqlite3.connect(self.home / "decisions.db")
         try:
-            return Counter(dict(conn.execute(
-                "SELECT outcome, COUNT(*) FROM decisions WHERE source = 'proxy' GROUP BY outcome").fetchall()))
+            return Counter(
+                dict(
+                    conn.execute(
+                        "SELECT outcome, COUNT(*) FROM decisions WHERE source = 'proxy' GROUP BY outcome"
+                    ).fetchall()
+                )
+            )
         finally:
             conn.close()
 
@@ -146,7 +169,9 @@ def start_rig(scratch: Path, seed: int) -> Rig:
     upstreams, urls = [], []
     try:
         for index in range(3):
-            process, url = po.start_upstream("serve-faulty", str(seed * 10 + index), script=__file__)
+            process, url = po.start_upstream(
+                "serve-faulty", str(seed * 10 + index), script=__file__
+            )
             upstreams.append(process)
             urls.append(url)
         proxy, proxy_url = po.start_proxy(scratch / "home", {}, chain_config(urls))
@@ -168,8 +193,12 @@ def is_error_body(data: bytes) -> bool:
     except ValueError:
         return False
     error = body.get("error") if isinstance(body, dict) else None
-    return (body.get("type") == "error" and isinstance(error, dict)
-            and isinstance(error.get("type"), str) and isinstance(error.get("message"), str))
+    return (
+        body.get("type") == "error"
+        and isinstance(error, dict)
+        and isinstance(error.get("type"), str)
+        and isinstance(error.get("message"), str)
+    )
 
 
 def sse_verdict(data: bytes) -> str:
@@ -194,28 +223,45 @@ def sse_verdict(data: bytes) -> str:
     content = [e for e in events if e != "ping"]
     if content and content[-1] == "error":
         return "error-event"
-    if content and content[0] == "message_start" and content[-1] == "message_stop" and "error" not in content:
+    if (
+        content
+        and content[0] == "message_start"
+        and content[-1] == "message_stop"
+        and "error" not in content
+    ):
         return "ok"
     return f"malformed: events {content[:3]}...{content[-3:]}"
 
 
-async def one_faulty_request(client: httpx.AsyncClient, url: str, content: bytes, stream: bool) -> str:
+async def one_faulty_request(
+    client: httpx.AsyncClient, url: str, content: bytes, stream: bool
+) -> str:
     try:
         async with asyncio.timeout(CLIENT_TIMEOUT):
-            async with client.stream("POST", f"{url}/v1/messages", content=content, headers=po.HEADERS) as response:
+            async with client.stream(
+                "POST", f"{url}/v1/messages", content=content, headers=po.HEADERS
+            ) as response:
                 data = await response.aread()
     except TimeoutError:
         return "HANG"
     except httpx.HTTPError as exc:
         return f"transport error: {type(exc).__name__}"
     if response.status_code != 200:
-        return f"error {response.status_code}" if is_error_body(data) else f"malformed {response.status_code}"
+        return (
+            f"error {response.status_code}"
+            if is_error_body(data)
+            else f"malformed {response.status_code}"
+        )
     if not stream:
         try:
             message = json.loads(data)
         except ValueError:
             return "malformed 200 body"
-        ok = isinstance(message, dict) and message.get("type") == "message" and isinstance(message.get("content"), list)
+        ok = (
+            isinstance(message, dict)
+            and message.get("type") == "message"
+            and isinstance(message.get("content"), list)
+        )
         return "answered" if ok else "malformed 200 body"
     verdict = sse_verdict(data)
     return {"ok": "answered", "error-event": "stream error event"}.get(verdict, verdict)
@@ -238,7 +284,9 @@ async def fault_load(url: str, requests: int, concurrency: int, seed: int) -> Co
         plan.append((body.streaming if stream else body.plain, stream))
     outcomes: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(trust_env=False, timeout=CLIENT_TIMEOUT + 5, limits=limits) as client:
+    async with httpx.AsyncClient(
+        trust_env=False, timeout=CLIENT_TIMEOUT + 5, limits=limits
+    ) as client:
         pending = iter(plan)
 
         async def worker() -> None:
@@ -268,34 +316,53 @@ def _nested(depth: int, inside: str) -> bytes:
     deep = "[" * depth + "]" * depth
     if inside == "top":
         return deep.encode()
-    return (b'{"model": "%s", "max_tokens": 64, "messages": [{"role": "user", "content": [{"type": "text", '
-            b'"text": "hi", "x": %s}]}], "metadata": %s}' % (MODEL.encode(), deep.encode(), deep.encode()))
+    return (
+        b'{"model": "%s", "max_tokens": 64, "messages": [{"role": "user", "content": [{"type": "text", '
+        b'"text": "hi", "x": %s}]}], "metadata": %s}'
+        % (MODEL.encode(), deep.encode(), deep.encode())
+    )
 
 
 def hostile_bodies(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]]:
     """(category, body, extra headers) cases; hostile_body() draws from them."""
     big = "x" * 1_200_000  # over the 1 MB maxBodyBytes of the rig
     cases: list[tuple[str, bytes, dict[str, str]]] = [
-        ("bad json", b"{", {}), ("bad json", b"", {}), ("bad json", b"not json", {}),
+        ("bad json", b"{", {}),
+        ("bad json", b"", {}),
+        ("bad json", b"not json", {}),
         ("bad json", b'{"model": "x", "max_tokens": 1, "messages": [}', {}),
-        ("bad json", b'{"model": NaN}', {}), ("bad json", b"\x00\x01\x02", {}),
-        ("bad json", json.dumps(_VALID).encode()[:-1], {}), ("bad json", b"{}" * 3, {}),
+        ("bad json", b'{"model": NaN}', {}),
+        ("bad json", b"\x00\x01\x02", {}),
+        ("bad json", json.dumps(_VALID).encode()[:-1], {}),
+        ("bad json", b"{}" * 3, {}),
         ("bad utf-8", b'{"model": "\xff\xfe", "max_tokens": 1}', {}),
         ("bad utf-8", b"\xc3\x28" + json.dumps(_VALID).encode(), {}),
-        ("not an object", b"[]", {}), ("not an object", b"null", {}), ("not an object", b"42", {}),
-        ("not an object", b'"hello"', {}), ("not an object", json.dumps([_VALID]).encode(), {}),
-        ("missing field", _without("model"), {}), ("missing field", _without("max_tokens"), {}),
-        ("missing field", _without("messages"), {}), ("missing field", b"{}", {}),
+        ("not an object", b"[]", {}),
+        ("not an object", b"null", {}),
+        ("not an object", b"42", {}),
+        ("not an object", b'"hello"', {}),
+        ("not an object", json.dumps([_VALID]).encode(), {}),
+        ("missing field", _without("model"), {}),
+        ("missing field", _without("max_tokens"), {}),
+        ("missing field", _without("messages"), {}),
+        ("missing field", b"{}", {}),
         ("missing field", _with(messages=[]), {}),
         ("missing field", _with(messages=[{"role": "user"}]), {}),
         ("missing field", _with(messages=[{"content": "hi"}]), {}),
-        ("wrong type", _with(model=42), {}), ("wrong type", _with(model=""), {}),
-        ("wrong type", _with(model=None), {}), ("wrong type", _with(model=["claude"]), {}),
-        ("wrong type", _with(max_tokens="64"), {}), ("wrong type", _with(max_tokens=-1), {}),
-        ("wrong type", _with(max_tokens=0), {}), ("wrong type", _with(max_tokens=True), {}),
-        ("wrong type", _with(max_tokens=1.5), {}), ("wrong type", _with(max_tokens=None), {}),
-        ("wrong type", _with(messages="hi"), {}), ("wrong type", _with(messages={"role": "user"}), {}),
-        ("wrong type", _with(messages=["hi"]), {}), ("wrong type", _with(messages=[None]), {}),
+        ("wrong type", _with(model=42), {}),
+        ("wrong type", _with(model=""), {}),
+        ("wrong type", _with(model=None), {}),
+        ("wrong type", _with(model=["claude"]), {}),
+        ("wrong type", _with(max_tokens="64"), {}),
+        ("wrong type", _with(max_tokens=-1), {}),
+        ("wrong type", _with(max_tokens=0), {}),
+        ("wrong type", _with(max_tokens=True), {}),
+        ("wrong type", _with(max_tokens=1.5), {}),
+        ("wrong type", _with(max_tokens=None), {}),
+        ("wrong type", _with(messages="hi"), {}),
+        ("wrong type", _with(messages={"role": "user"}), {}),
+        ("wrong type", _with(messages=["hi"]), {}),
+        ("wrong type", _with(messages=[None]), {}),
         ("wrong type", _with(messages=[{"role": "robot", "content": "hi"}]), {}),
         ("wrong type", _with(messages=[{"role": 1, "content": "hi"}]), {}),
         ("wrong type", _with(messages=[{"role": "user", "content": 42}]), {}),
@@ -304,32 +371,77 @@ def hostile_bodies(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]
         ("wrong type", _with(messages=[{"role": "user", "content": ["hi"]}]), {}),
         ("wrong type", _with(messages=[{"role": "user", "content": [{"text": "hi"}]}]), {}),
         ("wrong type", _with(messages=[{"role": "user", "content": [{"type": 7}]}]), {}),
-        ("wrong type", _with(system=42), {}), ("wrong type", _with(system={"text": "x"}), {}),
-        ("wrong type", _with(stream="yes"), {}), ("wrong type", _with(stream=1), {}),
-        ("wrong type", _with(tools={"name": "x"}), {}), ("wrong type", _with(tools=[{"description": "x"}]), {}),
-        ("wrong type", _with(tools=["Bash"]), {}), ("wrong type", _with(tools=[{"name": 5}]), {}),
-        ("wrong type", _with(temperature="hot"), {}), ("wrong type", _with(top_p=True), {}),
-        ("wrong type inside", _with(system=[1, 2]), {}), ("wrong type inside", _with(system=[{"type": "text"}]), {}),
+        ("wrong type", _with(system=42), {}),
+        ("wrong type", _with(system={"text": "x"}), {}),
+        ("wrong type", _with(stream="yes"), {}),
+        ("wrong type", _with(stream=1), {}),
+        ("wrong type", _with(tools={"name": "x"}), {}),
+        ("wrong type", _with(tools=[{"description": "x"}]), {}),
+        ("wrong type", _with(tools=["Bash"]), {}),
+        ("wrong type", _with(tools=[{"name": 5}]), {}),
+        ("wrong type", _with(temperature="hot"), {}),
+        ("wrong type", _with(top_p=True), {}),
+        ("wrong type inside", _with(system=[1, 2]), {}),
+        ("wrong type inside", _with(system=[{"type": "text"}]), {}),
         ("wrong type inside", _with(system=[{"type": "text", "text": 5}]), {}),
-        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "text", "text": 123}]}]), {}),
-        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "text"}]}]), {}),
-        ("wrong type inside", _with(messages=[{"role": "user", "content": [{"type": "image", "source": 5}]}]), {}),
-        ("wrong type inside", _with(messages=[{"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "t", "content": 5}]}]), {}),
-        ("wrong type inside", _with(messages=[{"role": "user", "content": [
-            {"type": "document", "source": {"type": "text", "data": 5}}]}]), {}),
-        ("wrong type inside", _with(metadata="x"), {}), ("wrong type inside", _with(metadata={"user_id": 5}), {}),
-        ("wrong type inside", _with(thinking="on"), {}), ("wrong type inside", _with(tools=[{"name": "x", "type": 5}]), {}),
-        ("wrong type inside", _with(stop_sequences="x"), {}), ("wrong type inside", _with(tool_choice=5), {}),
-        ("huge field", _with(model=big), {}), ("huge field", _with(messages=[{"role": "user", "content": big}]), {}),
+        (
+            "wrong type inside",
+            _with(messages=[{"role": "user", "content": [{"type": "text", "text": 123}]}]),
+            {},
+        ),
+        (
+            "wrong type inside",
+            _with(messages=[{"role": "user", "content": [{"type": "text"}]}]),
+            {},
+        ),
+        (
+            "wrong type inside",
+            _with(messages=[{"role": "user", "content": [{"type": "image", "source": 5}]}]),
+            {},
+        ),
+        (
+            "wrong type inside",
+            _with(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t", "content": 5}],
+                    }
+                ]
+            ),
+            {},
+        ),
+        (
+            "wrong type inside",
+            _with(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"type": "document", "source": {"type": "text", "data": 5}}],
+                    }
+                ]
+            ),
+            {},
+        ),
+        ("wrong type inside", _with(metadata="x"), {}),
+        ("wrong type inside", _with(metadata={"user_id": 5}), {}),
+        ("wrong type inside", _with(thinking="on"), {}),
+        ("wrong type inside", _with(tools=[{"name": "x", "type": 5}]), {}),
+        ("wrong type inside", _with(stop_sequences="x"), {}),
+        ("wrong type inside", _with(tool_choice=5), {}),
+        ("huge field", _with(model=big), {}),
+        ("huge field", _with(messages=[{"role": "user", "content": big}]), {}),
         ("huge field", _with(system=big), {}),
-        ("deep nesting", _nested(100_000, "top"), {}), ("deep nesting", _nested(5_000, "inside"), {}),
+        ("deep nesting", _nested(100_000, "top"), {}),
+        ("deep nesting", _nested(5_000, "inside"), {}),
         ("deep nesting", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, {}),
     ]
     for _ in range(30):  # random garbage and random truncations of a valid body
         valid = json.dumps(_VALID).encode()
         cases.append(("bad json", valid[: rng.randint(1, len(valid) - 1)], {}))
-        cases.append(("bad json", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))), {}))
+        cases.append(
+            ("bad json", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))), {})
+        )
     return cases
 
 
@@ -350,7 +462,9 @@ def hostile_outcome(status: int, data: bytes, stream: bool) -> str:
     return f"{status} Anthropic-shaped error from the proxy itself: {message[:80]}"
 
 
-async def hostile_load(url: str, count: int, concurrency: int, seed: int) -> tuple[Counter[str], Counter[str]]:
+async def hostile_load(
+    url: str, count: int, concurrency: int, seed: int
+) -> tuple[Counter[str], Counter[str]]:
     """(outcome counts, categories that got something other than a 4xx error)."""
     rng = random.Random(seed)
     cases = hostile_bodies(rng)
@@ -362,11 +476,15 @@ async def hostile_load(url: str, count: int, concurrency: int, seed: int) -> tup
 
         async def worker() -> None:
             for index in pending:
-                category, content, extra = cases[index % len(cases)] if index < len(cases) else rng.choice(cases)
+                category, content, extra = (
+                    cases[index % len(cases)] if index < len(cases) else rng.choice(cases)
+                )
                 headers = {**po.HEADERS, **extra}
                 stream = b'"stream": true' in content
                 try:
-                    response = await client.post(f"{url}/v1/messages", content=content, headers=headers)
+                    response = await client.post(
+                        f"{url}/v1/messages", content=content, headers=headers
+                    )
                 except httpx.HTTPError as exc:
                     outcome = f"transport error: {type(exc).__name__}"
                 else:
@@ -405,8 +523,13 @@ class Report:
 
     @property
     def hostile_crashes(self) -> int:
-        return sum(n for outcome, n in self.hostile.items()
-                   if "NOT Anthropic" in outcome or "from the proxy itself" in outcome or outcome.startswith("transport"))
+        return sum(
+            n
+            for outcome, n in self.hostile.items()
+            if "NOT Anthropic" in outcome
+            or "from the proxy itself" in outcome
+            or outcome.startswith("transport")
+        )
 
     @property
     def expected_rows(self) -> int:
@@ -423,34 +546,49 @@ def run(requests: int, hostile: int, concurrency: int = 32, seed: int = 1) -> Re
         rig = start_rig(Path(scratch), seed)
         try:
             outcomes = asyncio.run(fault_load(rig.url, requests, concurrency, seed))
-            hostile_outcomes, hostile_bad = asyncio.run(hostile_load(rig.url, hostile, concurrency, seed))
+            hostile_outcomes, hostile_bad = asyncio.run(
+                hostile_load(rig.url, hostile, concurrency, seed)
+            )
             alive = rig.proxy.poll() is None
             rig.stop_proxy()
             rows = rig.rows()
         finally:
             rig.close()
-    return Report(outcomes, rows, hostile_outcomes, hostile_bad, alive, time.perf_counter() - started)
+    return Report(
+        outcomes, rows, hostile_outcomes, hostile_bad, alive, time.perf_counter() - started
+    )
 
 
 def print_report(report: Report) -> None:
-    print(f"upstream faults: {report.requests:,} requests at concurrency 32 through a 3-link chain "
-          f"(each link failing ~40 %: {', '.join(n for n, _ in FAULTS[1:])})")
+    print(
+        f"upstream faults: {report.requests:,} requests at concurrency 32 through a 3-link chain "
+        f"(each link failing ~40 %: {', '.join(n for n, _ in FAULTS[1:])})"
+    )
     for outcome, n in report.outcomes.most_common():
         print(f"  {outcome:40} {n:7,}")
     share = report.answered / report.requests * 100 if report.requests else 0.0
-    print(f"  answered (a message, or an Anthropic-shaped error): {report.answered:,} / {report.requests:,} "
-          f"= {share:.2f} % — {'meets' if report.answered == report.requests else 'MISSES'} the 100 % target")
+    print(
+        f"  answered (a message, or an Anthropic-shaped error): {report.answered:,} / {report.requests:,} "
+        f"= {share:.2f} % — {'meets' if report.answered == report.requests else 'MISSES'} the 100 % target"
+    )
     logged = sum(report.rows.values())
-    print(f"  decision rows logged: {logged:,} ({', '.join(f'{k} {v:,}' for k, v in report.rows.most_common())}) "
-          f"— {'equals' if logged == report.expected_rows else 'DIFFERS FROM'} the {report.answered:,} answered "
-          f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected)")
+    print(
+        f"  decision rows logged: {logged:,} ({', '.join(f'{k} {v:,}' for k, v in report.rows.most_common())}) "
+        f"— {'equals' if logged == report.expected_rows else 'DIFFERS FROM'} the {report.answered:,} answered "
+        f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected)"
+    )
     print(f"hostile bodies: {sum(report.hostile.values()):,} requests")
     for outcome, n in report.hostile.most_common():
         print(f"  {outcome:40} {n:7,}")
     bad = sum(report.hostile_bad.values())
-    print(f"  5xx from the proxy itself, malformed answers, transport errors: {report.hostile_crashes:,} — "
-          f"{'meets' if not report.hostile_crashes else 'MISSES'} the no-5xx target")
-    print(f"  not refused with a 4xx by the proxy: {bad:,}" + (" — meets the target" if not bad else ":"))
+    print(
+        f"  5xx from the proxy itself, malformed answers, transport errors: {report.hostile_crashes:,} — "
+        f"{'meets' if not report.hostile_crashes else 'MISSES'} the no-5xx target"
+    )
+    print(
+        f"  not refused with a 4xx by the proxy: {bad:,}"
+        + (" — meets the target" if not bad else ":")
+    )
     for what, n in report.hostile_bad.most_common(10):
         print(f"    {n:6,}  {what}")
     print(f"proxy process alive at the end: {report.proxy_alive}; {report.seconds:.1f} s in all")

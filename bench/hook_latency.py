@@ -38,18 +38,36 @@ def main() -> None:
     args = parser.parse_args()
     script = installed_script()
     with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, "HYBRID_ROUTER_HOME": str(Path(scratch) / "home"),
-               "CLAUDE_CONFIG_DIR": str(Path(scratch) / "claude"), "CLAUDE_PROJECT_DIR": scratch}
+        env = {
+            **os.environ,
+            "HYBRID_ROUTER_HOME": str(Path(scratch) / "home"),
+            "CLAUDE_CONFIG_DIR": str(Path(scratch) / "claude"),
+            "CLAUDE_PROJECT_DIR": scratch,
+        }
         payloads = [
-            json.dumps({"session_id": f"bench-{i}", "prompt_id": f"p{i}", "prompt": prompt,
-                        "cwd": scratch, "hook_event_name": "UserPromptSubmit",
-                        "transcript_path": f"{scratch}/t.jsonl", "permission_mode": "default"})
+            json.dumps(
+                {
+                    "session_id": f"bench-{i}",
+                    "prompt_id": f"p{i}",
+                    "prompt": prompt,
+                    "cwd": scratch,
+                    "hook_event_name": "UserPromptSubmit",
+                    "transcript_path": f"{scratch}/t.jsonl",
+                    "permission_mode": "default",
+                }
+            )
             for i, prompt in enumerate(PROMPTS)
         ]
 
         def hook(payload: str = payloads[0]) -> None:
-            done = subprocess.run([script, "hook", "UserPromptSubmit"], input=payload, text=True,
-                                  capture_output=True, env=env, check=True)
+            done = subprocess.run(
+                [script, "hook", "UserPromptSubmit"],
+                input=payload,
+                text=True,
+                capture_output=True,
+                env=env,
+                check=True,
+            )
             if done.stderr:
                 sys.exit(f"the hook failed: {done.stderr}")
 
@@ -59,7 +77,9 @@ def main() -> None:
         # An installed package has its bytecode compiled (pip does it at install time); this
         # environment may say PYTHONDONTWRITEBYTECODE, which would make every hook recompile.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(PACKAGE)], env=env, check=True
+        )
         hook()  # creates the log and the routing-table cache: the cold start, not timed
         hooks, floors = [], []
         for index in range(args.runs):

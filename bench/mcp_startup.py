@@ -40,9 +40,16 @@ server.run("stdio")
 """
 
 MESSAGES = [
-    {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"}}},
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
 ]
@@ -51,7 +58,11 @@ MESSAGES = [
 def time_to_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
         text=True,
     )
     assert process.stdin and process.stdout
@@ -90,7 +101,9 @@ def main() -> None:
             ours.append(elapsed)
     ratio = statistics.median(ours) / statistics.median(baseline)
     print(f"{args.runs} runs each, spawn -> tools/list answered")
-    print(f"minimal MCPServer  p50 {statistics.median(baseline):7.1f} ms  min {min(baseline):7.1f} ms")
+    print(
+        f"minimal MCPServer  p50 {statistics.median(baseline):7.1f} ms  min {min(baseline):7.1f} ms"
+    )
     print(f"hybrid-router mcp  p50 {statistics.median(ours):7.1f} ms  min {min(ours):7.1f} ms")
     print(f"ratio {ratio:.2f}x ({'meets' if ratio <= 1.2 else 'MISSES'} the 1.2x target)")
 

@@ -60,8 +60,11 @@ VENV_BIN = Path(sys.executable).parent
 CCR_VERSION = "2.0.0"
 CCR_DIR = Path(tempfile.gettempdir()) / "hybrid-router-bench-ccr"
 MODEL = "claude-sonnet-5"
-HEADERS = {"x-api-key": "sk-bench-client", "anthropic-version": "2023-06-01",
-           "content-type": "application/json"}
+HEADERS = {
+    "x-api-key": "sk-bench-client",
+    "anthropic-version": "2023-06-01",
+    "content-type": "application/json",
+}
 
 # --------------------------------------------------------------------------------------------
 # The fake upstream: raw asyncio HTTP/1.1 with keep-alive, Anthropic-shaped answers at once
@@ -69,9 +72,13 @@ HEADERS = {"x-api-key": "sk-bench-client", "anthropic-version": "2023-06-01",
 
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 _MESSAGE = {
-    "id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL,
+    "id": "msg_bench",
+    "type": "message",
+    "role": "assistant",
+    "model": MODEL,
     "content": [{"type": "text", "text": "Hello from the bench upstream."}],
-    "stop_reason": "end_turn", "stop_sequence": None,
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
     "usage": {"input_tokens": 12, "output_tokens": 6},
 }
 
@@ -81,19 +88,48 @@ def _sse(name: str, data: dict[str, Any]) -> bytes:
 
 
 def _anthropic_stream_events() -> list[bytes]:
-    start = {**_MESSAGE, "content": [], "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}
+    start = {
+        **_MESSAGE,
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
     return [
         _sse("message_start", {"type": "message_start", "message": start}),
-        _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
+        _sse(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
         _sse("ping", {"type": "ping"}),
-        _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "text_delta", "text": "Hello from"}}),
-        _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "text_delta", "text": " the bench upstream."}}),
+        _sse(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "Hello from"},
+            },
+        ),
+        _sse(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": " the bench upstream."},
+            },
+        ),
         _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                               "usage": {"output_tokens": 6}}),
+        _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 6},
+            },
+        ),
         _sse("message_stop", {"type": "message_stop"}),
     ]
 
@@ -101,18 +137,43 @@ def _anthropic_stream_events() -> list[bytes]:
 def _openai_stream_events() -> list[bytes]:
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
     chunks = [
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello from"}, "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {"content": " the bench upstream."}, "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}},
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": "Hello from"},
+                    "finish_reason": None,
+                }
+            ],
+        },
+        {
+            **base,
+            "choices": [
+                {"index": 0, "delta": {"content": " the bench upstream."}, "finish_reason": None}
+            ],
+        },
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+        },
     ]
     return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
 
 
 _OPENAI_MESSAGE = {
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": MODEL,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the bench upstream."},
-                 "finish_reason": "stop"}],
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1,
+    "model": MODEL,
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the bench upstream."},
+            "finish_reason": "stop",
+        }
+    ],
     "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
 }
 
@@ -124,12 +185,16 @@ def _chunked(events: list[bytes]) -> bytes:
 def _json_response(status: int, payload: Any, extra: bytes = b"") -> bytes:
     data = json.dumps(payload).encode()
     reason = {200: b"OK", 404: b"Not Found"}.get(status, b"Error")
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
-            % (status, reason, len(data), extra)) + data
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
+        % (status, reason, len(data), extra)
+    ) + data
 
 
-_SSE_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-             b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+    b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+)
 RESPONSES = {
     ("messages", False): _json_response(200, _MESSAGE, b"request-id: req_bench\r\n"),
     ("messages", True): _SSE_HEAD + _chunked(_anthropic_stream_events()),
@@ -177,7 +242,7 @@ class UpstreamProtocol(asyncio.Protocol):
                     length = int(value.strip() or 0)
                 elif name == "transfer-encoding" and "chunked" in value.lower():
                     chunked = True
-            rest = self.buffer[end + 4:]
+            rest = self.buffer[end + 4 :]
             if chunked:
                 body, used = _dechunk(rest)
                 if body is None:
@@ -226,7 +291,10 @@ def default_answer(method: bytes, path: bytes, body: bytes) -> Any:
     if b"[delay=" in body:
         found = _DELAY.search(body)
         if found:
-            return _later(int(found.group(1)) / 1000, default_answer(method, path, body.replace(found.group(0), b"")))
+            return _later(
+                int(found.group(1)) / 1000,
+                default_answer(method, path, body.replace(found.group(0), b"")),
+            )
     if method != b"POST":
         return _OK
     stream = bool(_STREAM_TRUE.search(body))
@@ -234,7 +302,9 @@ def default_answer(method: bytes, path: bytes, body: bytes) -> Any:
         return RESPONSES["messages", stream]
     if b"/chat/completions" in path:
         return RESPONSES["chat", stream]
-    return _json_response(404, {"type": "error", "error": {"type": "not_found_error", "message": "no such path"}})
+    return _json_response(
+        404, {"type": "error", "error": {"type": "not_found_error", "message": "no such path"}}
+    )
 
 
 def _dechunk(data: bytes) -> tuple[bytes | None, int]:
@@ -246,12 +316,12 @@ def _dechunk(data: bytes) -> tuple[bytes | None, int]:
         size = int(data[pos:eol].split(b";")[0] or b"0", 16)
         start = eol + 2
         if size == 0:
-            if data[start:start + 2] != b"\r\n":
+            if data[start : start + 2] != b"\r\n":
                 return None, 0
             return b"".join(out), start + 2
         if len(data) < start + size + 2:
             return None, 0
-        out.append(data[start:start + size])
+        out.append(data[start : start + size])
         pos = start + size + 2
 
 
@@ -314,7 +384,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def spawn_http_server(command: list[str], port: int, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
+def spawn_http_server(
+    command: list[str], port: int, **popen: Any
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start a server process listening on `port`; return it once it answers HTTP."""
     process = subprocess.Popen(command, **popen)
     url = f"http://127.0.0.1:{port}"
@@ -326,7 +398,9 @@ def spawn_http_server(command: list[str], port: int, **popen: Any) -> tuple[subp
     return process, url
 
 
-def start_upstream(mode: str = "serve-upstream", *extra: str, script: str = __file__) -> tuple[subprocess.Popen[bytes], str]:
+def start_upstream(
+    mode: str = "serve-upstream", *extra: str, script: str = __file__
+) -> tuple[subprocess.Popen[bytes], str]:
     """A fake upstream in its own process: `script --MODE PORT EXTRA...`."""
     port = free_port()
     return spawn_http_server([sys.executable, script, f"--{mode}", str(port), *extra], port)
@@ -341,23 +415,36 @@ def router_config(chain: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     chain = chain or [("anthropic", MODEL)]
     (provider, model), rest = chain[0], chain[1:]
     for tier in data["tiers"].values():
-        tier.update(provider=provider, model=model, contextWindow=200_000,
-                    fallbacks=[{"provider": p, "model": m} for p, m in rest])
+        tier.update(
+            provider=provider,
+            model=model,
+            contextWindow=200_000,
+            fallbacks=[{"provider": p, "model": m} for p, m in rest],
+        )
     data["proxy"]["probeOnStart"] = False
     data["proxy"]["lastResort"] = None
     return data
 
 
-def start_proxy(home: Path, environ: dict[str, str], config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
+def start_proxy(
+    home: Path, environ: dict[str, str], config: dict[str, Any]
+) -> tuple[subprocess.Popen[bytes], str]:
     """`hybrid-router proxy --port N` as a real subprocess, with its own HYBRID_ROUTER_HOME."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "router-config.json").write_text(json.dumps(config, indent=2))
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANTHROPIC_", "HYBRID_ROUTER_", "OPENROUTER_", "OLLAMA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "HYBRID_ROUTER_", "OPENROUTER_", "OLLAMA_"))
+    }
     env.update(HYBRID_ROUTER_HOME=str(home), **environ)
-    return spawn_http_server([str(VENV_BIN / "hybrid-router"), "proxy", "--port", str(port)], port,
-                             env=env, stderr=subprocess.DEVNULL)
+    return spawn_http_server(
+        [str(VENV_BIN / "hybrid-router"), "proxy", "--port", str(port)],
+        port,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def rss_kb(pid: int) -> int:
@@ -378,8 +465,20 @@ def ccr_binary() -> tuple[Path | None, str]:
         return None, "node/npm not on PATH"
     CCR_DIR.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", f"@musistudio/claude-code-router@{CCR_VERSION}"],
-                              check=False, cwd=CCR_DIR, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                f"@musistudio/claude-code-router@{CCR_VERSION}",
+            ],
+            check=False,
+            cwd=CCR_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
         return None, "npm install timed out"
     if done.returncode != 0 or not cli.exists():
@@ -394,17 +493,38 @@ def start_ccr(cli: Path, upstream: str, scratch: Path) -> tuple[subprocess.Popen
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = {
-        "PORT": port, "HOST": "127.0.0.1", "LOG": False, "API_TIMEOUT_MS": 600000,
-        "Providers": [{"name": "bench", "api_base_url": f"{upstream}/v1/messages", "api_key": "sk-bench",
-                       "models": [MODEL], "transformer": {"use": ["Anthropic"]}}],
-        "Router": {"default": f"bench,{MODEL}", "background": f"bench,{MODEL}", "think": f"bench,{MODEL}",
-                   "longContext": f"bench,{MODEL}", "webSearch": f"bench,{MODEL}"},
+        "PORT": port,
+        "HOST": "127.0.0.1",
+        "LOG": False,
+        "API_TIMEOUT_MS": 600000,
+        "Providers": [
+            {
+                "name": "bench",
+                "api_base_url": f"{upstream}/v1/messages",
+                "api_key": "sk-bench",
+                "models": [MODEL],
+                "transformer": {"use": ["Anthropic"]},
+            }
+        ],
+        "Router": {
+            "default": f"bench,{MODEL}",
+            "background": f"bench,{MODEL}",
+            "think": f"bench,{MODEL}",
+            "longContext": f"bench,{MODEL}",
+            "webSearch": f"bench,{MODEL}",
+        },
     }
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(config, indent=2))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
     env.update(HOME=str(home), NON_INTERACTIVE_MODE="true", CI="true")
-    process = subprocess.Popen(["node", str(cli), "start"], env=env, cwd=home,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["node", str(cli), "start"],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/", process, timeout=60)
@@ -430,13 +550,22 @@ def bodies(marker: str = "") -> list[Body]:
     """The tiny and the ~80 KB body; `marker` (`[delay=N]`) goes into the prompt."""
     from claude_code_bodies import claude_code_body
 
-    tiny = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi" + marker}]}
+    tiny = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi" + marker}],
+    }
     big = claude_code_body("refactor the retry logic in client.py and add tests for it" + marker)
     big["model"] = MODEL
     out = []
     for name, body in (("tiny", tiny), ("80KB", big)):
-        out.append(Body(name, json.dumps({**body, "stream": False}).encode(),
-                        json.dumps({**body, "stream": True}).encode()))
+        out.append(
+            Body(
+                name,
+                json.dumps({**body, "stream": False}).encode(),
+                json.dumps({**body, "stream": True}).encode(),
+            )
+        )
     return out
 
 
@@ -458,8 +587,12 @@ def load_request(body: Body, stream: bool) -> _load.Request:
     return _load.Request("/v1/messages", body.streaming if stream else body.plain, stream)
 
 
-async def interleaved(targets: dict[str, str], run: Callable[[str], Awaitable[list[float]]], rounds: int,
-                      warm_up: Callable[[str], Awaitable[list[float]]] | None = None) -> dict[str, list[float]]:
+async def interleaved(
+    targets: dict[str, str],
+    run: Callable[[str], Awaitable[list[float]]],
+    rounds: int,
+    warm_up: Callable[[str], Awaitable[list[float]]] | None = None,
+) -> dict[str, list[float]]:
     """`run` against every target in `rounds` interleaved rounds, so machine noise hits all alike."""
     results: dict[str, list[float]] = {name: [] for name in targets}
     if warm_up is not None:
@@ -490,13 +623,17 @@ class Table:
         print(header)
 
     def add(self, case: Case, samples: dict[str, list[float]]) -> None:
-        stats = {n: (statistics.median(s) - self.subtract_ms, percentile(s, 0.99) - self.subtract_ms)
-                 for n, s in samples.items()}
+        stats = {
+            n: (statistics.median(s) - self.subtract_ms, percentile(s, 0.99) - self.subtract_ms)
+            for n, s in samples.items()
+        }
         direct = stats["direct"]
         ovh = (stats["proxied"][0] - direct[0], stats["proxied"][1] - direct[1])
         self.overheads[case] = ovh
         label = f"{case[0]} {case[1]} c={case[2]}"
-        line = f"  {label:26} " + " ".join(f"{stats[n][0]:11.3f} {stats[n][1]:11.3f}" for n in self.names)
+        line = f"  {label:26} " + " ".join(
+            f"{stats[n][0]:11.3f} {stats[n][1]:11.3f}" for n in self.names
+        )
         line += f" {ovh[0]:13.3f} {ovh[1]:13.3f}"
         if "ccr" in stats:
             covh = (stats["ccr"][0] - direct[0], stats["ccr"][1] - direct[1])
@@ -518,30 +655,39 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
     count1, count16 = (200, 640) if quick else (1000, 1600)
     rounds = 5 if quick else 10
 
-    print(f"\n1. Closed loop (each worker sends its next request as soon as its last is answered), "
-          f"upstream answering at once: {count1} requests per target per case at concurrency 1, "
-          f"{count16} at 16, in {rounds} interleaved rounds; latencies in ms")
+    print(
+        f"\n1. Closed loop (each worker sends its next request as soon as its last is answered), "
+        f"upstream answering at once: {count1} requests per target per case at concurrency 1, "
+        f"{count16} at 16, in {rounds} interleaved rounds; latencies in ms"
+    )
     closed = Table(names)
     for concurrency, count in ((1, count1), (16, count16)):
         for body in bodies():
             for stream, kind in KINDS:
                 request = load_request(body, stream)
 
-                def run(url: str, request: _load.Request = request, c: int = concurrency,
-                        n: int = count) -> Awaitable[list[float]]:
+                def run(
+                    url: str, request: _load.Request = request, c: int = concurrency, n: int = count
+                ) -> Awaitable[list[float]]:
                     return _load.closed_loop(url, request, c, max(c, n // rounds))
 
-                def warm(url: str, request: _load.Request = request, c: int = concurrency) -> Awaitable[list[float]]:
+                def warm(
+                    url: str, request: _load.Request = request, c: int = concurrency
+                ) -> Awaitable[list[float]]:
                     return _load.closed_loop(url, request, c, max(c * 4, 50))
 
-                closed.add((body.name, kind, concurrency), await interleaved(targets, run, rounds, warm))
+                closed.add(
+                    (body.name, kind, concurrency), await interleaved(targets, run, rounds, warm)
+                )
 
     delay_ms, spread_s = 100, 0.1
     per_case = 240 if quick else 800
     session_rounds = 3 if quick else 4
-    print(f"\n2. Concurrency 16 as 16 sessions: each has one request in flight, the upstream answers after "
-          f"{delay_ms} ms (a fast model), sessions start at random moments and pause 0-{spread_s * 1000:.0f} ms "
-          f"between requests; {per_case} requests per target per case; the {delay_ms} ms is subtracted")
+    print(
+        f"\n2. Concurrency 16 as 16 sessions: each has one request in flight, the upstream answers after "
+        f"{delay_ms} ms (a fast model), sessions start at random moments and pause 0-{spread_s * 1000:.0f} ms "
+        f"between requests; {per_case} requests per target per case; the {delay_ms} ms is subtracted"
+    )
     sessions = Table(names, subtract_ms=delay_ms)
     for body in bodies(f"[delay={delay_ms}]"):
         for stream, kind in KINDS:
@@ -550,18 +696,27 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
             def run_sessions(url: str, request: _load.Request = request) -> Awaitable[list[float]]:
                 return _load.sessions(url, request, 16, per_case // session_rounds, spread_s)
 
-            sessions.add((body.name, kind, 16), await interleaved(targets, run_sessions, session_rounds))
+            sessions.add(
+                (body.name, kind, 16), await interleaved(targets, run_sessions, session_rounds)
+            )
 
     tp_count = 800 if quick else 2000
     tiny, big = bodies()
     print(f"\n3. Throughput at concurrency 32 ({tp_count} requests each, req/s):")
     for body, stream in ((tiny, False), (big, True)):
         kind = "stream" if stream else "non-stream"
-        rates = {n: await _load.rate(u, load_request(body, stream), 32, tp_count) for n, u in targets.items()}
+        rates = {
+            n: await _load.rate(u, load_request(body, stream), 32, tp_count)
+            for n, u in targets.items()
+        }
         ratios = f"  proxied/direct {rates['proxied'] / rates['direct']:.2f}x"
         if "ccr" in rates:
             ratios += f"  proxied/ccr {rates['proxied'] / rates['ccr']:.2f}x"
-        print(f"  {body.name} {kind:10} " + "  ".join(f"{n} {r:8.0f}" for n, r in rates.items()) + ratios)
+        print(
+            f"  {body.name} {kind:10} "
+            + "  ".join(f"{n} {r:8.0f}" for n, r in rates.items())
+            + ratios
+        )
 
     soak, warm_up = (2000, 2000) if quick else (10_000, 5000)
     proxied = targets["proxied"]
@@ -579,29 +734,39 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
         readings.append(rss_kb(proxy_pid))
     rss_after = readings[-1]
     growth = (rss_after - rss_before) / rss_before * 100
-    print(f"\n4. Proxy RSS: {rss_before / 1024:.1f} MB after {warm_up:,} warm-up requests; then "
-          + ", ".join(f"{kb / 1024:.1f}" for kb in readings)
-          + f" MB after each quarter of {soak:,} more (mixed bodies, c=16): {growth:+.1f} % — "
-          f"{verdict(growth <= 5)} the 5 % target")
+    print(
+        f"\n4. Proxy RSS: {rss_before / 1024:.1f} MB after {warm_up:,} warm-up requests; then "
+        + ", ".join(f"{kb / 1024:.1f}" for kb in readings)
+        + f" MB after each quarter of {soak:,} more (mixed bodies, c=16): {growth:+.1f} % — "
+        f"{verdict(growth <= 5)} the 5 % target"
+    )
 
     print("\nSummary (targets: p50 overhead <= 1.5 ms and p99 <= 5 ms at concurrency 16):")
-    for label, table, concurrency in (("c=1, closed loop", closed, 1),
-                                      ("c=16, 16 sessions on a 100 ms upstream", sessions, 16),
-                                      ("c=16, closed loop on an instant upstream (saturated)", closed, 16)):
+    for label, table, concurrency in (
+        ("c=1, closed loop", closed, 1),
+        ("c=16, 16 sessions on a 100 ms upstream", sessions, 16),
+        ("c=16, closed loop on an instant upstream (saturated)", closed, 16),
+    ):
         p50, p99 = table.worst(concurrency)
-        print(f"  {label}: worst p50 overhead {p50:.3f} ms — {verdict(p50 <= 1.5)}; "
-              f"worst p99 {p99:.3f} ms — {verdict(p99 <= 5.0)}")
-    print("  (saturated, every request queues behind the others' CPU time: latency is about 16 x the CPU "
-          "per request that client, proxy and upstream share on this machine's cores; section 3 is the "
-          "throughput side of the same thing)")
+        print(
+            f"  {label}: worst p50 overhead {p50:.3f} ms — {verdict(p50 <= 1.5)}; "
+            f"worst p99 {p99:.3f} ms — {verdict(p99 <= 5.0)}"
+        )
+    print(
+        "  (saturated, every request queues behind the others' CPU time: latency is about 16 x the CPU "
+        "per request that client, proxy and upstream share on this machine's cores; section 3 is the "
+        "throughput side of the same thing)"
+    )
     for table, label in ((closed, "closed loop"), (sessions, "sessions")):
         for case in sorted(table.ccr):
             if case[0] != "80KB":
                 continue
             ours, theirs = table.overheads[case][0], table.ccr[case][0]
             ratio = ours / theirs if theirs > 0 else float("inf")
-            print(f"  80KB {case[1]} c={case[2]} ({label}): p50 overhead {ours:.3f} ms vs claude-code-router "
-                  f"{theirs:.3f} ms = {ratio:.2f}x — {verdict(ratio <= 0.5)} the 0.5x goal")
+            print(
+                f"  80KB {case[1]} c={case[2]} ({label}): p50 overhead {ours:.3f} ms vs claude-code-router "
+                f"{theirs:.3f} ms = {ratio:.2f}x — {verdict(ratio <= 0.5)} the 0.5x goal"
+            )
 
 
 def main() -> None:
@@ -620,9 +785,14 @@ def main() -> None:
         try:
             upstream, upstream_url = start_upstream()
             processes.append(upstream)
-            proxy, proxy_url = start_proxy(Path(scratch) / "home", {
-                "ANTHROPIC_API_KEY": "sk-bench", "HYBRID_ROUTER_ANTHROPIC_URL": upstream_url,
-            }, router_config())
+            proxy, proxy_url = start_proxy(
+                Path(scratch) / "home",
+                {
+                    "ANTHROPIC_API_KEY": "sk-bench",
+                    "HYBRID_ROUTER_ANTHROPIC_URL": upstream_url,
+                },
+                router_config(),
+            )
             processes.append(proxy)
             targets = {"direct": upstream_url, "proxied": proxy_url}
             if not args.no_ccr:
@@ -637,8 +807,11 @@ def main() -> None:
                         targets["ccr"] = ccr_url
                     except RuntimeError as exc:
                         print(f"claude-code-router {CCR_VERSION}: not run ({exc})")
-            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; upstream, proxy"
-                  + (", claude-code-router" if "ccr" in targets else "") + " and client in separate processes")
+            print(
+                f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; upstream, proxy"
+                + (", claude-code-router" if "ccr" in targets else "")
+                + " and client in separate processes"
+            )
             run_fast(bench(args, targets, proxy.pid))
         finally:
             for process in reversed(processes):

@@ -32,8 +32,18 @@ VENV_BIN = Path(sys.executable).parent  # not resolved: a venv's python is a sym
 
 # Variables from the developer's shell that would change what the CLI does or where it sends.
 _DROP_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "OTEL_", "AWS_BEARER_TOKEN_BEDROCK")
-_DROP_NAMES = ("CLAUDECODE", "IS_SANDBOX", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-               "https_proxy", "ALL_PROXY", "all_proxy", "NODE_OPTIONS", "DEBUG")
+_DROP_NAMES = (
+    "CLAUDECODE",
+    "IS_SANDBOX",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NODE_OPTIONS",
+    "DEBUG",
+)
 
 
 def claude_binary() -> Path:
@@ -207,8 +217,14 @@ def run_claude(
     stdout = stdout_b.decode("utf-8", errors="replace")
     stderr = stderr_b.decode("utf-8", errors="replace")
     result = ClaudeResult(
-        args=args, returncode=proc.returncode, stdout=stdout, stderr=stderr,
-        duration=duration, home=home, config_dir=config_dir, cwd=workdir,
+        args=args,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        duration=duration,
+        home=home,
+        config_dir=config_dir,
+        cwd=workdir,
     )
     if output_format == "json":
         try:

@@ -86,8 +86,9 @@ def _stderr_to(path: Path) -> Iterator[None]:
 class LlamaServer:
     """A running llama.cpp server. `url` is the base URL (no `/v1`)."""
 
-    def __init__(self, server: object, url: str, model_path: Path, startup_log: str,
-                 startup_seconds: float) -> None:
+    def __init__(
+        self, server: object, url: str, model_path: Path, startup_log: str, startup_seconds: float
+    ) -> None:
         self._server: object | None = server
         self.url = url.rstrip("/")
         self.model = MODEL_ALIAS

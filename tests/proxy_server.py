@@ -33,7 +33,9 @@ def config_data(**changes: Any) -> dict[str, Any]:
 
 
 class RunningProxy:
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, port: int, app: Any) -> None:
+    def __init__(
+        self, server: uvicorn.Server, thread: threading.Thread, port: int, app: Any
+    ) -> None:
         self.server = server
         self.thread = thread
         self.port = port
@@ -66,7 +68,9 @@ def running_proxy(
     mounted = dashboard_mount(load_environment(environ))
     app = create_app(environ=environ, host=host, config=parsed, mounted=mounted)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="proxy-under-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -19,7 +19,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_router"
 # What each part of the package may import, besides itself and `hybrid_router` (the version).
 # cli -> surfaces -> services -> core; a surface never imports another surface.
 CORE = {"core"}
-SERVICES = {"config": CORE, "log": CORE, "providers": CORE | {"config"}, "install": CORE | {"config"}}
+SERVICES = {
+    "config": CORE,
+    "log": CORE,
+    "providers": CORE | {"config"},
+    "install": CORE | {"config"},
+}
 SERVICE_NAMES = set(SERVICES)
 SURFACES = {name: CORE | SERVICE_NAMES for name in ("proxy", "mcp_server", "hooks", "dashboard")}
 ALLOWED: dict[str, set[str]] = {
@@ -67,7 +72,9 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 
 def _is_module(dotted: str) -> bool:
     relative = Path(*dotted.split(".")[1:]) if "." in dotted else Path()
-    return (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative / "__init__.py").exists()
+    return (PACKAGE / relative).with_suffix(".py").exists() or (
+        PACKAGE / relative / "__init__.py"
+    ).exists()
 
 
 def all_modules() -> dict[str, Path]:
@@ -76,7 +83,9 @@ def all_modules() -> dict[str, Path]:
 
 def test_every_module_belongs_to_a_known_part():
     unknown = {m for m in all_modules() if m != "hybrid_router" and part_of(m) not in ALLOWED}
-    assert not unknown, f"modules outside the layout (add them to a package, or to ALLOWED): {unknown}"
+    assert not unknown, (
+        f"modules outside the layout (add them to a package, or to ALLOWED): {unknown}"
+    )
 
 
 def test_imports_run_one_way():
@@ -88,12 +97,16 @@ def test_imports_run_one_way():
             if aim in ("", source):
                 continue  # the package root (version) or the same part
             if aim not in ALLOWED.get(source, set()):
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {source} imports {target}")
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line}: {source} imports {target}"
+                )
     assert not wrong, "imports against the layering rule:\n" + "\n".join(wrong)
 
 
 def test_there_are_no_import_cycles():
-    graph = {module: {target for _, target in imports_of(path)} for module, path in all_modules().items()}
+    graph = {
+        module: {target for _, target in imports_of(path)} for module, path in all_modules().items()
+    }
     # A package imports its own __init__ when any of its modules is imported: that is no cycle.
     cycles = [sorted(c) for c in _strongly_connected(graph) if len(c) > 1]
     assert not cycles, f"import cycles: {cycles}"

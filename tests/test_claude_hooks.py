@@ -37,8 +37,13 @@ def hybrid_router(tmp_path: Path, *args: str, stdin: str | None = None) -> str:
     """Run the installed console script with the CLI's tmp HOME / CLAUDE_CONFIG_DIR."""
     env, _, _ = claude_env("http://127.0.0.1:9", tmp_path)
     done = subprocess.run(
-        [str(SCRIPT), *args], env=env, input=stdin, capture_output=True, text=True,
-        timeout=30, check=False,
+        [str(SCRIPT), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -85,8 +90,9 @@ class PinSpy:
             self.seen.append([{"error": str(exc)}])
 
 
-def ask(prompt: str, tmp_path: Path, cwd: Path, answer: str = "Done.", **kw: Any
-        ) -> tuple[ClaudeResult, RecordedRequest, PinSpy]:
+def ask(
+    prompt: str, tmp_path: Path, cwd: Path, answer: str = "Done.", **kw: Any
+) -> tuple[ClaudeResult, RecordedRequest, PinSpy]:
     """One `claude -p PROMPT` turn against a fresh fake; the result, its one main request and
     the pins seen during it."""
     spy = PinSpy(Path(os.environ["HYBRID_ROUTER_HOME"]))
@@ -111,7 +117,9 @@ def system_text(message: dict[str, Any]) -> str:
 
 def hint_places(body: dict[str, Any]) -> list[str]:
     """Where the delegate hint occurs in a request body: 'system', 'messages[i]' or 'tools'."""
-    places = [f"messages[{i}]" for i, m in enumerate(body["messages"]) if HINT_MARK in json.dumps(m)]
+    places = [
+        f"messages[{i}]" for i, m in enumerate(body["messages"]) if HINT_MARK in json.dumps(m)
+    ]
     places += [key for key in ("system", "tools") if HINT_MARK in json.dumps(body.get(key))]
     return places
 
@@ -161,7 +169,9 @@ def test_code_generation_prompt_logs_pins_and_hints(tmp_path, project, router_ho
     assert pin["session_id"] == session_id
     assert pin["prompt_id"] == row["prompt_id"]
     assert (pin["provider"], pin["model"], pin["rule"]) == (
-        "ollama", "deepseek-coder:33b", "code-generation"
+        "ollama",
+        "deepseek-coder:33b",
+        "code-generation",
     )
     # ... and SessionEnd ran before the CLI exited: the session is ended and the pin cleared.
     assert rows(router_home, "SELECT * FROM pins") == []
@@ -186,15 +196,21 @@ def test_code_generation_prompt_logs_pins_and_hints(tmp_path, project, router_ho
 @pytest.mark.parametrize(
     ("prompt", "rule", "provider", "model", "hinted"),
     [
-        ("review the auth code for sql injection", "security", "anthropic", "claude-sonnet-5",
-         False),
+        (
+            "review the auth code for sql injection",
+            "security",
+            "anthropic",
+            "claude-sonnet-5",
+            False,
+        ),
         ("@local explain how the cache works", "directive:@local", "ollama", "llama3:70b", True),
         ("@claude list the files", "directive:@claude", "anthropic", "claude-sonnet-5", False),
     ],
     ids=["premium", "at-local", "at-claude"],
 )
-def test_routes_and_directives(tmp_path, project, router_home, prompt, rule, provider, model,
-                               hinted):
+def test_routes_and_directives(
+    tmp_path, project, router_home, prompt, rule, provider, model, hinted
+):
     _, request, spy = ask(prompt, tmp_path, project)
     session_id = request.header("x-claude-code-session-id")
     row = decision_for(router_home, session_id)
@@ -219,8 +235,13 @@ def test_routes_and_directives(tmp_path, project, router_home, prompt, rule, pro
 def test_route_stats_command_runs_the_stats(tmp_path, project, router_home):
     # one logged decision beforehand, so the stats come from this home's log
     hybrid_router(tmp_path, "route", "--log", "list the files in src")
-    result, request, _ = ask("/route-stats 24h", tmp_path, project, answer="Here are the stats.",
-                             output_format="stream-json")
+    result, request, _ = ask(
+        "/route-stats 24h",
+        tmp_path,
+        project,
+        answer="Here are the stats.",
+        output_format="stream-json",
+    )
     init = next(e for e in result.events if e.get("subtype") == "init")
     assert "route-stats" in init["slash_commands"]
 
@@ -254,14 +275,18 @@ def test_uninstall_restores_the_project_bytes(tmp_path, router_home):
     mine_log = tmp_path / "mine.log"  # one event JSON a line
     mine = f"tr -d '\\n' >> '{mine_log}'; echo >> '{mine_log}'"
     # the user's own files, in their own style (4-space indent, no trailing newline)
-    (project / ".claude" / "settings.json").write_text(json.dumps({
-        "permissions": {"allow": ["Bash(make:*)"]},
-        "hooks": {"UserPromptSubmit": [
-            {"hooks": [{"type": "command", "command": mine}]}
-        ]},
-    }, indent=4))
-    (project / ".mcp.json").write_text(json.dumps(
-        {"mcpServers": {"other": {"command": "true", "args": []}}}, indent=4))
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps(
+            {
+                "permissions": {"allow": ["Bash(make:*)"]},
+                "hooks": {"UserPromptSubmit": [{"hooks": [{"type": "command", "command": mine}]}]},
+            },
+            indent=4,
+        )
+    )
+    (project / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"other": {"command": "true", "args": []}}}, indent=4)
+    )
     _, _, config_dir = claude_env("http://127.0.0.1:9", tmp_path)
     (config_dir / "settings.json").write_text('{"env": {"FOO": "bar"}}\n')
     project_before, config_before = snapshot(project), snapshot(config_dir)
@@ -311,13 +336,17 @@ def test_broken_home_fails_open(tmp_path, project, router_home, broken):
         error = f"ConfigError: {path}: line 1 column"
     path.write_bytes(garbage)
 
-    result, request, _ = ask("say hi", tmp_path, project, answer="Hi from the fake!",
-                             output_format="stream-json")
+    result, request, _ = ask(
+        "say hi", tmp_path, project, answer="Hi from the fake!", output_format="stream-json"
+    )
     assert result.events[-1]["type"] == "result" and not result.events[-1]["is_error"]
     assert_no_hint(request.body)
     # the SessionStart hook reported the failure in one line and exited 0
-    (response,) = [e for e in result.events if e.get("subtype") == "hook_response"
-                   and e.get("hook_event") == "SessionStart"]
+    (response,) = [
+        e
+        for e in result.events
+        if e.get("subtype") == "hook_response" and e.get("hook_event") == "SessionStart"
+    ]
     assert response["exit_code"] == 0 and response["stdout"] == ""
     (line,) = response["stderr"].splitlines()
     assert line.startswith(f"hybrid-router hook SessionStart: {error}"), line
@@ -336,7 +365,9 @@ def test_broken_home_fails_open(tmp_path, project, router_home, broken):
 def test_status_line_names_the_last_route(tmp_path, project):
     settings = json.loads((project / ".claude" / "settings.json").read_text())
     assert settings["statusLine"] == {
-        "type": "command", "command": "hybrid-router statusline", "padding": 0
+        "type": "command",
+        "command": "hybrid-router statusline",
+        "padding": 0,
     }
     # the CLI accepts the settings (the status line itself does not run in -p mode)
     _, request, _ = ask("write unit tests for utils.py", tmp_path, project)
@@ -352,9 +383,13 @@ def test_status_line_names_the_last_route(tmp_path, project):
             "workspace": {"current_dir": str(project), "project_dir": str(project)},
             "version": "2.1.197",
             "output_style": {"name": "default"},
-            "cost": {"total_cost_usd": 0.1, "total_duration_ms": 2000,
-                     "total_api_duration_ms": 100, "total_lines_added": 0,
-                     "total_lines_removed": 0},
+            "cost": {
+                "total_cost_usd": 0.1,
+                "total_duration_ms": 2000,
+                "total_api_duration_ms": 100,
+                "total_lines_added": 0,
+                "total_lines_removed": 0,
+            },
             "exceeds_200k_tokens": False,
         }
         return hybrid_router(tmp_path, "statusline", stdin=json.dumps(payload))

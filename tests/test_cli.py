@@ -193,7 +193,12 @@ def test_unwritable_home_is_one_line_not_a_traceback(tmp_path):
     env = {**os.environ, "HYBRID_ROUTER_HOME": str(blocker / "home")}
     script = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
     done = subprocess.run(
-        [script, "route", "--log", "list files"], check=False, capture_output=True, text=True, env=env, timeout=60
+        [script, "route", "--log", "list files"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and "Traceback" not in done.stderr

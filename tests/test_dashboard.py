@@ -46,12 +46,33 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _row(provider, rule, ts, *, outcome="ok", cost=0.0, baseline=0.0, latency=None, ttft=None,
-         fallback_from=None, source="proxy"):
+def _row(
+    provider,
+    rule,
+    ts,
+    *,
+    outcome="ok",
+    cost=0.0,
+    baseline=0.0,
+    latency=None,
+    ttft=None,
+    fallback_from=None,
+    source="proxy",
+):
     return DecisionRow(
-        source=source, rule=rule, provider=provider, model=f"{provider}-model", outcome=outcome,
-        ts=ts, cost=cost, baseline_cost=baseline, latency_ms=latency, ttft_ms=ttft,
-        fallback_from=fallback_from, prompt_text="SECRET PROMPT TEXT", prompt_hash="h" * 64,
+        source=source,
+        rule=rule,
+        provider=provider,
+        model=f"{provider}-model",
+        outcome=outcome,
+        ts=ts,
+        cost=cost,
+        baseline_cost=baseline,
+        latency_ms=latency,
+        ttft_ms=ttft,
+        fallback_from=fallback_from,
+        prompt_text="SECRET PROMPT TEXT",
+        prompt_hash="h" * 64,
         prompt_chars=18,
     )
 
@@ -59,18 +80,38 @@ def _row(provider, rule, ts, *, outcome="ok", cost=0.0, baseline=0.0, latency=No
 def seed(path: Path, now: float) -> None:
     """8 decisions in the last 24 hours (7 requests, 1 hook classification) and one 10 days old."""
     with closing(connect(path)) as conn:
-        record_many(conn, [
-            _row("ollama", "code-generation", now - 1 * HOUR, baseline=0.30, latency=100, ttft=50),
-            _row("ollama", "code-generation", now - 2 * HOUR, baseline=0.30, latency=200, ttft=50),
-            _row("ollama", "code-generation", now - 3 * HOUR, baseline=0.30, latency=300, ttft=50),
-            _row("openrouter", "architecture", now - 4 * HOUR, outcome="fallback", baseline=0.10,
-                 latency=900, fallback_from="ollama"),
-            _row("anthropic", "security", now - 5 * HOUR, cost=0.40, baseline=0.40, latency=1500),
-            _row("anthropic", "security", now - 6 * HOUR, cost=0.40, baseline=0.40, latency=2500),
-            _row("anthropic", "security", now - 7 * HOUR, outcome="error"),
-            _row("ollama", "file-operations", now - 8 * HOUR, outcome="routed", source="hook"),
-            _row("ollama", "default", now - 10 * DAY, baseline=1.00, latency=400),
-        ])
+        record_many(
+            conn,
+            [
+                _row(
+                    "ollama", "code-generation", now - 1 * HOUR, baseline=0.30, latency=100, ttft=50
+                ),
+                _row(
+                    "ollama", "code-generation", now - 2 * HOUR, baseline=0.30, latency=200, ttft=50
+                ),
+                _row(
+                    "ollama", "code-generation", now - 3 * HOUR, baseline=0.30, latency=300, ttft=50
+                ),
+                _row(
+                    "openrouter",
+                    "architecture",
+                    now - 4 * HOUR,
+                    outcome="fallback",
+                    baseline=0.10,
+                    latency=900,
+                    fallback_from="ollama",
+                ),
+                _row(
+                    "anthropic", "security", now - 5 * HOUR, cost=0.40, baseline=0.40, latency=1500
+                ),
+                _row(
+                    "anthropic", "security", now - 6 * HOUR, cost=0.40, baseline=0.40, latency=2500
+                ),
+                _row("anthropic", "security", now - 7 * HOUR, outcome="error"),
+                _row("ollama", "file-operations", now - 8 * HOUR, outcome="routed", source="hook"),
+                _row("ollama", "default", now - 10 * DAY, baseline=1.00, latency=400),
+            ],
+        )
 
 
 # --- (a) the JSON summary --------------------------------------------------------------------
@@ -89,12 +130,16 @@ def test_summary_numbers_for_24h(tmp_path):
     assert totals["savings_percent"] == pytest.approx(55.56)
     assert (totals["fallbacks"], totals["errors"]) == (1, 1)
     assert [(p["provider"], p["requests"]) for p in data["providers"]] == [
-        ("anthropic", 3), ("ollama", 3), ("openrouter", 1)
+        ("anthropic", 3),
+        ("ollama", 3),
+        ("openrouter", 1),
     ]
     assert data["classified"] == {"total": 1, "providers": {"ollama": 1}}
     assert data["rules"] == [
-        {"rule": "code-generation", "hits": 3}, {"rule": "security", "hits": 3},
-        {"rule": "architecture", "hits": 1}, {"rule": "file-operations", "hits": 1},
+        {"rule": "code-generation", "hits": 3},
+        {"rule": "security", "hits": 3},
+        {"rule": "architecture", "hits": 1},
+        {"rule": "file-operations", "hits": 1},
     ]
     assert data["outcomes"] == {"ok": 5, "fallback": 1, "error": 1, "routed": 1}
     latency = data["latency"]
@@ -268,15 +313,20 @@ def chromium_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip("headless Chromium not found (install Debian's package: apt-get install -y chromium)")
+    pytest.skip(
+        "headless Chromium not found (install Debian's package: apt-get install -y chromium)"
+    )
 
 
 def run_chromium(tmp_path: Path, *args: str, budget_ms: int = 5000) -> str:
     profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
     profile.mkdir()
     command = [
-        chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}", *args,
+        chromium_binary(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -301,17 +351,24 @@ def test_page_renders_charts_from_real_rows(tmp_path):
     now = time.time()
     seed(tmp_path / "d.db", now)
     with serving(create_dashboard_app(str(tmp_path / "d.db"))) as base:
-        dom = run_chromium(tmp_path, "--dump-dom", f"{base}/dashboard?since=24h&refresh=2",
-                           budget_ms=7000)
+        dom = run_chromium(
+            tmp_path, "--dump-dom", f"{base}/dashboard?since=24h&refresh=2", budget_ms=7000
+        )
     assert 'data-state="ready"' in dom
     # auto-refresh: the summary was fetched again without reloading the page
     loads = int(re.search(r'data-loads="(\d+)"', dom).group(1))
     assert loads >= 2
-    providers = {r["data-provider"]: r["data-value"] for r in elements(dom, "rect", data_provider="*")}
+    providers = {
+        r["data-provider"]: r["data-value"] for r in elements(dom, "rect", data_provider="*")
+    }
     assert providers == {"ollama": "3", "anthropic": "3", "openrouter": "1"}
     rules = {r["data-rule"]: r["data-value"] for r in elements(dom, "rect", data_rule="*")}
-    assert rules == {"code-generation": "3", "security": "3", "architecture": "1",
-                     "file-operations": "1"}
+    assert rules == {
+        "code-generation": "3",
+        "security": "3",
+        "architecture": "1",
+        "file-operations": "1",
+    }
     savings = [float(r["data-value"]) for r in elements(dom, "rect", data_cost="*")]
     assert len(savings) in (24, 25) and sum(savings) == pytest.approx(1.0)
     assert re.search(r'id="chart-savings"[^>]*data-bucket="hour"', dom)
@@ -322,7 +379,9 @@ def test_page_renders_charts_from_real_rows(tmp_path):
         for r in elements(dom, "rect", data_metric="latency_ms")
     }
     assert latency == {"p50": "300", "p90": "2500", "p99": "2500"}
-    kpi = re.search(r'id="kpi-savings" data-value="([^"]+)">.*?class="value">([^<]+)<', dom, re.DOTALL)
+    kpi = re.search(
+        r'id="kpi-savings" data-value="([^"]+)">.*?class="value">([^<]+)<', dom, re.DOTALL
+    )
     assert float(kpi.group(1)) == pytest.approx(1.0) and kpi.group(2) == "$1.00"
     assert re.search(r'id="kpi-requests" data-value="7"', dom)
     assert len(re.findall(r'<tr data-id="', dom)) == 8
@@ -341,8 +400,12 @@ def test_screenshot_of_the_dashboard(tmp_path):
     seed(tmp_path / "d.db", now)
     shot = tmp_path / "dashboard.png"
     with serving(create_dashboard_app(str(tmp_path / "d.db"))) as base:
-        run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1500",
-                     f"{base}/dashboard?since=24h")
+        run_chromium(
+            tmp_path,
+            f"--screenshot={shot}",
+            "--window-size=1280,1500",
+            f"{base}/dashboard?since=24h",
+        )
     assert shot.stat().st_size > 20_000  # charts and text, not a blank page
     assert _png_size(shot) == (1280, 1500)
 

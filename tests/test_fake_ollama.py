@@ -14,9 +14,14 @@ from fakes.fake_ollama import FakeModel, FakeOllama, Reply, ToolCall
 
 CODER = "qwen2.5-coder:7b"
 SMALL = "llama3.2:3b"  # in the registry only: pullable, not installed
-READ_TOOL = {"type": "function", "function": {
-    "name": "Read", "description": "Read a file",
-    "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "Read",
+        "description": "Read a file",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+    },
+}
 
 
 @pytest.fixture
@@ -42,8 +47,9 @@ def http(server: FakeOllama) -> Iterator[httpx.Client]:
 @pytest.fixture
 def claude(server: FakeOllama) -> Iterator[anthropic.Anthropic]:
     http_client = anthropic.DefaultHttpxClient(verify=False)
-    with anthropic.Anthropic(base_url=server.url, api_key="ollama", max_retries=0,
-                             http_client=http_client) as c:
+    with anthropic.Anthropic(
+        base_url=server.url, api_key="ollama", max_retries=0, http_client=http_client
+    ) as c:
         yield c
 
 
@@ -76,8 +82,10 @@ def test_root_and_version_answer_get_and_head(http: httpx.Client) -> None:
 
 
 def test_version_is_configurable() -> None:
-    with FakeOllama(version="0.33.0") as fake, httpx.Client(base_url=fake.url,
-                                                            verify=False) as http:
+    with (
+        FakeOllama(version="0.33.0") as fake,
+        httpx.Client(base_url=fake.url, verify=False) as http,
+    ):
         assert http.get("/api/version").json() == {"version": "0.33.0"}
 
 
@@ -146,8 +154,10 @@ def test_pull_of_an_unknown_model(client: ollama.Client, http: httpx.Client) -> 
     with http.stream("POST", "/api/pull", json={"model": "nope"}) as r:
         assert r.status_code == 200
         lines = [json.loads(line) for line in r.iter_lines() if line]
-    assert lines == [{"status": "pulling manifest"},
-                     {"error": "pull model manifest: file does not exist"}]
+    assert lines == [
+        {"status": "pulling manifest"},
+        {"error": "pull model manifest: file does not exist"},
+    ]
     with pytest.raises(ollama.ResponseError, match="file does not exist"):
         list(client.pull("nope", stream=True))
     # Not streaming: a 500 with the error body.
@@ -162,8 +172,10 @@ def test_an_interrupted_pull_resumes_from_the_saved_bytes(
 ) -> None:
     server.break_stream("/api/pull", after=4)  # manifest, first line, 2 progress lines
     seen = []
-    with (pytest.raises(httpx.RemoteProtocolError),
-          http.stream("POST", "/api/pull", json={"model": SMALL}) as r):
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        http.stream("POST", "/api/pull", json={"model": SMALL}) as r,
+    ):
         seen.extend(json.loads(line) for line in r.iter_lines() if line)
     assert len(seen) == 4
     saved = seen[-1]["completed"]
@@ -200,8 +212,10 @@ def test_chat_without_streaming(client: ollama.Client) -> None:
     assert r.message.role == "assistant" and r.message.content == "Hello from the fake."
     assert r.done and r.done_reason == "stop"
     assert r.eval_count == 4 and (r.prompt_eval_count or 0) > 0
-    assert all(isinstance(d, int) and d > 0 for d in
-               (r.total_duration, r.load_duration, r.prompt_eval_duration, r.eval_duration))
+    assert all(
+        isinstance(d, int) and d > 0
+        for d in (r.total_duration, r.load_duration, r.prompt_eval_duration, r.eval_duration)
+    )
 
 
 def test_chat_streaming(client: ollama.Client) -> None:
@@ -228,14 +242,15 @@ def test_scripted_tool_calls_carry_object_arguments(
     raw = server.requests_to("/api/chat")[-1].body
     assert raw["tools"][0]["function"]["name"] == "Read"
 
-    streamed = [c for c in client.chat(CODER, messages=user(), tools=[READ_TOOL], stream=True)
-                if c.message.tool_calls]
+    streamed = [
+        c
+        for c in client.chat(CODER, messages=user(), tools=[READ_TOOL], stream=True)
+        if c.message.tool_calls
+    ]
     assert len(streamed) == 1  # native tool calls arrive whole, in one chunk
 
 
-def test_a_callable_script_sees_the_request_body(
-    server: FakeOllama, client: ollama.Client
-) -> None:
+def test_a_callable_script_sees_the_request_body(server: FakeOllama, client: ollama.Client) -> None:
     server.script(CODER, lambda body: f"you said {body['messages'][-1]['content']}")
     assert client.chat(CODER, messages=user("ping")).message.content == "you said ping"
 
@@ -284,21 +299,24 @@ def test_openai_streaming_with_usage(http: httpx.Client) -> None:
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["completion_tokens"] == 4
     assert chunks[-1]["usage"]["total_tokens"] == sum(
-        chunks[-1]["usage"][k] for k in ("prompt_tokens", "completion_tokens"))
+        chunks[-1]["usage"][k] for k in ("prompt_tokens", "completion_tokens")
+    )
 
 
 def test_openai_tool_calls_and_length(server: FakeOllama, http: httpx.Client) -> None:
     server.enqueue(Reply(tool_calls=[ToolCall("Read", {"path": "a.py"})]))
     chunks = openai_stream(http, tools=[READ_TOOL])
-    (call,) = next(c for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"]
-                   )["choices"][0]["delta"]["tool_calls"]
+    (call,) = next(c for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"])[
+        "choices"
+    ][0]["delta"]["tool_calls"]
     assert call["index"] == 0 and call["id"].startswith("call_") and call["type"] == "function"
     assert json.loads(call["function"]["arguments"]) == {"path": "a.py"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert "usage" not in chunks[-1]  # no include_usage, no usage chunk
 
-    body = http.post("/v1/chat/completions",
-                     json={"model": CODER, "messages": user(), "max_tokens": 1}).json()
+    body = http.post(
+        "/v1/chat/completions", json={"model": CODER, "messages": user(), "max_tokens": 1}
+    ).json()
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "Hello"
     assert body["choices"][0]["finish_reason"] == "length"
@@ -327,8 +345,9 @@ def test_anthropic_create(claude: anthropic.Anthropic) -> None:
 
 
 def test_anthropic_stream_and_final_message(claude: anthropic.Anthropic) -> None:
-    with claude.messages.stream(model=CODER, max_tokens=100, messages=user(),
-                                system="Be brief.") as stream:
+    with claude.messages.stream(
+        model=CODER, max_tokens=100, messages=user(), system="Be brief."
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "Hello from the fake."
@@ -344,14 +363,24 @@ def test_anthropic_event_sequence_is_exact(server: FakeOllama, http: httpx.Clien
     names = [name for name, _ in events]
     assert names == [
         "message_start",
-        "content_block_start", "ping", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_stop",
-        "message_delta", "message_stop",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]
     data = [json.loads(d) for _, d in events]
     assert all(d["type"] == name for name, d in zip(names, data, strict=True))
-    assert data[5]["content_block"] == {"type": "tool_use", "id": data[5]["content_block"]["id"],
-                                        "name": "Read", "input": {}}
+    assert data[5]["content_block"] == {
+        "type": "tool_use",
+        "id": data[5]["content_block"]["id"],
+        "name": "Read",
+        "input": {},
+    }
     assert data[-2]["delta"]["stop_reason"] == "tool_use"
 
 
@@ -362,23 +391,27 @@ def test_anthropic_tool_use(server: FakeOllama, claude: anthropic.Anthropic) -> 
     (block,) = msg.content
     assert block.type == "tool_use" and block.input == {"path": "a.py"}
     assert msg.stop_reason == "tool_use"
-    with claude.messages.stream(model=CODER, max_tokens=100, messages=user(),
-                                tools=tools) as stream:
+    with claude.messages.stream(
+        model=CODER, max_tokens=100, messages=user(), tools=tools
+    ) as stream:
         final = stream.get_final_message()
     (block,) = final.content
     assert block.type == "tool_use" and block.name == "Read" and block.input == {"path": "a.py"}
 
 
-def test_anthropic_errors_have_anthropic_shape(server: FakeOllama,
-                                               claude: anthropic.Anthropic) -> None:
+def test_anthropic_errors_have_anthropic_shape(
+    server: FakeOllama, claude: anthropic.Anthropic
+) -> None:
     with pytest.raises(anthropic.NotFoundError, match="model 'nope' not found"):
         claude.messages.create(model="nope", max_tokens=10, messages=user())
     server.fail(429, "too many requests", path="/v1/messages", times=1)
     with pytest.raises(anthropic.RateLimitError) as err:
         claude.messages.create(model=CODER, max_tokens=10, messages=user())
-    assert err.value.body == {"type": "error", "request_id": err.value.body["request_id"],
-                              "error": {"type": "rate_limit_error",
-                                        "message": "too many requests"}}
+    assert err.value.body == {
+        "type": "error",
+        "request_id": err.value.body["request_id"],
+        "error": {"type": "rate_limit_error", "message": "too many requests"},
+    }
     assert claude.messages.create(model=CODER, max_tokens=10, messages=user()).content
 
 
@@ -416,14 +449,14 @@ def test_a_broken_chat_stream(server: FakeOllama, http: httpx.Client) -> None:
     server.break_stream("/api/chat", after=2)
     seen = []
     body = {"model": CODER, "messages": user()}
-    with (pytest.raises(httpx.RemoteProtocolError),
-          http.stream("POST", "/api/chat", json=body) as r):
+    with pytest.raises(httpx.RemoteProtocolError), http.stream("POST", "/api/chat", json=body) as r:
         seen.extend(line for line in r.iter_lines() if line)
     assert len(seen) == 2 and not json.loads(seen[-1])["done"]
 
 
-def test_an_in_stream_error(server: FakeOllama, client: ollama.Client,
-                            claude: anthropic.Anthropic) -> None:
+def test_an_in_stream_error(
+    server: FakeOllama, client: ollama.Client, claude: anthropic.Anthropic
+) -> None:
     server.stream_error("/api/chat", after=1, error="an error was encountered while running")
     chunks: list[ollama.ChatResponse] = []
     with pytest.raises(ollama.ResponseError, match="an error was encountered"):
@@ -431,8 +464,10 @@ def test_an_in_stream_error(server: FakeOllama, client: ollama.Client,
     assert len(chunks) == 1
 
     server.stream_error("/v1/messages", after=2, error="Overloaded")
-    with (pytest.raises(anthropic.APIStatusError, match="Overloaded"),
-          claude.messages.stream(model=CODER, max_tokens=10, messages=user()) as stream):
+    with (
+        pytest.raises(anthropic.APIStatusError, match="Overloaded"),
+        claude.messages.stream(model=CODER, max_tokens=10, messages=user()) as stream,
+    ):
         stream.get_final_message()
 
 

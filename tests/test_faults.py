@@ -20,30 +20,49 @@ def test_random_faults_and_hostile_bodies() -> None:
     assert report.requests == 400
     assert report.answered == report.requests, report.outcomes
     assert report.outcomes["answered"] > 200  # most requests find a working link
-    assert sum(n for o, n in report.outcomes.items() if o.startswith("error ")) > 0  # and some exhaust the chain
+    assert (
+        sum(n for o, n in report.outcomes.items() if o.startswith("error ")) > 0
+    )  # and some exhaust the chain
     assert sum(report.rows.values()) == report.expected_rows, (report.rows, report.outcomes)
     assert report.rows["fallback"] > 0 and report.rows["error"] > 0
     assert sum(report.hostile.values()) == 300
     assert report.hostile_crashes == 0, report.hostile
     # Structurally malformed bodies are all refused by the proxy itself; only "wrong type
     # inside" (a wrong type deep in an otherwise valid body) may reach the upstream.
-    strays = {what: n for what, n in report.hostile_bad.items() if not what.startswith("wrong type inside")}
+    strays = {
+        what: n
+        for what, n in report.hostile_bad.items()
+        if not what.startswith("wrong type inside")
+    }
     assert not strays, strays
 
 
 def test_every_hostile_case_is_covered() -> None:
     cases = faults.hostile_bodies(random.Random(1))
     categories = {category for category, _, _ in cases}
-    assert {"bad json", "bad utf-8", "not an object", "missing field", "wrong type", "huge field",
-            "deep nesting"} <= categories
+    assert {
+        "bad json",
+        "bad utf-8",
+        "not an object",
+        "missing field",
+        "wrong type",
+        "huge field",
+        "deep nesting",
+    } <= categories
 
 
 def test_sse_verdicts() -> None:
-    ok = b'event: message_start\ndata: {"type": "message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n' \
-         b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    ok = (
+        b'event: message_start\ndata: {"type": "message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n'
+        b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    )
     assert faults.sse_verdict(ok) == "ok"
-    broken = b'event: message_start\ndata: {"type": "message_start"}\n\n' \
-             b'event: error\ndata: {"type": "error", "error": {"type": "api_error", "message": "x"}}\n\n'
+    broken = (
+        b'event: message_start\ndata: {"type": "message_start"}\n\n'
+        b'event: error\ndata: {"type": "error", "error": {"type": "api_error", "message": "x"}}\n\n'
+    )
     assert faults.sse_verdict(broken) == "error-event"
-    assert faults.sse_verdict(b'event: message_start\ndata: {"type": "message_start"}\n\n').startswith("malformed")
+    assert faults.sse_verdict(
+        b'event: message_start\ndata: {"type": "message_start"}\n\n'
+    ).startswith("malformed")
     assert faults.sse_verdict(b"event: message_start\ndata: {trunc").startswith("malformed")

@@ -41,9 +41,15 @@ def claude_dirs(tmp_path: Path, router_home: Path) -> dict[str, str]:
 
 
 def register_mcp(env: dict[str, str]) -> None:
-    (Path(env["CLAUDE_PROJECT_DIR"]) / ".mcp.json").write_text(json.dumps({
-        "mcpServers": {"hybrid-router": {"type": "stdio", "command": "hybrid-router", "args": ["mcp"]}}
-    }))
+    (Path(env["CLAUDE_PROJECT_DIR"]) / ".mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "hybrid-router": {"type": "stdio", "command": "hybrid-router", "args": ["mcp"]}
+                }
+            }
+        )
+    )
 
 
 def hook(event: str, payload: dict | str, env: dict[str, str]) -> tuple[str, str]:
@@ -54,8 +60,14 @@ def hook(event: str, payload: dict | str, env: dict[str, str]) -> tuple[str, str
 
 
 def prompt(text: str, session: str = "sess-1", prompt_id: str = "p-1") -> dict:
-    return {"session_id": session, "prompt_id": prompt_id, "prompt": text, "cwd": "/tmp",
-            "hook_event_name": "UserPromptSubmit", "permission_mode": "default"}
+    return {
+        "session_id": session,
+        "prompt_id": prompt_id,
+        "prompt": text,
+        "cwd": "/tmp",
+        "hook_event_name": "UserPromptSubmit",
+        "permission_mode": "default",
+    }
 
 
 def db(router_home: Path) -> sqlite3.Connection:
@@ -72,11 +84,22 @@ def test_prompt_is_logged_and_pinned_for_the_turn(claude_dirs, router_home):
     assert (out, err) == ("", "")  # no MCP server registered: no hint
     (row,) = db(router_home).execute("SELECT * FROM decisions").fetchall()
     assert (row["source"], row["rule"], row["provider"], row["model"]) == (
-        "hook", "code-generation", "ollama", "deepseek-coder:33b")
+        "hook",
+        "code-generation",
+        "ollama",
+        "deepseek-coder:33b",
+    )
     assert (row["session_id"], row["prompt_id"], row["outcome"]) == ("sess-1", "p-1", "routed")
-    assert row["prompt_text"] is None and row["prompt_chars"] == len("write unit tests for utils.py")
+    assert row["prompt_text"] is None and row["prompt_chars"] == len(
+        "write unit tests for utils.py"
+    )
     pin = read_pin(connect(router_home / "decisions.db"), "sess-1")
-    assert (pin.prompt_id, pin.provider, pin.model, pin.rule) == ("p-1", "ollama", "deepseek-coder:33b", "code-generation")
+    assert (pin.prompt_id, pin.provider, pin.model, pin.rule) == (
+        "p-1",
+        "ollama",
+        "deepseek-coder:33b",
+        "code-generation",
+    )
 
 
 def test_next_prompt_replaces_the_pin(claude_dirs, router_home):
@@ -97,7 +120,8 @@ def test_local_work_gets_a_factual_hint_when_the_mcp_server_is_registered(claude
 
 
 @pytest.mark.parametrize(
-    "text", ["review the login code for sql injection", "explain how the cache works", "hello there"]
+    "text",
+    ["review the login code for sql injection", "explain how the cache works", "hello there"],
 )
 def test_no_hint_for_premium_or_non_delegable_routes(claude_dirs, text):
     register_mcp(claude_dirs)
@@ -107,12 +131,27 @@ def test_no_hint_for_premium_or_non_delegable_routes(claude_dirs, text):
 
 def test_mcp_server_registered_in_claude_json_user_and_local_scope(claude_dirs):
     claude_json = Path(claude_dirs["CLAUDE_CONFIG_DIR"]) / ".claude.json"
-    claude_json.write_text(json.dumps({"mcpServers": {"hybrid-router": {"command": "hybrid-router", "args": ["mcp"]}}}))
+    claude_json.write_text(
+        json.dumps({"mcpServers": {"hybrid-router": {"command": "hybrid-router", "args": ["mcp"]}}})
+    )
     assert hook("UserPromptSubmit", prompt("list the files in src"), claude_dirs)[0]
-    claude_json.write_text(json.dumps({"projects": {claude_dirs["CLAUDE_PROJECT_DIR"]: {
-        "mcpServers": {"router": {"command": "/opt/venv/bin/hybrid-router", "args": ["mcp"]}}}}}))
+    claude_json.write_text(
+        json.dumps(
+            {
+                "projects": {
+                    claude_dirs["CLAUDE_PROJECT_DIR"]: {
+                        "mcpServers": {
+                            "router": {"command": "/opt/venv/bin/hybrid-router", "args": ["mcp"]}
+                        }
+                    }
+                }
+            }
+        )
+    )
     assert hook("UserPromptSubmit", prompt("list the files in src"), claude_dirs)[0]
-    claude_json.write_text(json.dumps({"projects": {"/elsewhere": {"mcpServers": {"hybrid-router": {}}}}}))
+    claude_json.write_text(
+        json.dumps({"projects": {"/elsewhere": {"mcpServers": {"hybrid-router": {}}}}})
+    )
     assert hook("UserPromptSubmit", prompt("list the files in src"), claude_dirs)[0] == ""
 
 
@@ -165,7 +204,9 @@ def test_prompt_text_is_stored_only_with_the_opt_in(claude_dirs, router_home):
     (router_home).mkdir(parents=True, exist_ok=True)
     (router_home / "router-config.json").write_text(json.dumps(data))
     hook("UserPromptSubmit", prompt("@local write tests"), claude_dirs)
-    assert db(router_home).execute("SELECT prompt_text FROM decisions").fetchone()[0] == "write tests"
+    assert (
+        db(router_home).execute("SELECT prompt_text FROM decisions").fetchone()[0] == "write tests"
+    )
 
 
 def test_edited_config_is_picked_up_by_the_next_hook(claude_dirs, router_home):
@@ -186,7 +227,10 @@ def test_corrupt_database_fails_open_with_one_line(claude_dirs, router_home):
     (router_home / "decisions.db").write_bytes(b"not a database at all" * 200)
     out, err = hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
     assert out == ""
-    assert err.startswith("hybrid-router hook UserPromptSubmit: DatabaseError") and err.count("\n") == 1
+    assert (
+        err.startswith("hybrid-router hook UserPromptSubmit: DatabaseError")
+        and err.count("\n") == 1
+    )
 
 
 def test_invalid_config_fails_open_naming_the_field(claude_dirs, router_home):
@@ -202,7 +246,9 @@ def test_invalid_config_fails_open_naming_the_field(claude_dirs, router_home):
 def test_bad_input_fails_open(claude_dirs, payload):
     out, err = hook("UserPromptSubmit", payload, claude_dirs)
     assert out == ""
-    assert err == "" or (err.startswith("hybrid-router hook UserPromptSubmit: ") and err.count("\n") == 1)
+    assert err == "" or (
+        err.startswith("hybrid-router hook UserPromptSubmit: ") and err.count("\n") == 1
+    )
 
 
 def test_unknown_event_fails_open(claude_dirs):
@@ -230,8 +276,11 @@ def test_session_start_records_the_session_and_prunes_old_pins(claude_dirs, rout
     conn = connect(router_home / "decisions.db")
     write_pin(conn, Pin("old", None, "ollama", "m", None, "r", None, time.time() - 48 * 3600))
     write_pin(conn, Pin("recent", None, "ollama", "m", None, "r", None, time.time()))
-    out, err = hook("SessionStart", {"session_id": "sess-1", "source": "startup", "model": "claude-opus-4-8",
-                                     "cwd": "/work"}, claude_dirs)
+    out, err = hook(
+        "SessionStart",
+        {"session_id": "sess-1", "source": "startup", "model": "claude-opus-4-8", "cwd": "/work"},
+        claude_dirs,
+    )
     assert (out, err) == ("", "")
     row = db(router_home).execute("SELECT source, model, cwd, ended_at FROM sessions").fetchone()
     assert tuple(row) == ("startup", "claude-opus-4-8", "/work", None)
@@ -250,11 +299,29 @@ def test_session_end_closes_the_session_and_clears_its_pin(claude_dirs, router_h
 
 
 def test_stop_notes_savings_in_one_line_and_respects_stop_hook_active(claude_dirs, router_home):
-    assert hook("Stop", {"session_id": "sess-1", "stop_hook_active": False}, claude_dirs) == ("", "")
+    assert hook("Stop", {"session_id": "sess-1", "stop_hook_active": False}, claude_dirs) == (
+        "",
+        "",
+    )
     conn = connect(router_home / "decisions.db")
-    for provider, cost, baseline in (("ollama", 0.0, 0.05), ("ollama", 0.0, 0.02), ("anthropic", 0.03, 0.03)):
-        record(conn, DecisionRow(source="proxy", rule="r", provider=provider, model="m",
-                                             outcome="ok", session_id="sess-1", cost=cost, baseline_cost=baseline))
+    for provider, cost, baseline in (
+        ("ollama", 0.0, 0.05),
+        ("ollama", 0.0, 0.02),
+        ("anthropic", 0.03, 0.03),
+    ):
+        record(
+            conn,
+            DecisionRow(
+                source="proxy",
+                rule="r",
+                provider=provider,
+                model="m",
+                outcome="ok",
+                session_id="sess-1",
+                cost=cost,
+                baseline_cost=baseline,
+            ),
+        )
     out, _ = hook("Stop", {"session_id": "sess-1", "stop_hook_active": False}, claude_dirs)
     note = json.loads(out)["systemMessage"]
     assert note == "hybrid-router: 2 of 3 model calls this session ran free; saved ~$0.0700"
@@ -267,13 +334,38 @@ def test_stop_notes_savings_in_one_line_and_respects_stop_hook_active(claude_dir
 def test_status_line_shows_last_route_local_share_and_savings(claude_dirs, router_home):
     hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
     conn = connect(router_home / "decisions.db")
-    record(conn, DecisionRow(source="proxy", rule="r", provider="anthropic", model="claude-opus-4-8",
-                                         outcome="ok", session_id="other", cost=0.01, baseline_cost=0.01))
-    record(conn, DecisionRow(source="mcp", rule="r", provider="ollama", model="m", outcome="ok",
-                                         session_id="other", baseline_cost=1.25))
+    record(
+        conn,
+        DecisionRow(
+            source="proxy",
+            rule="r",
+            provider="anthropic",
+            model="claude-opus-4-8",
+            outcome="ok",
+            session_id="other",
+            cost=0.01,
+            baseline_cost=0.01,
+        ),
+    )
+    record(
+        conn,
+        DecisionRow(
+            source="mcp",
+            rule="r",
+            provider="ollama",
+            model="m",
+            outcome="ok",
+            session_id="other",
+            baseline_cost=1.25,
+        ),
+    )
     out = io.StringIO()
-    status = {"session_id": "sess-1", "model": {"id": "claude-opus-4-8", "display_name": "Opus"},
-              "workspace": {"current_dir": "/work"}, "cost": {"total_cost_usd": 0.1}}
+    status = {
+        "session_id": "sess-1",
+        "model": {"id": "claude-opus-4-8", "display_name": "Opus"},
+        "workspace": {"current_dir": "/work"},
+        "cost": {"total_cost_usd": 0.1},
+    }
     assert run_statusline(io.StringIO(json.dumps(status)), out, claude_dirs) == 0
     assert out.getvalue() == (
         "hybrid-router | last: ollama/deepseek-coder:33b (code-generation) | local 66% of 3 today"
@@ -296,29 +388,70 @@ def test_installed_script_runs_the_hook_without_heavy_imports(claude_dirs):
     """The hot path never imports click, pydantic, sqlite-utils or httpx2 (nor json, re, typing)."""
     env = {**os.environ, **claude_dirs}
     # warm the routing-table cache first: the hot path is every prompt after the first
-    subprocess.run([SCRIPT, "hook", "UserPromptSubmit"], input=json.dumps(prompt("x")), text=True,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [SCRIPT, "hook", "UserPromptSubmit"],
+        input=json.dumps(prompt("x")),
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     done = subprocess.run(
         [sys.executable, "-X", "importtime", SCRIPT, "hook", "UserPromptSubmit"],
-        input=json.dumps(prompt("write tests")), text=True, env=env, capture_output=True, check=True,
+        input=json.dumps(prompt("write tests")),
+        text=True,
+        env=env,
+        capture_output=True,
+        check=True,
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "hybrid_router.hooks.events" in imported  # the probe saw the hook's own imports
-    heavy = {"click", "pydantic", "sqlite_utils", "httpx2", "mcp", "json", "re", "dataclasses", "typing",
-             "pathlib", "hashlib", "sqlite3", "hybrid_router.config"}
+    heavy = {
+        "click",
+        "pydantic",
+        "sqlite_utils",
+        "httpx2",
+        "mcp",
+        "json",
+        "re",
+        "dataclasses",
+        "typing",
+        "pathlib",
+        "hashlib",
+        "sqlite3",
+        "hybrid_router.config",
+    }
     assert heavy.isdisjoint(imported), heavy & imported
 
 
 def test_installed_script_hook_and_statusline_end_to_end(claude_dirs, router_home):
     register_mcp(claude_dirs)
     env = {**os.environ, **claude_dirs}
-    done = subprocess.run([SCRIPT, "hook", "UserPromptSubmit"], input=json.dumps(prompt("find where config is read")),
-                          text=True, env=env, capture_output=True, check=False, timeout=60)
+    done = subprocess.run(
+        [SCRIPT, "hook", "UserPromptSubmit"],
+        input=json.dumps(prompt("find where config is read")),
+        text=True,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stderr == ""
     assert "file-operations" in json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
-    status = subprocess.run([SCRIPT, "statusline"], input=json.dumps({"session_id": "sess-1"}), text=True,
-                            env=env, capture_output=True, check=False, timeout=60)
+    status = subprocess.run(
+        [SCRIPT, "statusline"],
+        input=json.dumps({"session_id": "sess-1"}),
+        text=True,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     assert status.returncode == 0
-    assert status.stdout.startswith("hybrid-router | last: ollama/qwen2.5-coder:7b (file-operations)")
-    help_text = subprocess.run([SCRIPT, "hook", "--help"], text=True, env=env, capture_output=True, check=False)
+    assert status.stdout.startswith(
+        "hybrid-router | last: ollama/qwen2.5-coder:7b (file-operations)"
+    )
+    help_text = subprocess.run(
+        [SCRIPT, "hook", "--help"], text=True, env=env, capture_output=True, check=False
+    )
     assert "Run the Claude Code hook for EVENT" in help_text.stdout

@@ -60,9 +60,7 @@ def manifest() -> dict[str, Any]:
 
 
 def hook_commands(settings: dict[str, Any], event: str) -> list[str]:
-    return [
-        h.get("command") for g in settings.get("hooks", {}).get(event, []) for h in g["hooks"]
-    ]
+    return [h.get("command") for g in settings.get("hooks", {}).get(event, []) for h in g["hooks"]]
 
 
 def write(path: Path, content: str | dict[str, Any]) -> str:
@@ -78,9 +76,7 @@ USER_SETTINGS = {
     "env": {"FOO": "bar"},
     "hooks": {
         "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
-        "PreToolUse": [
-            {"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}
-        ],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}],
     },
     "statusLine": {"type": "command", "command": "my-statusline"},
     "someFutureKey": {"nested": [1, 2, 3]},
@@ -173,7 +169,8 @@ def test_merge_keeps_everything_and_uninstall_restores_bytes(claude_dirs):
 
     backups = sorted(claude_dirs["config"].glob("*.hybrid-router-backup-*"))
     assert [b.name.split(".hybrid-router-backup-")[0] for b in backups] == [
-        ".claude.json", "settings.json"
+        ".claude.json",
+        "settings.json",
     ]
     for backup in backups:
         name = backup.name.split(".hybrid-router-backup-")[0]
@@ -199,9 +196,14 @@ def test_merge_keeps_everything_and_uninstall_restores_bytes(claude_dirs):
 
 def test_uninstall_removes_only_what_install_added(claude_dirs):
     # the user already has an identical handler for Stop: it is not added twice, and stays
-    write(claude_dirs["settings"], {
-        "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "hybrid-router hook Stop"}]}]}
-    })
+    write(
+        claude_dirs["settings"],
+        {
+            "hooks": {
+                "Stop": [{"hooks": [{"type": "command", "command": "hybrid-router hook Stop"}]}]
+            }
+        },
+    )
     assert invoke("install", "--no-statusline").exit_code == 0
     settings = load(claude_dirs["settings"])
     assert hook_commands(settings, "Stop") == ["hybrid-router hook Stop"]
@@ -231,7 +233,8 @@ def test_uninstall_removes_only_what_install_added(claude_dirs):
         "permissions": {"allow": ["Read"]},
     }
     assert load(claude_dirs["claude_json"]) == {
-        "mcpServers": {"later": {"command": "later-mcp"}}, "numStartups": 1
+        "mcpServers": {"later": {"command": "later-mcp"}},
+        "numStartups": 1,
     }
 
 
@@ -346,11 +349,17 @@ def test_uninstall_without_a_record_does_nothing(claude_dirs, tmp_path):
 
 def test_project_scope_merges_and_restores(claude_dirs, tmp_path, monkeypatch):
     project = tmp_path / "project"
-    shared = write(project / ".claude" / "settings.json", {
-        "permissions": {"allow": ["Bash(make:*)"]},
-        "hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command",
-                                                              "command": "fmt"}]}]},
-    })
+    shared = write(
+        project / ".claude" / "settings.json",
+        {
+            "permissions": {"allow": ["Bash(make:*)"]},
+            "hooks": {
+                "PostToolUse": [
+                    {"matcher": "Edit", "hooks": [{"type": "command", "command": "fmt"}]}
+                ]
+            },
+        },
+    )
     mcp_json = write(project / ".mcp.json", {"mcpServers": {"db": {"command": "db-mcp"}}})
     before = snapshot(project)
     monkeypatch.chdir(project)
@@ -408,8 +417,12 @@ def test_real_cli_loads_a_project_install(claude_dirs, tmp_path, monkeypatch):
     with FakeAnthropic() as fake:
         fake.enqueue(text("Hi from the fake!"))
         result = run_claude(
-            "say hi", base_url=fake.url, tmp_path=tmp_path, cwd=project,
-            output_format="stream-json", env={"PATH": path},
+            "say hi",
+            base_url=fake.url,
+            tmp_path=tmp_path,
+            cwd=project,
+            output_format="stream-json",
+            env={"PATH": path},
         ).check()
     assert result.result == "Hi from the fake!"
     init = _init_event(result.events)
@@ -432,7 +445,10 @@ def test_real_cli_runs_route_stats_from_a_user_install(claude_dirs, tmp_path, mo
     with FakeAnthropic() as fake:
         fake.enqueue(text("Here are your stats."))
         result = run_claude(
-            "/route-stats 24h", base_url=fake.url, tmp_path=tmp_path, output_format="stream-json",
+            "/route-stats 24h",
+            base_url=fake.url,
+            tmp_path=tmp_path,
+            output_format="stream-json",
         ).check()
     init = _init_event(result.events)
     assert "hybrid-router" in [s["name"] for s in init["mcp_servers"]]
@@ -455,7 +471,8 @@ def test_a_later_install_with_proxy_adds_to_the_record(claude_dirs, tmp_path):
     assert invoke("uninstall").exit_code == 0
     assert claude_dirs["settings"].read_text() == before
 
-    result = CliRunner().invoke(cli, ["install", "--scope", "project", "--project-dir",
-                                      str(tmp_path / "missing")])
+    result = CliRunner().invoke(
+        cli, ["install", "--scope", "project", "--project-dir", str(tmp_path / "missing")]
+    )
     assert result.exit_code == 1
     assert "no such project directory" in result.stderr

@@ -147,7 +147,12 @@ def test_stdio_client_lists_and_calls_tools(
     delegate_tool = tools["delegate_to_local"]
     assert delegate_tool.input_schema["required"] == ["task"]
     assert set(delegate_tool.input_schema["properties"]) == {
-        "task", "files", "context", "model", "max_tokens", "force",
+        "task",
+        "files",
+        "context",
+        "model",
+        "max_tokens",
+        "force",
     }
     assert delegate_tool.output_schema is None  # plain text reaches the model, not {"result"}
     assert delegate_tool.annotations and delegate_tool.annotations.read_only_hint is True
@@ -182,7 +187,8 @@ def test_stdio_client_lists_and_calls_tools(
     assert chat.body["model"] == CODER_MODEL
     assert chat.body["options"]["num_predict"] == 64
     assert chat.body["messages"][-1] == {
-        "role": "user", "content": "write a function that adds two integers",
+        "role": "user",
+        "content": "write a function that adds two integers",
     }
 
     (row,) = _decisions(router_home)
@@ -196,8 +202,12 @@ class _RawServer:
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd,
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
         )
         self.stdout_lines: list[bytes] = []
         self._lines: queue.Queue[bytes | None] = queue.Queue()
@@ -273,10 +283,18 @@ def test_stdout_carries_only_json_rpc(
     }
     server = _RawServer([str(hybrid_router_bin), "mcp"], env, tmp_path)
     try:
-        server.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw-test", "version": "0"},
-        }})
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-test", "version": "0"},
+                },
+            }
+        )
         init = server.response(1)
         assert init["result"]["serverInfo"]["name"] == "hybrid-router"
         assert init["result"]["protocolVersion"] == "2025-06-18"
@@ -286,23 +304,44 @@ def test_stdout_carries_only_json_rpc(
         listed = server.response(2)
         assert {t["name"] for t in listed["result"]["tools"]} == TOOL_NAMES
 
-        server.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "route_stats", "arguments": {"period": "24h"}}})
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "route_stats", "arguments": {"period": "24h"}},
+            }
+        )
         stats = server.response(3)["result"]
         assert stats["isError"] is False
         assert stats["content"][0]["text"].startswith("Routing stats, ")
         assert stats["structuredContent"]["requests"] == 0
 
-        server.send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
-            "name": "delegate_to_local", "_meta": {"progressToken": "p-4"},
-            "arguments": {"task": "write a function that reverses a string"}}})
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 4,
+                "method": "tools/call",
+                "params": {
+                    "name": "delegate_to_local",
+                    "_meta": {"progressToken": "p-4"},
+                    "arguments": {"task": "write a function that reverses a string"},
+                },
+            }
+        )
         failed = server.response(4)["result"]
         assert failed["isError"] is True
         assert "Delegation failed" in failed["content"][0]["text"]
         assert "Ollama" in failed["content"][0]["text"]
 
-        server.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
-            "name": "route_stats", "arguments": {"period": "fortnight"}}})
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": "tools/call",
+                "params": {"name": "route_stats", "arguments": {"period": "fortnight"}},
+            }
+        )
         bad_period = server.response(5)["result"]
         assert bad_period["isError"] is True
 
@@ -350,13 +389,27 @@ def _inspector_binary() -> Path:
 def _inspect(
     server_args: list[str], method_args: list[str], *, home: Path, router_home: Path, cwd: Path
 ) -> tuple[Any, float]:
-    args = [str(_inspector_binary()), "--cli", *server_args,
-            # the Inspector passes only HOME/PATH/... to the server: its settings go in -e
-            "-e", f"HYBRID_ROUTER_HOME={router_home}", *method_args]
+    args = [
+        str(_inspector_binary()),
+        "--cli",
+        *server_args,
+        # the Inspector passes only HOME/PATH/... to the server: its settings go in -e
+        "-e",
+        f"HYBRID_ROUTER_HOME={router_home}",
+        *method_args,
+    ]
     env = {**os.environ, "HOME": str(home)}  # no ~/.mcp-inspector outside the test's tmp
     started = time.monotonic()
-    done = subprocess.run(args, check=False, capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        args,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     duration = time.monotonic() - started
     assert done.returncode == 0, f"{args}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return json.loads(done.stdout), duration
@@ -365,18 +418,27 @@ def _inspect(
 def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path: Path) -> None:
     conn = connect(router_home / paths.DATABASE_FILENAME)
     try:
-        record(conn, DecisionRow(
-            source="cli", rule="seeded", provider="ollama", model="qwen2.5-coder:7b",
-            outcome=OUTCOME_OK, input_tokens=1200, output_tokens=300,
-        ))
+        record(
+            conn,
+            DecisionRow(
+                source="cli",
+                rule="seeded",
+                provider="ollama",
+                model="qwen2.5-coder:7b",
+                outcome=OUTCOME_OK,
+                input_tokens=1200,
+                output_tokens=300,
+            ),
+        )
     finally:
         conn.close()
     home = tmp_path / "inspector-home"
     home.mkdir()
     server = [str(hybrid_router_bin), "mcp"]
 
-    listed, list_seconds = _inspect(server, ["--method", "tools/list"],
-                                    home=home, router_home=router_home, cwd=tmp_path)
+    listed, list_seconds = _inspect(
+        server, ["--method", "tools/list"], home=home, router_home=router_home, cwd=tmp_path
+    )
     assert {t["name"] for t in listed["tools"]} == TOOL_NAMES
     delegate_tool = next(t for t in listed["tools"] if t["name"] == "delegate_to_local")
     assert delegate_tool["inputSchema"]["required"] == ["task"]
@@ -384,7 +446,9 @@ def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path:
     called, call_seconds = _inspect(
         server,
         ["--method", "tools/call", "--tool-name", "route_stats", "--tool-arg", "period=all"],
-        home=home, router_home=router_home, cwd=tmp_path,
+        home=home,
+        router_home=router_home,
+        cwd=tmp_path,
     )
     assert called["isError"] is False
     stats_text = called["content"][0]["text"]
@@ -403,9 +467,16 @@ def test_mcp_inspector_cli(hybrid_router_bin: Path, router_home: Path, tmp_path:
 
 
 def _mcp_config(hybrid_router_bin: Path, env: dict[str, str]) -> dict[str, Any]:
-    return {"mcpServers": {"hybrid-router": {
-        "type": "stdio", "command": str(hybrid_router_bin), "args": ["mcp"], "env": env,
-    }}}
+    return {
+        "mcpServers": {
+            "hybrid-router": {
+                "type": "stdio",
+                "command": str(hybrid_router_bin),
+                "args": ["mcp"],
+                "env": env,
+            }
+        }
+    }
 
 
 def _answer_after_tool_result(request: RecordedRequest) -> Any:
@@ -427,8 +498,11 @@ def test_claude_cli_delegates_to_llamacpp(
 ) -> None:
     config = json.loads(TEMPLATE_CONFIG.read_text(encoding="utf-8"))
     config["tiers"]["coder"] = {
-        "provider": "llamacpp", "model": llama_server.model, "contextWindow": 2048,
-        "fallbacks": [], "description": "SmolLM2 on the test's llama.cpp server",
+        "provider": "llamacpp",
+        "model": llama_server.model,
+        "contextWindow": 2048,
+        "fallbacks": [],
+        "description": "SmolLM2 on the test's llama.cpp server",
     }
     router_home.mkdir(parents=True, exist_ok=True)
     (router_home / paths.CONFIG_FILENAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -442,7 +516,8 @@ def test_claude_cli_delegates_to_llamacpp(
     }
     result = run_claude(
         "Ask the local model for a sentence about the weather.",
-        base_url=fake_anthropic.url, tmp_path=tmp_path,
+        base_url=fake_anthropic.url,
+        tmp_path=tmp_path,
         mcp_config=_mcp_config(hybrid_router_bin, server_env),
         extra_args=["--allowedTools", CLAUDE_TOOL],
     ).check()
@@ -485,7 +560,8 @@ def test_claude_cli_declined_delegation(
     fake_anthropic.enqueue(tool_use(CLAUDE_TOOL, {"task": task}))
     result = run_claude(
         "Check the login handler.",
-        base_url=fake_anthropic.url, tmp_path=tmp_path,
+        base_url=fake_anthropic.url,
+        tmp_path=tmp_path,
         mcp_config=_mcp_config(hybrid_router_bin, {"HYBRID_ROUTER_HOME": str(router_home)}),
         extra_args=["--allowedTools", CLAUDE_TOOL],
     ).check()

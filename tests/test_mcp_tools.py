@@ -103,7 +103,9 @@ async def test_three_tools_with_short_descriptions(client):
 # --- delegate_to_local: routing and the answer ---------------------------------------------------
 
 
-async def test_code_task_goes_to_the_coder_model_and_comes_back_with_a_footer(ollama, router_home, client):
+async def test_code_task_goes_to_the_coder_model_and_comes_back_with_a_footer(
+    ollama, router_home, client
+):
     ollama.script(CODER, GOOD_CODE)
     progress: list[tuple[float, float | None, str | None]] = []
 
@@ -111,7 +113,8 @@ async def test_code_task_goes_to_the_coder_model_and_comes_back_with_a_footer(ol
         progress.append((value, total, message))
 
     result = await client.call_tool(
-        "delegate_to_local", {"task": "write a function that adds two numbers"},
+        "delegate_to_local",
+        {"task": "write a function that adds two numbers"},
         progress_callback=on_progress,
     )
     assert not result.is_error, text_of(result)
@@ -128,13 +131,20 @@ async def test_code_task_goes_to_the_coder_model_and_comes_back_with_a_footer(ol
     assert request.body["model"] == CODER
     assert request.body["options"]["num_ctx"] >= 4096  # never left to Ollama's silent default
     (row,) = rows(router_home)
-    assert (row["source"], row["provider"], row["model"], row["outcome"]) == ("mcp", "ollama", CODER, "ok")
+    assert (row["source"], row["provider"], row["model"], row["outcome"]) == (
+        "mcp",
+        "ollama",
+        CODER,
+        "ok",
+    )
     assert row["rule"] == "code-generation"
     assert row["output_tokens"] > 0 and row["cost"] == 0.0 and row["baseline_cost"] > 0
     assert row["prompt_text"] is None and row["prompt_hash"]
 
 
-async def test_file_summary_reads_the_files_on_the_server_with_the_fast_model(ollama, project, client):
+async def test_file_summary_reads_the_files_on_the_server_with_the_fast_model(
+    ollama, project, client
+):
     ollama.script(FAST, "It splits a date string on dashes.")
     result = await client.call_tool(
         "delegate_to_local", {"task": "summarize this file", "files": ["src/dates.py"]}
@@ -144,18 +154,24 @@ async def test_file_summary_reads_the_files_on_the_server_with_the_fast_model(ol
     assert request.body["model"] == FAST
     prompt = request.body["messages"][-1]["content"]
     assert "return text.split('-')" in prompt and "`src/dates.py`" in prompt
-    assert "return text.split('-')" not in text_of(result)  # the file text stays out of Claude's context
+    assert "return text.split('-')" not in text_of(
+        result
+    )  # the file text stays out of Claude's context
 
 
 async def test_explicit_installed_model_is_used(ollama, client):
     ollama.script(REASONING, "Done.")
-    result = await client.call_tool("delegate_to_local", {"task": "write a haiku", "model": "llama3:70b"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a haiku", "model": "llama3:70b"}
+    )
     assert not result.is_error, text_of(result)
     assert chat_requests(ollama)[0].body["model"] == REASONING
 
 
 async def test_explicit_model_that_is_not_installed_lists_the_installed_ones(ollama, client):
-    result = await client.call_tool("delegate_to_local", {"task": "write a haiku", "model": "mistral:7b"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a haiku", "model": "mistral:7b"}
+    )
     assert result.is_error
     message = text_of(result)
     assert "'mistral:7b' is not installed" in message
@@ -172,7 +188,9 @@ async def test_security_task_is_declined_with_the_reason(ollama, router_home, cl
     )
     assert result.is_error
     message = text_of(result)
-    assert message.count("Declined") == 1 and '"sql injection"' in message and "force=true" in message
+    assert (
+        message.count("Declined") == 1 and '"sql injection"' in message and "force=true" in message
+    )
     assert chat_requests(ollama) == []
     (row,) = rows(router_home)
     assert (row["outcome"], row["rule"], row["provider"]) == ("declined", "security", "anthropic")
@@ -200,7 +218,10 @@ async def test_force_runs_a_premium_task_locally(ollama, router_home, client):
         (["/etc/hostname"], "outside the working directory"),
         (["src/blob.bin"], "a binary file"),
         (["src/latin1.txt"], "not UTF-8"),
-        (["src/dates.py", "src/huge.py"], "files[1] 'src/huge.py': 300.0 KB is over the 256.0 KB limit"),
+        (
+            ["src/dates.py", "src/huge.py"],
+            "files[1] 'src/huge.py': 300.0 KB is over the 256.0 KB limit",
+        ),
     ],
 )
 async def test_unusable_files_are_clear_tool_errors(ollama, project, files, expected, client):
@@ -208,7 +229,9 @@ async def test_unusable_files_are_clear_tool_errors(ollama, project, files, expe
     (project / "src" / "blob.bin").write_bytes(b"\x7fELF\0\0\0binary")
     (project / "src" / "latin1.txt").write_bytes("café".encode("latin-1"))
     (project / "src" / "huge.py").write_text("x = 1\n" * 51_200)
-    result = await client.call_tool("delegate_to_local", {"task": "summarize these", "files": files})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "summarize these", "files": files}
+    )
     assert result.is_error
     assert expected in text_of(result)
     assert chat_requests(ollama) == []
@@ -217,7 +240,9 @@ async def test_unusable_files_are_clear_tool_errors(ollama, project, files, expe
 async def test_symlink_out_of_the_project_is_outside(ollama, project, client):
     (project.parent / "elsewhere.txt").write_text("not yours")
     (project / "src" / "link.txt").symlink_to(project.parent / "elsewhere.txt")
-    result = await client.call_tool("delegate_to_local", {"task": "summarize", "files": ["src/link.txt"]})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "summarize", "files": ["src/link.txt"]}
+    )
     assert result.is_error and "outside the working directory" in text_of(result)
 
 
@@ -226,7 +251,9 @@ async def test_outside_files_are_allowed_when_configured(project, router_home, o
     (project.parent / "notes.txt").write_text("shared notes")
     ollama.script(FAST, "Notes about sharing.")
     async with Client(build_server(working_directory=project)) as client:
-        result = await client.call_tool("delegate_to_local", {"task": "summarize", "files": ["../notes.txt"]})
+        result = await client.call_tool(
+            "delegate_to_local", {"task": "summarize", "files": ["../notes.txt"]}
+        )
     assert not result.is_error, text_of(result)
     assert "shared notes" in chat_requests(ollama)[0].body["messages"][-1]["content"]
 
@@ -243,22 +270,32 @@ async def test_total_size_limit(project, router_home, ollama):
 # --- delegate_to_local: checking answers, retry and escalation ---------------------------------
 
 
-async def test_unparsable_code_escalates_to_openrouter_free(ollama, openrouter, router_home, client):
+async def test_unparsable_code_escalates_to_openrouter_free(
+    ollama, openrouter, router_home, client
+):
     ollama.script(CODER, BAD_CODE)
-    result = await client.call_tool("delegate_to_local", {"task": "write a function that adds numbers"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a function that adds numbers"}
+    )
     assert not result.is_error, text_of(result)
     assert f"[openrouter/{FREE} (fallback from ollama)" in text_of(result)
     (request,) = openrouter.requests_to("/v1/chat/completions")
     assert request.headers["authorization"] == "Bearer sk-or-test-key"
     assert request.headers["x-title"] == "claude-hybrid-router"
     (row,) = rows(router_home)
-    assert (row["outcome"], row["provider"], row["fallback_from"]) == ("fallback", "openrouter", "ollama")
+    assert (row["outcome"], row["provider"], row["fallback_from"]) == (
+        "fallback",
+        "openrouter",
+        "ollama",
+    )
     assert "sk-or-test-key" not in json.dumps(row)
 
 
 async def test_last_link_gets_one_retry_told_what_was_wrong(ollama, client):
     ollama.enqueue(BAD_CODE, GOOD_CODE)  # no OpenRouter key: the coder model is the only link
-    result = await client.call_tool("delegate_to_local", {"task": "write a function that adds numbers"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a function that adds numbers"}
+    )
     assert not result.is_error, text_of(result)
     _first, second = chat_requests(ollama)
     assert second.body["messages"][-2] == {"role": "assistant", "content": BAD_CODE}
@@ -267,7 +304,9 @@ async def test_last_link_gets_one_retry_told_what_was_wrong(ollama, client):
 
 async def test_code_that_never_parses_is_a_tool_error_that_says_why(ollama, router_home, client):
     ollama.script(CODER, BAD_CODE)
-    result = await client.call_tool("delegate_to_local", {"task": "write a function that adds numbers"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a function that adds numbers"}
+    )
     assert result.is_error
     message = text_of(result)
     assert "code block 1 (python) does not parse" in message and "Do the task yourself" in message
@@ -320,14 +359,18 @@ async def test_ollama_down_without_openrouter_says_what_to_do(ollama, router_hom
 
 async def test_ollama_down_falls_back_to_openrouter_free(ollama, openrouter, client):
     ollama.down()
-    result = await client.call_tool("delegate_to_local", {"task": "write a function that adds numbers"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a function that adds numbers"}
+    )
     assert not result.is_error, text_of(result)
     assert "(fallback from ollama)" in text_of(result)
 
 
 async def test_ollama_500_moves_on(ollama, openrouter, client):
     ollama.fail(500, "model runner crashed", path="/api/chat")
-    result = await client.call_tool("delegate_to_local", {"task": "write a function that adds numbers"})
+    result = await client.call_tool(
+        "delegate_to_local", {"task": "write a function that adds numbers"}
+    )
     assert not result.is_error, text_of(result)
 
 
@@ -373,8 +416,10 @@ async def test_route_stats_for_one_session(router_home, project):
 
     conn = connect(router_home / "decisions.db")
     for session in ("a", "a", "b"):
-        record(conn, DecisionRow(source="hook", rule="r", provider="ollama", model="m",
-                                             session_id=session))
+        record(
+            conn,
+            DecisionRow(source="hook", rule="r", provider="ollama", model="m", session_id=session),
+        )
     conn.close()
     async with Client(build_server(working_directory=project)) as client:
         result = await client.call_tool("route_stats", {"period": "all", "session": "a"})
@@ -397,7 +442,9 @@ async def test_pull_relays_progress_and_installs(ollama, router_home, client):
     async def on_progress(value, total, message):
         progress.append((value, total, message))
 
-    result = await client.call_tool("pull_model", {"name": "phi4-mini:3.8b"}, progress_callback=on_progress)
+    result = await client.call_tool(
+        "pull_model", {"name": "phi4-mini:3.8b"}, progress_callback=on_progress
+    )
     assert not result.is_error, text_of(result)
     assert "Pulled phi4-mini:3.8b" in text_of(result)
     assert "phi4-mini:3.8b" in [m.name for m in ollama.installed()]
@@ -439,7 +486,9 @@ async def test_interrupted_pull_resumes_when_called_again(ollama, client):
         if message and message.startswith("pulling") and message != "pulling manifest":
             progress.append(value)
 
-    second = await client.call_tool("pull_model", {"name": "phi4-mini:3.8b"}, progress_callback=on_progress)
+    second = await client.call_tool(
+        "pull_model", {"name": "phi4-mini:3.8b"}, progress_callback=on_progress
+    )
     assert not second.is_error, text_of(second)
     assert progress[0] > 0  # started from the bytes the first pull saved
     assert "phi4-mini:3.8b" in [m.name for m in ollama.installed()]

@@ -32,7 +32,10 @@ SCRIPT = Path(sys.executable).parent / "hybrid-router"
 
 def _row(provider: str, model: str, *, ago: float, **fields: Any) -> DecisionRow:
     values: dict[str, Any] = {
-        "source": "proxy", "rule": "code-generation", "outcome": "ok", "session_id": "s-1",
+        "source": "proxy",
+        "rule": "code-generation",
+        "outcome": "ok",
+        "session_id": "s-1",
     }
     values.update(fields)
     return DecisionRow(provider=provider, model=model, ts=time.time() - ago, **values)
@@ -41,20 +44,73 @@ def _row(provider: str, model: str, *, ago: float, **fields: Any) -> DecisionRow
 def _seed_rows() -> list[DecisionRow]:
     return [
         # two days ago: outside --since 24h
-        _row("ollama", "qwen2.5-coder:7b", ago=48 * HOUR, rule="file-operations", source="mcp",
-             session_id="s-old", input_tokens=500, output_tokens=50, baseline_cost=0.5),
-        _row("ollama", "qwen2.5-coder:7b", ago=50 * 60, rule="file-operations",
-             input_tokens=1000, output_tokens=100, baseline_cost=0.3, latency_ms=420.0),
-        _row("ollama", "deepseek-coder:33b", ago=40 * 60, input_tokens=2000, output_tokens=200,
-             baseline_cost=0.2, prompt_text=SECRET_PROMPT, prompt_chars=len(SECRET_PROMPT)),
-        _row("openrouter", "qwen/qwen3-coder:free", ago=30 * 60, outcome="fallback",
-             fallback_from="ollama", baseline_cost=0.1, session_id="s-2"),
-        _row("anthropic", "claude-sonnet-5", ago=20 * 60, rule="security", cost=0.4,
-             baseline_cost=0.4, input_tokens=4000, output_tokens=400),
-        _row("anthropic", "claude-sonnet-5", ago=10 * 60, rule="critical", outcome="error",
-             error_class="overloaded", session_id="s-2"),
-        _row("ollama", "qwen2.5-coder:7b", ago=5 * 60, rule="file-operations", outcome="routed",
-             source="hook"),
+        _row(
+            "ollama",
+            "qwen2.5-coder:7b",
+            ago=48 * HOUR,
+            rule="file-operations",
+            source="mcp",
+            session_id="s-old",
+            input_tokens=500,
+            output_tokens=50,
+            baseline_cost=0.5,
+        ),
+        _row(
+            "ollama",
+            "qwen2.5-coder:7b",
+            ago=50 * 60,
+            rule="file-operations",
+            input_tokens=1000,
+            output_tokens=100,
+            baseline_cost=0.3,
+            latency_ms=420.0,
+        ),
+        _row(
+            "ollama",
+            "deepseek-coder:33b",
+            ago=40 * 60,
+            input_tokens=2000,
+            output_tokens=200,
+            baseline_cost=0.2,
+            prompt_text=SECRET_PROMPT,
+            prompt_chars=len(SECRET_PROMPT),
+        ),
+        _row(
+            "openrouter",
+            "qwen/qwen3-coder:free",
+            ago=30 * 60,
+            outcome="fallback",
+            fallback_from="ollama",
+            baseline_cost=0.1,
+            session_id="s-2",
+        ),
+        _row(
+            "anthropic",
+            "claude-sonnet-5",
+            ago=20 * 60,
+            rule="security",
+            cost=0.4,
+            baseline_cost=0.4,
+            input_tokens=4000,
+            output_tokens=400,
+        ),
+        _row(
+            "anthropic",
+            "claude-sonnet-5",
+            ago=10 * 60,
+            rule="critical",
+            outcome="error",
+            error_class="overloaded",
+            session_id="s-2",
+        ),
+        _row(
+            "ollama",
+            "qwen2.5-coder:7b",
+            ago=5 * 60,
+            rule="file-operations",
+            outcome="routed",
+            source="hook",
+        ),
     ]
 
 
@@ -88,9 +144,11 @@ def test_monitor_once_frame(seeded: Path) -> None:
     assert "Cost $0.4000   Without router $1.5000   Saved $1.1000 (73.3%)" in out
     assert "Fallbacks 1   Errors 1" in out
     lines = out.splitlines()
-    providers = {line.split()[0]: line.split() for line in lines
-                 if line.startswith("  ") and line.split()[0] in ("ollama", "openrouter",
-                                                                     "anthropic")}
+    providers = {
+        line.split()[0]: line.split()
+        for line in lines
+        if line.startswith("  ") and line.split()[0] in ("ollama", "openrouter", "anthropic")
+    }
     assert providers["ollama"][1:3] == ["3", "50.0%"]
     assert providers["anthropic"][1:3] == ["2", "33.3%"]
     assert providers["openrouter"][1:3] == ["1", "16.7%"]
@@ -230,8 +288,19 @@ def test_logs_follow_picks_up_new_rows(seeded: Path) -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        result = run("logs", "--json", "--follow", "--provider", "ollama", "--limit", "1",
-                     "--poll-interval", "0.05", "--follow-seconds", "1.5")
+        result = run(
+            "logs",
+            "--json",
+            "--follow",
+            "--provider",
+            "ollama",
+            "--limit",
+            "1",
+            "--poll-interval",
+            "0.05",
+            "--follow-seconds",
+            "1.5",
+        )
     finally:
         thread.join()
     rows = _json_lines(result)
@@ -243,7 +312,10 @@ def test_logs_follow_subprocess_ctrl_c(seeded: Path) -> None:
     """The installed console script follows until SIGINT, then exits 0 without a traceback."""
     process = subprocess.Popen(
         [str(SCRIPT), "logs", "-f", "--limit", "1", "--poll-interval", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     try:
         assert process.stdout is not None
@@ -288,12 +360,14 @@ def test_stats_format_json_is_json_and_options(seeded: Path) -> None:
     as_json = run("stats", "--json", "--since", "24h").stdout
     as_format = run("stats", "--format", "json", "--since", "24h").stdout
     drop = ("until",)  # the clock moves between the two runs
-    assert {k: v for k, v in json.loads(as_json).items() if k not in drop} == \
-        {k: v for k, v in json.loads(as_format).items() if k not in drop}
+    assert {k: v for k, v in json.loads(as_json).items() if k not in drop} == {
+        k: v for k, v in json.loads(as_format).items() if k not in drop
+    }
     assert run("stats", "--json", "--format", "json").exit_code == 0
     assert "Routing stats" in run("stats", "--format", "text").stdout
-    csv_rows = list(csv.DictReader(io.StringIO(
-        run("stats", "--format", "csv", "--source", "hook").stdout)))
+    csv_rows = list(
+        csv.DictReader(io.StringIO(run("stats", "--format", "csv", "--source", "hook").stdout))
+    )
     assert csv_rows == []  # classified only: no provider rows
     clash = CliRunner().invoke(cli, ["stats", "--json", "--format", "csv"])
     assert clash.exit_code == 2 and "disagree" in clash.output

@@ -43,17 +43,23 @@ def tracker(router_home: Path) -> FreeTierTracker:
 
 
 def chat(fake: FakeOpenRouter, model: str, **body) -> httpx.Response:
-    return httpx.post(f"{fake.base_url}/chat/completions", headers=fake.auth_headers(),
-                      json={"model": model, "messages": USER, **body}, timeout=10)
+    return httpx.post(
+        f"{fake.base_url}/chat/completions",
+        headers=fake.auth_headers(),
+        json={"model": model, "messages": USER, **body},
+        timeout=10,
+    )
 
 
 def record(tracker: FreeTierTracker, response: httpx.Response, model: str, now: float) -> None:
-    tracker.record_response("openrouter", model, response.status_code, response.headers,
-                            response.content, now)
+    tracker.record_response(
+        "openrouter", model, response.status_code, response.headers, response.content, now
+    )
 
 
-async def refresh(tracker: FreeTierTracker, fake: FakeOpenRouter, now: float = NOON,
-                  key: str | None = None) -> bool:
+async def refresh(
+    tracker: FreeTierTracker, fake: FakeOpenRouter, now: float = NOON, key: str | None = None
+) -> bool:
     async with httpx.AsyncClient() as client:
         return await tracker.refresh(client, "openrouter", fake.base_url, key or fake.api_key, now)
 
@@ -94,8 +100,14 @@ async def test_key_refresh_populates_limits(tracker: FreeTierTracker, fake: Fake
 
 @pytest.mark.anyio
 async def test_key_refresh_with_credits_and_a_spent_key_cap(tracker: FreeTierTracker) -> None:
-    with FakeOpenRouter(free_daily_limit=1000, is_free_tier=False, balance=20.0, key_limit=5.0,
-                        key_usage=5.0, key_limit_reset="daily") as fake:
+    with FakeOpenRouter(
+        free_daily_limit=1000,
+        is_free_tier=False,
+        balance=20.0,
+        key_limit=5.0,
+        key_usage=5.0,
+        key_limit_reset="daily",
+    ) as fake:
         assert await refresh(tracker, fake)
         state = tracker.snapshot("openrouter", NOON)
         assert state["free_limit"] == 1000 and state["key_limit_remaining"] == 0.0
@@ -112,9 +124,18 @@ def test_daily_counter_exhausts_at_the_cap_and_resets_at_utc_midnight(tmp_path: 
     tracker = FreeTierTracker(str(tmp_path / "s.json"))
     late = MIDNIGHT - 60  # 23:59 UTC
     # A daily window's headers (reset far away) teach the ceiling; a success lifts nothing.
-    tracker.record_response("openrouter", FREE, 200, {
-        "X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "3",
-        "X-RateLimit-Reset": str(int(MIDNIGHT * 1000))}, None, NOON)
+    tracker.record_response(
+        "openrouter",
+        FREE,
+        200,
+        {
+            "X-RateLimit-Limit": "3",
+            "X-RateLimit-Remaining": "3",
+            "X-RateLimit-Reset": str(int(MIDNIGHT * 1000)),
+        },
+        None,
+        NOON,
+    )
     assert tracker.snapshot("openrouter", NOON)["free_limit"] == 3
     for _ in range(2):
         tracker.count_request("openrouter", FREE, late)
@@ -128,7 +149,8 @@ def test_daily_counter_exhausts_at_the_cap_and_resets_at_utc_midnight(tmp_path: 
 
 
 def test_daily_429_marks_the_free_tier_exhausted_until_the_reset(
-        tracker: FreeTierTracker, fake: FakeOpenRouter) -> None:
+    tracker: FreeTierTracker, fake: FakeOpenRouter
+) -> None:
     fake.exhaust_free_daily()
     response = chat(fake, FREE)
     assert response.status_code == 429
@@ -144,8 +166,15 @@ def test_daily_429_marks_the_free_tier_exhausted_until_the_reset(
 
 
 def test_daily_429_without_headers_blocks_until_utc_midnight(tracker: FreeTierTracker) -> None:
-    body = json.dumps({"error": {"code": 429, "message": "Rate limit exceeded: free-models-per-day."
-                                 " Add 10 credits to unlock 1000 free model requests per day"}})
+    body = json.dumps(
+        {
+            "error": {
+                "code": 429,
+                "message": "Rate limit exceeded: free-models-per-day."
+                " Add 10 credits to unlock 1000 free model requests per day",
+            }
+        }
+    )
     tracker.record_response("openrouter", FREE, 429, {}, body.encode(), NOON)
     assert tracker.exhausted("openrouter", FREE, MIDNIGHT - 1)
     assert tracker.exhausted("openrouter", FREE, MIDNIGHT) is None
@@ -153,7 +182,8 @@ def test_daily_429_without_headers_blocks_until_utc_midnight(tracker: FreeTierTr
 
 
 def test_per_minute_429_gives_a_short_retry_after_not_exhaustion(
-        tracker: FreeTierTracker, fake: FakeOpenRouter) -> None:
+    tracker: FreeTierTracker, fake: FakeOpenRouter
+) -> None:
     fake.rate_limit_minute(retry_after=7)
     response = chat(fake, FREE)
     assert response.status_code == 429 and response.headers["retry-after"] == "7"
@@ -172,17 +202,25 @@ def test_per_minute_429_gives_a_short_retry_after_not_exhaustion(
 def test_the_fakes_minute_window_and_an_in_stream_rate_limit(tracker: FreeTierTracker) -> None:
     with FakeOpenRouter(free_per_minute=2) as fake:
         assert [chat(fake, FREE).status_code for _ in range(3)] == [200, 200, 429]
-    event = (b'data: {"error":{"code":429,"message":"Rate limit exceeded"},"choices":[{"index":0,'
-             b'"delta":{"content":""},"finish_reason":"error"}]}')
+    event = (
+        b'data: {"error":{"code":429,"message":"Rate limit exceeded"},"choices":[{"index":0,'
+        b'"delta":{"content":""},"finish_reason":"error"}]}'
+    )
     tracker.record_response("openrouter", FREE, 200, {}, event, NOON)
     assert tracker.retry_after("openrouter", NOON) == pytest.approx(60)
     assert tracker.exhausted("openrouter", FREE, NOON) is None
 
 
 def test_upstream_429_skips_only_that_model(tracker: FreeTierTracker, fake: FakeOpenRouter) -> None:
-    fake.fail(429, "Provider returned error", metadata={
-        "raw": f"{FREE} is temporarily rate-limited upstream.", "provider_name": "Chutes"},
-        headers={"Retry-After": "30"})
+    fake.fail(
+        429,
+        "Provider returned error",
+        metadata={
+            "raw": f"{FREE} is temporarily rate-limited upstream.",
+            "provider_name": "Chutes",
+        },
+        headers={"Retry-After": "30"},
+    )
     record(tracker, chat(fake, FREE), FREE, NOON)
     assert "upstream" in (tracker.exhausted("openrouter", FREE, NOON) or "")
     assert tracker.exhausted("openrouter", "meta-llama/llama-3.3-70b-instruct:free", NOON) is None
@@ -191,7 +229,8 @@ def test_upstream_429_skips_only_that_model(tracker: FreeTierTracker, fake: Fake
 
 
 def test_402_blocks_paid_models_and_free_ones_only_on_a_negative_balance(
-        tracker: FreeTierTracker, fake: FakeOpenRouter) -> None:
+    tracker: FreeTierTracker, fake: FakeOpenRouter
+) -> None:
     response = chat(fake, PAID)  # balance 0: the paid model cannot be paid for
     assert response.status_code == 402
     assert response.json()["error"]["metadata"]["limit_source"] == "openrouter_credits"
@@ -218,7 +257,9 @@ def test_402_blocks_paid_models_and_free_ones_only_on_a_negative_balance(
 
 @pytest.mark.anyio
 async def test_402_key_limit_and_in_flight_budget(tracker: FreeTierTracker) -> None:
-    with FakeOpenRouter(balance=5.0, key_limit=1.0, key_usage=1.0, key_limit_reset="weekly") as fake:
+    with FakeOpenRouter(
+        balance=5.0, key_limit=1.0, key_usage=1.0, key_limit_reset="weekly"
+    ) as fake:
         response = chat(fake, PAID)
         assert response.json()["error"]["metadata"]["limit_source"] == "openrouter_key_limit"
         record(tracker, response, PAID, NOON)
@@ -229,8 +270,18 @@ async def test_402_key_limit_and_in_flight_budget(tracker: FreeTierTracker) -> N
     monday = float(calendar.timegm((2026, 3, 16, 0, 0, 0)))
     assert tracker.exhausted("openrouter", PAID, monday - 1)
     assert tracker.exhausted("openrouter", PAID, monday) is None
-    body = json.dumps({"error": {"code": 402, "message": "in-flight", "metadata": {
-        "reason": "in_flight_budget_exhausted", "limit_source": "openrouter_in_flight_budget"}}})
+    body = json.dumps(
+        {
+            "error": {
+                "code": 402,
+                "message": "in-flight",
+                "metadata": {
+                    "reason": "in_flight_budget_exhausted",
+                    "limit_source": "openrouter_in_flight_budget",
+                },
+            }
+        }
+    )
     tracker.record_response("other", PAID, 402, {"Retry-After": "5"}, body.encode(), NOON)
     assert tracker.exhausted("other", PAID, NOON + 4)
     assert tracker.exhausted("other", PAID, NOON + 6) is None
@@ -238,16 +289,22 @@ async def test_402_key_limit_and_in_flight_budget(tracker: FreeTierTracker) -> N
 
 
 def test_state_survives_a_new_tracker_and_a_corrupt_file_is_ignored(
-        router_home: Path, fake: FakeOpenRouter) -> None:
+    router_home: Path, fake: FakeOpenRouter
+) -> None:
     first = FreeTierTracker(default_state_path())
     fake.exhaust_free_daily()
     record(first, chat(fake, FREE), FREE, NOON)
     second = FreeTierTracker(default_state_path())  # another process: the proxy, the CLI
     assert second.exhausted("openrouter", FREE, NOON)
     # Changes by one are seen by the other without restarting it.
-    first.record_response("openrouter", FREE, 429, {"Retry-After": "9"},
-                          b'{"error":{"code":429,"message":"Rate limit exceeded: '
-                          b'free-models-per-min."}}', NOON)
+    first.record_response(
+        "openrouter",
+        FREE,
+        429,
+        {"Retry-After": "9"},
+        b'{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}',
+        NOON,
+    )
     assert second.retry_after("openrouter", NOON) == pytest.approx(9)
 
     path = Path(default_state_path())
@@ -269,7 +326,8 @@ def test_memory_only_tracker_writes_nothing(router_home: Path) -> None:
 
 @pytest.mark.anyio
 async def test_the_api_key_never_reaches_the_state_file_or_the_log(
-        tracker: FreeTierTracker, fake: FakeOpenRouter, caplog: pytest.LogCaptureFixture) -> None:
+    tracker: FreeTierTracker, fake: FakeOpenRouter, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     assert await refresh(tracker, fake)
     assert not await refresh(tracker, fake, key="sk-or-v1-wrong-key-0123456789")
@@ -283,7 +341,8 @@ async def test_the_api_key_never_reaches_the_state_file_or_the_log(
 
 @pytest.mark.anyio
 async def test_refresh_errors_leave_the_state_unchanged(
-        tracker: FreeTierTracker, fake: FakeOpenRouter) -> None:
+    tracker: FreeTierTracker, fake: FakeOpenRouter
+) -> None:
     fake.free_used = 12
     assert await refresh(tracker, fake)
     before = tracker.snapshot("openrouter", NOON)
@@ -296,8 +355,9 @@ async def test_refresh_errors_leave_the_state_unchanged(
         assert not await tracker.refresh(client, "openrouter", fake.base_url, None, NOON)  # no key
         # connection refused
         assert not await tracker.refresh(client, "openrouter", dead_url, fake.api_key, NOON)
-        assert not await tracker.refresh(client, "openrouter", fake.url + "/nowhere",
-                                         fake.api_key, NOON)  # 404
+        assert not await tracker.refresh(
+            client, "openrouter", fake.url + "/nowhere", fake.api_key, NOON
+        )  # 404
     assert tracker.snapshot("openrouter", NOON) == before
 
 
@@ -306,16 +366,22 @@ async def test_refresh_errors_leave_the_state_unchanged(
 
 def test_fake_streams_like_openrouter(fake: FakeOpenRouter) -> None:
     fake.script(FREE, Reply("Hello there", tool_calls=[ToolCall("Read", {"path": "a.py"})]))
-    with httpx.stream("POST", f"{fake.base_url}/chat/completions",
-                      headers={**fake.auth_headers(), "HTTP-Referer": "https://x", "X-Title": "t"},
-                      json={"model": FREE, "messages": USER, "stream": True}, timeout=10) as r:
+    with httpx.stream(
+        "POST",
+        f"{fake.base_url}/chat/completions",
+        headers={**fake.auth_headers(), "HTTP-Referer": "https://x", "X-Title": "t"},
+        json={"model": FREE, "messages": USER, "stream": True},
+        timeout=10,
+    ) as r:
         lines = [line for line in r.iter_lines() if line]
     assert lines[0] == ": OPENROUTER PROCESSING"
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[1:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Hello there"
-    calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+    calls = [
+        tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])
+    ]
     assert calls[0]["id"].startswith("call_") and calls[0]["function"]["name"] == "Read"
     assert json.loads("".join(tc["function"]["arguments"] for tc in calls)) == {"path": "a.py"}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
@@ -326,8 +392,12 @@ def test_fake_streams_like_openrouter(fake: FakeOpenRouter) -> None:
 
 
 def test_fake_auth_models_key_and_paid_costs(fake: FakeOpenRouter) -> None:
-    assert httpx.post(f"{fake.base_url}/chat/completions", json={"model": FREE, "messages": USER}
-                      ).status_code == 401
+    assert (
+        httpx.post(
+            f"{fake.base_url}/chat/completions", json={"model": FREE, "messages": USER}
+        ).status_code
+        == 401
+    )
     assert httpx.get(f"{fake.base_url}/key").status_code == 401
     models = httpx.get(f"{fake.base_url}/models").json()["data"]  # public
     assert {m["id"] for m in models} >= {FREE, PAID}
@@ -345,21 +415,42 @@ def test_fake_faults(fake: FakeOpenRouter) -> None:
     assert chat(fake, FREE).status_code == 503
     fake.delay(0.3)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{fake.base_url}/chat/completions", headers=fake.auth_headers(),
-                   json={"model": FREE, "messages": USER}, timeout=httpx.Timeout(5, read=0.1))
+        httpx.post(
+            f"{fake.base_url}/chat/completions",
+            headers=fake.auth_headers(),
+            json={"model": FREE, "messages": USER},
+            timeout=httpx.Timeout(5, read=0.1),
+        )
     fake.break_stream(after=1)
-    with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
-            "POST", f"{fake.base_url}/chat/completions", headers=fake.auth_headers(),
-            json={"model": FREE, "messages": USER, "stream": True}, timeout=10) as r:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST",
+            f"{fake.base_url}/chat/completions",
+            headers=fake.auth_headers(),
+            json={"model": FREE, "messages": USER, "stream": True},
+            timeout=10,
+        ) as r,
+    ):
         list(r.iter_lines())
     fake.stream_error(after=1, status=429, message="Rate limit exceeded")
-    with httpx.stream("POST", f"{fake.base_url}/chat/completions", headers=fake.auth_headers(),
-                      json={"model": FREE, "messages": USER, "stream": True}, timeout=10) as r:
+    with httpx.stream(
+        "POST",
+        f"{fake.base_url}/chat/completions",
+        headers=fake.auth_headers(),
+        json={"model": FREE, "messages": USER, "stream": True},
+        timeout=10,
+    ) as r:
         events = [line for line in r.iter_lines() if line.startswith("data: {")]
     assert r.status_code == 200 and json.loads(events[-1][6:])["error"]["code"] == 429
     fake.delay(0.2, keepalive=True)
-    with httpx.stream("POST", f"{fake.base_url}/chat/completions", headers=fake.auth_headers(),
-                      json={"model": FREE, "messages": USER, "stream": True}, timeout=10) as r:
+    with httpx.stream(
+        "POST",
+        f"{fake.base_url}/chat/completions",
+        headers=fake.auth_headers(),
+        json={"model": FREE, "messages": USER, "stream": True},
+        timeout=10,
+    ) as r:
         lines = [line for line in r.iter_lines() if line]
     assert lines.count(": OPENROUTER PROCESSING") > 1 and lines[-1] == "data: [DONE]"
     fake.new_day()
@@ -368,8 +459,9 @@ def test_fake_faults(fake: FakeOpenRouter) -> None:
 
 def test_fake_custom_models_and_headers_on_success() -> None:
     models = [FakeModel("z/tiny:free", reply="tiny answer")]
-    with FakeOpenRouter(models, free_daily_limit=5, rate_limit_headers_on_success=True,
-                        clock=lambda: NOON) as fake:
+    with FakeOpenRouter(
+        models, free_daily_limit=5, rate_limit_headers_on_success=True, clock=lambda: NOON
+    ) as fake:
         response = chat(fake, "z/tiny:free")
     assert response.json()["choices"][0]["message"]["content"] == "tiny answer"
     assert response.headers["x-ratelimit-remaining"] == "4"

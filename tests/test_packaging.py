@@ -46,15 +46,40 @@ def test_install_works_from_the_installed_wheel_not_only_the_checkout(tmp_path):
 
     wheels, target = tmp_path / "wheels", tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-q", "-w", str(wheels), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = wheels.glob("claude_hybrid_router-*.whl")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
-         "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     program = (
         "import sys\n"
@@ -66,12 +91,25 @@ def test_install_works_from_the_installed_wheel_not_only_the_checkout(tmp_path):
         "main()\n"
     )
     home = tmp_path / "home"
-    env = {**os.environ, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-           "HYBRID_ROUTER_HOME": str(tmp_path / "router-home")}
-    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True,
-                          check=False, timeout=120, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "HYBRID_ROUTER_HOME": str(tmp_path / "router-home"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     settings = json.loads((home / ".claude" / "settings.json").read_text())
     assert "UserPromptSubmit" in settings["hooks"]
     assert (home / ".claude" / "commands" / "route-stats.md").read_text().startswith("---")
-    assert "hybrid-router" in json.loads((home / ".claude" / ".claude.json").read_text())["mcpServers"]
+    assert (
+        "hybrid-router" in json.loads((home / ".claude" / ".claude.json").read_text())["mcpServers"]
+    )

@@ -52,8 +52,13 @@ def test_claude_plugin_validate(tmp_path, target):
     env, _, _ = claude_env("http://127.0.0.1:9", tmp_path)  # HOME and config dir in tmp_path
     done = subprocess.run(
         [str(claude_binary()), "plugin", "validate", "--strict", str(target)],
-        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=60, check=False,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation passed" in done.stdout
@@ -70,13 +75,18 @@ def test_real_cli_loads_the_plugin(tmp_path):
     with FakeAnthropic() as fake:
         fake.enqueue(text("Hi from the fake!"))
         result = run_claude(
-            "say hi", base_url=fake.url, tmp_path=tmp_path, output_format="stream-json",
-            extra_args=["--plugin-dir", str(ROOT)], env={"PATH": path},
+            "say hi",
+            base_url=fake.url,
+            tmp_path=tmp_path,
+            output_format="stream-json",
+            extra_args=["--plugin-dir", str(ROOT)],
+            env={"PATH": path},
         ).check()
     assert result.result == "Hi from the fake!"
 
-    init = next(e for e in result.events if e.get("type") == "system"
-                and e.get("subtype") == "init")
+    init = next(
+        e for e in result.events if e.get("type") == "system" and e.get("subtype") == "init"
+    )
     assert {"name": "hybrid-router", "path": str(ROOT), "source": "hybrid-router@inline"} in (
         init["plugins"]
     )
@@ -84,8 +94,7 @@ def test_real_cli_loads_the_plugin(tmp_path):
     assert "plugin:hybrid-router:hybrid-router" in servers
     assert "hybrid-router:route-stats" in init["slash_commands"]
     if servers["plugin:hybrid-router:hybrid-router"] == "connected":
-        assert any(t.startswith("mcp__plugin_hybrid-router_hybrid-router__")
-                   for t in init["tools"])
+        assert any(t.startswith("mcp__plugin_hybrid-router_hybrid-router__") for t in init["tools"])
 
     # the plugin's hooks are registered: Claude Code ran each command from hooks.json
     calls = log.read_text().splitlines()

@@ -48,10 +48,16 @@ def anyio_backend() -> str:
 
 def _ollama_models() -> list[FakeModel]:
     return [
-        FakeModel(TOOLY, context_length=32768, capabilities=["completion", "tools"],
-                  reply=WEATHER_CALL),
-        FakeModel(CHATTY, context_length=8192, family="gemma3", capabilities=["completion"],
-                  reply="It is sunny in Paris, probably."),
+        FakeModel(
+            TOOLY, context_length=32768, capabilities=["completion", "tools"], reply=WEATHER_CALL
+        ),
+        FakeModel(
+            CHATTY,
+            context_length=8192,
+            family="gemma3",
+            capabilities=["completion"],
+            reply="It is sunny in Paris, probably.",
+        ),
     ]
 
 
@@ -84,7 +90,11 @@ async def test_ollama_models_context_and_tool_round_trip(ollama: FakeOllama) -> 
     assert chatty.tools is False and chatty.tools_hint is False
     assert chatty.detail is not None and "answered with text" in chatty.detail
     assert (absent.status, absent.present, absent.tools, absent.context_window) == (
-        "missing", False, None, None)
+        "missing",
+        False,
+        None,
+        None,
+    )
 
     chats = ollama.requests_to("/api/chat")
     assert [c.body["model"] for c in chats] == [TOOLY, CHATTY]  # never the missing model
@@ -121,8 +131,12 @@ async def test_ollama_wrong_tool_or_refusal_is_not_a_pass(ollama: FakeOllama) ->
     assert tooly.tools is False
     assert tooly.detail == "called get_time instead of a well-formed get_weather call"
 
-    ollama.fail(400, f"registry.ollama.ai/library/{CHATTY} does not support tools",
-                path="/api/chat", times=1)
+    ollama.fail(
+        400,
+        f"registry.ollama.ai/library/{CHATTY} does not support tools",
+        path="/api/chat",
+        times=1,
+    )
     chatty = (await _probe(ollama, [CHATTY])).models[0]
     assert chatty.tools is False
     assert chatty.detail is not None and "does not support tools" in chatty.detail
@@ -130,8 +144,13 @@ async def test_ollama_wrong_tool_or_refusal_is_not_a_pass(ollama: FakeOllama) ->
 
 @pytest.mark.anyio
 async def test_ollama_thinking_models_are_asked_not_to_think(ollama: FakeOllama) -> None:
-    ollama.add_model(FakeModel("qwen3:8b", capabilities=["completion", "tools", "thinking"],
-                               reply=Reply(thinking="Let me think. " * 100)))
+    ollama.add_model(
+        FakeModel(
+            "qwen3:8b",
+            capabilities=["completion", "tools", "thinking"],
+            reply=Reply(thinking="Let me think. " * 100),
+        )
+    )
     thinker, tooly = (await _probe(ollama, ["qwen3:8b", TOOLY])).models
     first, second = ollama.requests_to("/api/chat")
     assert first.body["think"] is False and "think" not in second.body
@@ -150,12 +169,19 @@ async def test_ollama_server_error_in_tool_probe_is_inconclusive(ollama: FakeOll
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("version", "expected"), [
-    ("0.13.5", False), ("0.14.0", True), ("0.14.0-rc1", True), ("0.15.2", True),
-    ("1.0.0", True), ("0.0.0", None), ("dev", None),
-])
-async def test_ollama_messages_api_follows_the_version(version: str,
-                                                       expected: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("0.13.5", False),
+        ("0.14.0", True),
+        ("0.14.0-rc1", True),
+        ("0.15.2", True),
+        ("1.0.0", True),
+        ("0.0.0", None),
+        ("dev", None),
+    ],
+)
+async def test_ollama_messages_api_follows_the_version(version: str, expected: bool | None) -> None:
     with FakeOllama(models=_ollama_models(), version=version) as server:
         report = await _probe(server, [TOOLY], tools=False)
     assert report.version == version and report.messages_api is expected
@@ -211,8 +237,15 @@ async def test_real_llama_cpp_server(llama_server: Any, monkeypatch: pytest.Monk
     monkeypatch.setattr("hybrid_router.providers.probe.tools.TOOL_PROBE_MAX_TOKENS", 16)
     provider = Provider(kind="openai", base_url=llama_server.v1_url, connect_timeout=2.0)
     async with httpx.AsyncClient(trust_env=False) as client:
-        report = await probe_backend(client, "llamacpp", provider, llama_server.v1_url, None,
-                                     [llama_server.model, "not-loaded"], tool_timeout=90)
+        report = await probe_backend(
+            client,
+            "llamacpp",
+            provider,
+            llama_server.v1_url,
+            None,
+            [llama_server.model, "not-loaded"],
+            tool_timeout=90,
+        )
     assert report.reachable is True and report.error is None
     assert report.version is not None and report.version.startswith("llama.cpp ")
     assert report.messages_api is None
@@ -228,13 +261,20 @@ async def test_real_llama_cpp_server(llama_server: Any, monkeypatch: pytest.Monk
 # OpenRouter (in memory) and Anthropic (fake)
 # --------------------------------------------------------------------------------------------
 
-OPENROUTER = Provider(kind="openrouter", base_url="https://openrouter.test/api/v1",
-                      api_key_env="OPENROUTER_API_KEY")
+OPENROUTER = Provider(
+    kind="openrouter", base_url="https://openrouter.test/api/v1", api_key_env="OPENROUTER_API_KEY"
+)
 OR_MODELS = [
-    {"id": "qwen/qwen3-coder:free", "context_length": 262144,
-     "supported_parameters": ["tools", "tool_choice", "max_tokens"]},
-    {"id": "meta-llama/llama-3.3-70b-instruct:free", "context_length": 65536,
-     "supported_parameters": ["max_tokens"]},
+    {
+        "id": "qwen/qwen3-coder:free",
+        "context_length": 262144,
+        "supported_parameters": ["tools", "tool_choice", "max_tokens"],
+    },
+    {
+        "id": "meta-llama/llama-3.3-70b-instruct:free",
+        "context_length": 65536,
+        "supported_parameters": ["max_tokens"],
+    },
     {"id": "openai/gpt-5", "context_length": 400000, "supported_parameters": ["tools"]},
 ]
 
@@ -243,15 +283,31 @@ def _openrouter(seen: list[httpx.Request], *, status: int = 200) -> httpx.MockTr
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if status != 200:
-            return httpx.Response(status, json={"error": {
-                "message": f"invalid key {request.headers.get('authorization', '')}"}})
+            return httpx.Response(
+                status,
+                json={
+                    "error": {"message": f"invalid key {request.headers.get('authorization', '')}"}
+                },
+            )
         if request.url.path.endswith("/models"):
             return httpx.Response(200, json={"data": OR_MODELS})
-        call = {"id": "call_1", "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        return httpx.Response(200, json={"choices": [{
-            "index": 0, "finish_reason": "tool_calls",
-            "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]})
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                    }
+                ]
+            },
+        )
 
     return httpx.MockTransport(handler)
 
@@ -259,11 +315,16 @@ def _openrouter(seen: list[httpx.Request], *, status: int = 200) -> httpx.MockTr
 @pytest.mark.anyio
 async def test_openrouter_models_windows_and_free_tool_probe() -> None:
     seen: list[httpx.Request] = []
-    models = ["qwen/qwen3-coder:free", "meta-llama/llama-3.3-70b-instruct:free",
-              "openai/gpt-5", "gone/model:free"]
+    models = [
+        "qwen/qwen3-coder:free",
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "openai/gpt-5",
+        "gone/model:free",
+    ]
     async with httpx.AsyncClient(transport=_openrouter(seen)) as client:
-        report = await probe_backend(client, "openrouter", OPENROUTER, OPENROUTER.base_url,
-                                     OPENROUTER_KEY, models)
+        report = await probe_backend(
+            client, "openrouter", OPENROUTER, OPENROUTER.base_url, OPENROUTER_KEY, models
+        )
     qwen, llama, paid, gone = report.models
     assert report.reachable is True
     assert (qwen.context_window, qwen.tools_hint, qwen.tools) == (262144, True, True)
@@ -282,8 +343,14 @@ async def test_openrouter_models_windows_and_free_tool_probe() -> None:
 async def test_openrouter_error_echoing_the_key_is_scrubbed() -> None:
     seen: list[httpx.Request] = []
     async with httpx.AsyncClient(transport=_openrouter(seen, status=401)) as client:
-        report = await probe_backend(client, "openrouter", OPENROUTER, OPENROUTER.base_url,
-                                     OPENROUTER_KEY, ["qwen/qwen3-coder:free"])
+        report = await probe_backend(
+            client,
+            "openrouter",
+            OPENROUTER,
+            OPENROUTER.base_url,
+            OPENROUTER_KEY,
+            ["qwen/qwen3-coder:free"],
+        )
     assert report.error is not None and "HTTP 401" in report.error
     assert report.models[0].status == "error"
     assert OPENROUTER_KEY not in json.dumps(report.to_dict())
@@ -292,18 +359,28 @@ async def test_openrouter_error_echoing_the_key_is_scrubbed() -> None:
 @pytest.mark.anyio
 async def test_keyless_cloud_backends_are_skipped_without_a_request() -> None:
     seen: list[httpx.Request] = []
-    anthropic = Provider(kind="anthropic", base_url="https://anthropic.test",
-                         api_key_env="ANTHROPIC_API_KEY")
+    anthropic = Provider(
+        kind="anthropic", base_url="https://anthropic.test", api_key_env="ANTHROPIC_API_KEY"
+    )
     async with httpx.AsyncClient(transport=_openrouter(seen)) as client:
         reports = [
-            await probe_backend(client, "openrouter", OPENROUTER, OPENROUTER.base_url, None,
-                                ["qwen/qwen3-coder:free"]),
-            await probe_backend(client, "anthropic", anthropic, anthropic.base_url, None,
-                                ["claude-sonnet-5"]),
+            await probe_backend(
+                client,
+                "openrouter",
+                OPENROUTER,
+                OPENROUTER.base_url,
+                None,
+                ["qwen/qwen3-coder:free"],
+            ),
+            await probe_backend(
+                client, "anthropic", anthropic, anthropic.base_url, None, ["claude-sonnet-5"]
+            ),
         ]
     assert seen == []
-    assert [r.skipped for r in reports] == ["OPENROUTER_API_KEY not set",
-                                           "ANTHROPIC_API_KEY not set"]
+    assert [r.skipped for r in reports] == [
+        "OPENROUTER_API_KEY not set",
+        "ANTHROPIC_API_KEY not set",
+    ]
     assert [r.reachable for r in reports] == [None, None]
     assert [r.models[0].status for r in reports] == ["skipped", "skipped"]
 
@@ -313,8 +390,14 @@ async def test_anthropic_with_a_key_lists_models_and_never_sends_a_message() -> 
     provider = Provider(kind="anthropic", base_url="http://x", api_key_env="ANTHROPIC_API_KEY")
     with FakeAnthropic() as fake:
         async with httpx.AsyncClient(trust_env=False) as client:
-            report = await probe_backend(client, "anthropic", provider, fake.url, ANTHROPIC_KEY,
-                                         ["claude-sonnet-5", "claude-sonnet-latest"])
+            report = await probe_backend(
+                client,
+                "anthropic",
+                provider,
+                fake.url,
+                ANTHROPIC_KEY,
+                ["claude-sonnet-5", "claude-sonnet-latest"],
+            )
         requests = list(fake.requests)
     assert report.reachable is True and report.error is None
     listed, alias = report.models
@@ -331,30 +414,59 @@ async def test_anthropic_with_a_key_lists_models_and_never_sends_a_message() -> 
 # --------------------------------------------------------------------------------------------
 
 
-def _config(ollama_url: str = "http://127.0.0.1:11434", *,
-            openrouter_url: str = "https://openrouter.test/api/v1",
-            anthropic_url: str = "https://api.anthropic.com",
-            coder: str = CHATTY, coder_window: int = 8192) -> dict[str, Any]:
+def _config(
+    ollama_url: str = "http://127.0.0.1:11434",
+    *,
+    openrouter_url: str = "https://openrouter.test/api/v1",
+    anthropic_url: str = "https://api.anthropic.com",
+    coder: str = CHATTY,
+    coder_window: int = 8192,
+) -> dict[str, Any]:
     return {
         "providers": {
-            "ollama": {"kind": "ollama", "baseUrl": ollama_url, "baseUrlEnv": "OLLAMA_HOST",
-                       "connectTimeout": 2},
-            "openrouter": {"kind": "openrouter", "baseUrl": openrouter_url,
-                           "baseUrlEnv": "HYBRID_ROUTER_OPENROUTER_URL",
-                           "apiKeyEnv": "OPENROUTER_API_KEY", "connectTimeout": 2},
-            "anthropic": {"kind": "anthropic", "baseUrl": anthropic_url,
-                          "baseUrlEnv": "HYBRID_ROUTER_ANTHROPIC_URL",
-                          "apiKeyEnv": "ANTHROPIC_API_KEY", "connectTimeout": 2},
+            "ollama": {
+                "kind": "ollama",
+                "baseUrl": ollama_url,
+                "baseUrlEnv": "OLLAMA_HOST",
+                "connectTimeout": 2,
+            },
+            "openrouter": {
+                "kind": "openrouter",
+                "baseUrl": openrouter_url,
+                "baseUrlEnv": "HYBRID_ROUTER_OPENROUTER_URL",
+                "apiKeyEnv": "OPENROUTER_API_KEY",
+                "connectTimeout": 2,
+            },
+            "anthropic": {
+                "kind": "anthropic",
+                "baseUrl": anthropic_url,
+                "baseUrlEnv": "HYBRID_ROUTER_ANTHROPIC_URL",
+                "apiKeyEnv": "ANTHROPIC_API_KEY",
+                "connectTimeout": 2,
+            },
             "unused": {"kind": "openai", "baseUrl": "http://127.0.0.1:9"},
         },
         "tiers": {
-            "fast": {"provider": "ollama", "model": TOOLY, "contextWindow": 32768,
-                     "fallbacks": [{"provider": "openrouter", "model": "qwen/qwen3-coder:free"},
-                                   {"tier": "premium"}]},
-            "coder": {"provider": "ollama", "model": coder, "contextWindow": coder_window,
-                      "fallbacks": [{"provider": "openrouter", "model": "qwen/qwen3-coder:free"}]},
-            "premium": {"provider": "anthropic", "model": "claude-sonnet-5",
-                        "contextWindow": 200000},
+            "fast": {
+                "provider": "ollama",
+                "model": TOOLY,
+                "contextWindow": 32768,
+                "fallbacks": [
+                    {"provider": "openrouter", "model": "qwen/qwen3-coder:free"},
+                    {"tier": "premium"},
+                ],
+            },
+            "coder": {
+                "provider": "ollama",
+                "model": coder,
+                "contextWindow": coder_window,
+                "fallbacks": [{"provider": "openrouter", "model": "qwen/qwen3-coder:free"}],
+            },
+            "premium": {
+                "provider": "anthropic",
+                "model": "claude-sonnet-5",
+                "contextWindow": 200000,
+            },
         },
         "routes": [],
         "defaultRoute": {"name": "default", "target": {"tier": "fast"}},
@@ -365,7 +477,8 @@ def _config(ollama_url: str = "http://127.0.0.1:11434", *,
 async def test_probe_all_covers_tiers_and_fallbacks(ollama: FakeOllama) -> None:
     config = parse_config(_config(), "test")
     assert probe.configured_backends(config) == {
-        "ollama": [TOOLY, CHATTY], "anthropic": ["claude-sonnet-5"],
+        "ollama": [TOOLY, CHATTY],
+        "anthropic": ["claude-sonnet-5"],
         "openrouter": ["qwen/qwen3-coder:free"],
     }
     environ = {"OLLAMA_HOST": ollama.url}  # no keys: the cloud backends are skipped
@@ -383,22 +496,40 @@ async def test_probe_all_covers_tiers_and_fallbacks(ollama: FakeOllama) -> None:
 
 
 def test_tool_capable_matches_ollama_latest_tag() -> None:
-    reports = [BackendReport("ollama", "ollama", "http://o",
-                             models=[ModelReport("mistral:latest", status="ok", tools=True)])]
+    reports = [
+        BackendReport(
+            "ollama",
+            "ollama",
+            "http://o",
+            models=[ModelReport("mistral:latest", status="ok", tools=True)],
+        )
+    ]
     assert tool_capable(reports, "ollama", "mistral") is True
     assert tool_capable(reports, "ollama", "mistral:7b") is None
 
 
 def _sample_reports() -> list[BackendReport]:
     return [
-        BackendReport("ollama", "ollama", "http://127.0.0.1:11434", reachable=True,
-                      version="0.14.2", messages_api=True, models=[
-                          ModelReport(TOOLY, "ok", True, 32768, True, True),
-                          ModelReport(CHATTY, "ok", True, 8192, False, False, "text"),
-                          ModelReport(ABSENT, "missing", False)]),
-        BackendReport("openrouter", "openrouter", "https://openrouter.ai/api/v1",
-                      skipped="OPENROUTER_API_KEY not set",
-                      models=[ModelReport("qwen/qwen3-coder:free", "skipped")]),
+        BackendReport(
+            "ollama",
+            "ollama",
+            "http://127.0.0.1:11434",
+            reachable=True,
+            version="0.14.2",
+            messages_api=True,
+            models=[
+                ModelReport(TOOLY, "ok", True, 32768, True, True),
+                ModelReport(CHATTY, "ok", True, 8192, False, False, "text"),
+                ModelReport(ABSENT, "missing", False),
+            ],
+        ),
+        BackendReport(
+            "openrouter",
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            skipped="OPENROUTER_API_KEY not set",
+            models=[ModelReport("qwen/qwen3-coder:free", "skipped")],
+        ),
     ]
 
 
@@ -430,15 +561,24 @@ def test_cache_expires(tmp_path: Path) -> None:
     assert load_reports(path, 7200) == []
 
 
-@pytest.mark.parametrize("content", [
-    "", "{not json", "[]", '{"version": 1}', '{"version": 99, "saved_at": 0, "reports": []}',
-    '{"version": 1, "saved_at": "soon", "reports": []}',
-    f'{{"version": 1, "saved_at": {time.time()}, "reports": {{}}}}',
-    f'{{"version": 1, "saved_at": {time.time()}, "reports": [{{"kind": "ollama"}}]}}',
-    f'{{"version": 1, "saved_at": {time.time()}, "reports": [42]}}',
-    (f'{{"version": 1, "saved_at": {time.time()}, "reports": '
-     f'[{{"provider": "o", "kind": "ollama", "models": 3}}]}}'),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{not json",
+        "[]",
+        '{"version": 1}',
+        '{"version": 99, "saved_at": 0, "reports": []}',
+        '{"version": 1, "saved_at": "soon", "reports": []}',
+        f'{{"version": 1, "saved_at": {time.time()}, "reports": {{}}}}',
+        f'{{"version": 1, "saved_at": {time.time()}, "reports": [{{"kind": "ollama"}}]}}',
+        f'{{"version": 1, "saved_at": {time.time()}, "reports": [42]}}',
+        (
+            f'{{"version": 1, "saved_at": {time.time()}, "reports": '
+            f'[{{"provider": "o", "kind": "ollama", "models": 3}}]}}'
+        ),
+    ],
+)
 def test_corrupt_cache_is_no_cache(tmp_path: Path, content: str) -> None:
     path = tmp_path / "probe.json"
     path.write_text(content)
@@ -467,12 +607,15 @@ def test_carry_over_keeps_earlier_tool_results() -> None:
 
 
 @pytest.fixture
-def doctor_env(router_home: Path, ollama: FakeOllama,
-               monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def doctor_env(
+    router_home: Path, ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """A home whose config points at the fakes: Ollama, an OpenAI-style "OpenRouter" (a second
     fake Ollama's /v1) and the fake Anthropic API, with both keys set."""
-    with FakeOllama(models=[FakeModel("qwen/qwen3-coder:free", reply=WEATHER_CALL)]) as cloud, \
-            FakeAnthropic() as anthropic:
+    with (
+        FakeOllama(models=[FakeModel("qwen/qwen3-coder:free", reply=WEATHER_CALL)]) as cloud,
+        FakeAnthropic() as anthropic,
+    ):
         router_home.mkdir(parents=True, exist_ok=True)
         (router_home / "router-config.json").write_text(json.dumps(_config()))
         monkeypatch.setenv("OLLAMA_HOST", ollama.url)
@@ -501,8 +644,10 @@ def test_doctor_all_usable(doctor_env: dict[str, Any]) -> None:
     result = _doctor()
     out = result.output
     assert result.exit_code == 0, out
-    assert f"ollama (ollama) {doctor_env['ollama'].url}: reachable, Ollama 0.14.2, " \
-           "/v1/messages: yes" in out
+    assert (
+        f"ollama (ollama) {doctor_env['ollama'].url}: reachable, Ollama 0.14.2, "
+        "/v1/messages: yes" in out
+    )
     rows = _rows(out)
     assert rows[TOOLY][:3] == ["OK", "32768", "yes"]
     assert rows[CHATTY][:3] == ["OK", "8192", "no"]
@@ -524,12 +669,15 @@ def test_doctor_missing_primary_fails_with_hint(doctor_env: dict[str, Any]) -> N
     assert result.exit_code == 1
     assert _rows(result.output)[ABSENT][0] == "missing"
     assert "2 of 3 tiers usable; not usable: coder" in result.output
-    assert f"model {ABSENT} not installed: `hybrid-router` MCP pull_model or " \
-           f"`ollama pull {ABSENT}`" in result.output
+    assert (
+        f"model {ABSENT} not installed: `hybrid-router` MCP pull_model or "
+        f"`ollama pull {ABSENT}`" in result.output
+    )
 
 
-def test_doctor_ollama_down_and_no_keys(doctor_env: dict[str, Any],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_ollama_down_and_no_keys(
+    doctor_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     doctor_env["ollama"].down()
     monkeypatch.delenv("OPENROUTER_API_KEY")
     (doctor_env["home"] / ".env").unlink()
@@ -546,12 +694,12 @@ def test_doctor_ollama_down_and_no_keys(doctor_env: dict[str, Any],
 
 
 def test_doctor_window_larger_than_the_model_is_a_hint(doctor_env: dict[str, Any]) -> None:
-    (doctor_env["home"] / "router-config.json").write_text(
-        json.dumps(_config(coder_window=65536)))
+    (doctor_env["home"] / "router-config.json").write_text(json.dumps(_config(coder_window=65536)))
     result = _doctor("--no-tools")
     assert result.exit_code == 0
-    assert f"tier coder says contextWindow 65536 but ollama reports 8192 for {CHATTY}" \
-        in result.output
+    assert (
+        f"tier coder says contextWindow 65536 but ollama reports 8192 for {CHATTY}" in result.output
+    )
     assert _rows(result.output)[TOOLY][2] == "\u2014"  # tools untested
 
 

@@ -43,8 +43,10 @@ def local_config() -> dict[str, Any]:
 
 @pytest.fixture
 def ollama() -> Iterator[FakeOllama]:
-    models = [FakeModel(FAST_MODEL, capabilities=["completion", "tools"], context_length=BIG_WINDOW),
-              FakeModel(CODER_MODEL, capabilities=["completion", "tools"], context_length=BIG_WINDOW)]
+    models = [
+        FakeModel(FAST_MODEL, capabilities=["completion", "tools"], context_length=BIG_WINDOW),
+        FakeModel(CODER_MODEL, capabilities=["completion", "tools"], context_length=BIG_WINDOW),
+    ]
     with FakeOllama(models=models, default_num_ctx=BIG_WINDOW) as server:
         yield server
 
@@ -55,7 +57,9 @@ def anthropic() -> Iterator[FakeAnthropic]:
         yield server
 
 
-def proxy_env(router_home: Path, ollama_url: str, anthropic_url: str, **extra: str) -> dict[str, str]:
+def proxy_env(
+    router_home: Path, ollama_url: str, anthropic_url: str, **extra: str
+) -> dict[str, str]:
     """The proxy's environment: never a real upstream (OpenRouter has no key and a dead URL)."""
     return {
         "HYBRID_ROUTER_HOME": str(router_home),
@@ -71,7 +75,10 @@ def proxy_rows(router_home: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(router_home / "decisions.db")
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute("SELECT * FROM decisions WHERE source = 'proxy' ORDER BY id")]
+        return [
+            dict(r)
+            for r in conn.execute("SELECT * FROM decisions WHERE source = 'proxy' ORDER BY id")
+        ]
     finally:
         conn.close()
 
@@ -84,8 +91,11 @@ def is_title(body: dict[str, Any]) -> bool:
     """Claude Code's session-title request, as forwarded (the proxy drops `output_config`, which
     only Anthropic reads, so it is known by its system prompt)."""
     system = body.get("system")
-    text = system if isinstance(system, str) else " ".join(
-        b.get("text", "") for b in system or [] if isinstance(b, dict))
+    text = (
+        system
+        if isinstance(system, str)
+        else " ".join(b.get("text", "") for b in system or [] if isinstance(b, dict))
+    )
     return "title" in text and "<session>" in json.dumps(body.get("messages"))
 
 
@@ -123,7 +133,12 @@ def test_cli_answer_comes_from_the_local_backend(
     rows = proxy_rows(router_home)
     assert len(rows) == 1, rows
     row = rows[0]
-    assert (row["source"], row["provider"], row["model"], row["outcome"]) == ("proxy", "ollama", CODER_MODEL, "ok")
+    assert (row["source"], row["provider"], row["model"], row["outcome"]) == (
+        "proxy",
+        "ollama",
+        CODER_MODEL,
+        "ok",
+    )
     assert row["tier"] == "coder"
     assert row["requested_model"].startswith("claude-")
     assert row["session_id"]  # X-Claude-Code-Session-Id
@@ -142,8 +157,13 @@ def test_cli_tool_round_trip_through_the_proxy(
     ollama.script(CODER_MODEL, coder)
     env = proxy_env(router_home, ollama.url, anthropic.url)
     with running_proxy(env, local_config()) as proxy:
-        result = run_claude("run echo hello-proxy in the shell", base_url=proxy.url, tmp_path=tmp_path,
-                            extra_args=["--allowedTools", "Bash"], timeout=60)
+        result = run_claude(
+            "run echo hello-proxy in the shell",
+            base_url=proxy.url,
+            tmp_path=tmp_path,
+            extra_args=["--allowedTools", "Bash"],
+            timeout=60,
+        )
         proxy.flush_log()
     result.check()
     assert result.result == "The command printed hello-proxy."
@@ -151,13 +171,22 @@ def test_cli_tool_round_trip_through_the_proxy(
     main = [b for b in messages_to(ollama) if not is_title(b)]
     assert len(main) == 2, [tool_result_texts(b) for b in main]
     assert tool_result_texts(main[0]) == []
-    assert any("hello-proxy" in text for text in tool_result_texts(main[1])), main[1]["messages"][-1]
+    assert any("hello-proxy" in text for text in tool_result_texts(main[1])), main[1]["messages"][
+        -1
+    ]
     # The continuation carries the assistant's tool_use, as the local model produced it.
     assistant = [m for m in main[1]["messages"] if m["role"] == "assistant"]
-    uses = [b for m in assistant for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_use"]
+    uses = [
+        b
+        for m in assistant
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_use"
+    ]
     assert [(u["name"], u["input"]) for u in uses] == [("Bash", {"command": "echo hello-proxy"})]
     rows = proxy_rows(router_home)
-    assert [(r["provider"], r["model"], r["outcome"]) for r in rows] == [("ollama", CODER_MODEL, "ok")] * 2
+    assert [(r["provider"], r["model"], r["outcome"]) for r in rows] == [
+        ("ollama", CODER_MODEL, "ok")
+    ] * 2
     assert rows[0]["session_id"] == rows[1]["session_id"]
     assert rows[1]["estimated_tokens"] > rows[0]["estimated_tokens"]
 
@@ -181,7 +210,11 @@ def test_cli_falls_back_to_anthropic_when_ollama_is_down(
     rows = proxy_rows(router_home)
     assert len(rows) == 1, rows
     row = rows[0]
-    assert (row["provider"], row["outcome"], row["fallback_from"]) == ("anthropic", "fallback", "ollama")
+    assert (row["provider"], row["outcome"], row["fallback_from"]) == (
+        "anthropic",
+        "fallback",
+        "ollama",
+    )
     assert row["model"] == main[0].body["model"]
 
 
@@ -195,8 +228,13 @@ def test_cli_title_request_goes_to_the_fast_tier(
     env = proxy_env(router_home, ollama.url, anthropic.url)
     prompt = "please greet me warmly and tell me in one sentence what you can help me with today"
     with running_proxy(env, local_config()) as proxy:
-        result = run_claude(prompt, base_url=proxy.url, tmp_path=tmp_path, timeout=60,
-                            env={"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": None})
+        result = run_claude(
+            prompt,
+            base_url=proxy.url,
+            tmp_path=tmp_path,
+            timeout=60,
+            env={"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": None},
+        )
         proxy.flush_log()
     result.check()
     assert result.result == "Hello from the local coder model."
@@ -212,7 +250,8 @@ def test_cli_title_request_goes_to_the_fast_tier(
     assert len(rows) == len(bodies) == 2
     background = [r for r in rows if r["rule"] == "background"]
     assert [(r["tier"], r["provider"], r["model"], r["outcome"]) for r in background] == [
-        ("fast", "ollama", FAST_MODEL, "ok")]
+        ("fast", "ollama", FAST_MODEL, "ok")
+    ]
     assert {r["session_id"] for r in rows} == {rows[0]["session_id"]}  # one CLI session
 
 
@@ -225,8 +264,13 @@ def test_cli_haiku_model_goes_to_the_fast_tier(
     ollama.script(CODER_MODEL, "wrong tier")
     env = proxy_env(router_home, ollama.url, anthropic.url)
     with running_proxy(env, local_config()) as proxy:
-        result = run_claude("refactor the retry logic and add tests", base_url=proxy.url, tmp_path=tmp_path,
-                            extra_args=["--model", "haiku"], timeout=60)
+        result = run_claude(
+            "refactor the retry logic and add tests",
+            base_url=proxy.url,
+            tmp_path=tmp_path,
+            extra_args=["--model", "haiku"],
+            timeout=60,
+        )
         proxy.flush_log()
     result.check()
     assert result.result == "Hello from the fast model."
@@ -234,5 +278,6 @@ def test_cli_haiku_model_goes_to_the_fast_tier(
     assert [b["model"] for b in messages_to(ollama)] == [FAST_MODEL]
     rows = proxy_rows(router_home)
     assert [(r["rule"], r["tier"], r["provider"], r["model"], r["outcome"]) for r in rows] == [
-        ("background", "fast", "ollama", FAST_MODEL, "ok")]
+        ("background", "fast", "ollama", FAST_MODEL, "ok")
+    ]
     assert "haiku" in rows[0]["requested_model"]

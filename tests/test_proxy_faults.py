@@ -38,17 +38,28 @@ ANTHROPIC_TEXT = "Hello from the fake Anthropic API."
 
 
 def _text_of(raw: str) -> str:
-    return "".join(d["delta"].get("text", "") for n, d in sse_events(raw) if n == "content_block_delta")
+    return "".join(
+        d["delta"].get("text", "") for n, d in sse_events(raw) if n == "content_block_delta"
+    )
 
 
 # -- failures before the first byte ----------------------------------------------------------
 
-FAULTS = ["connection refused", "timeout", "500", "503", "529", "429 with a long retry-after",
-          "broken before any content"]
+FAULTS = [
+    "connection refused",
+    "timeout",
+    "500",
+    "503",
+    "529",
+    "429 with a long retry-after",
+    "broken before any content",
+]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-def test_failures_before_the_first_byte_move_to_the_next_link(router_home: Path, fault: str) -> None:
+def test_failures_before_the_first_byte_move_to_the_next_link(
+    router_home: Path, fault: str
+) -> None:
     data = config()
     data["providers"]["ollama"]["readTimeout"] = 0.4
     with rig(router_home, config_data=data, ollama_down=fault == "connection refused") as r:
@@ -78,14 +89,20 @@ def test_failures_before_the_first_byte_move_to_the_next_link(router_home: Path,
         assert [q.body["model"] for q in r.anthropic.main_requests()] == [CLAUDE, CLAUDE]
         rows = r.rows(2)
         for row in rows:
-            assert (row["provider"], row["model"], row["outcome"]) == ("anthropic", CLAUDE, "fallback")
+            assert (row["provider"], row["model"], row["outcome"]) == (
+                "anthropic",
+                CLAUDE,
+                "fallback",
+            )
             assert row["fallback_from"] == "ollama" and row["rule"] == "code-generation"
             assert row["output_tokens"] > 0 and row["cost"] > 0
 
 
 def test_429_with_a_short_retry_after_is_retried_once_on_the_same_link(router_home: Path) -> None:
     with rig(router_home) as r:
-        r.ollama.fail(429, "slow down", path="/v1/messages", headers={"Retry-After": "0.3"}, times=1)
+        r.ollama.fail(
+            429, "slow down", path="/v1/messages", headers={"Retry-After": "0.3"}, times=1
+        )
         started = time.monotonic()
         response = r.post(body(stream=True))
         assert response.status_code == 200
@@ -95,7 +112,9 @@ def test_429_with_a_short_retry_after_is_retried_once_on_the_same_link(router_ho
         [row] = r.rows(1)
         assert (row["provider"], row["outcome"], row["fallback_from"]) == ("ollama", "ok", None)
 
-        r.ollama.fail(429, "slow down", path="/v1/messages", headers={"Retry-After": "0.1"}, times=2)
+        r.ollama.fail(
+            429, "slow down", path="/v1/messages", headers={"Retry-After": "0.1"}, times=2
+        )
         again = r.post(body())  # a second 429 on the retry: the next link
         assert again.json()["content"][0]["text"] == ANTHROPIC_TEXT
         assert len(r.ollama.requests_to("/v1/messages")) == 4
@@ -113,10 +132,14 @@ def test_anthropic_429_with_retry_after_zero_is_retried(router_home: Path) -> No
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_anthropics_own_error_bodies_reach_the_client_unchanged(router_home: Path, stream: bool) -> None:
+def test_anthropics_own_error_bodies_reach_the_client_unchanged(
+    router_home: Path, stream: bool
+) -> None:
     message = "prompt is too long: 250000 tokens > 200000 maximum"
-    with rig(router_home) as r, anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY,
-                                                     max_retries=0) as client:
+    with (
+        rig(router_home) as r,
+        anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
+    ):
         r.anthropic.enqueue(anthropic_error_reply(400, "invalid_request_error", message))
         response = r.post(body(SECURITY_PROMPT, stream=stream))
         error = assert_anthropic_error(response, 400, "invalid_request_error")
@@ -128,24 +151,34 @@ def test_anthropics_own_error_bodies_reach_the_client_unchanged(router_home: Pat
         r.anthropic.enqueue(anthropic_error_reply(529))
         overloaded = r.post(body(stream=stream))
         error = assert_anthropic_error(overloaded, 529, "overloaded_error")
-        assert error["error"]["message"] == "Overloaded" and error["request_id"].startswith("req_fake_")
+        assert error["error"]["message"] == "Overloaded" and error["request_id"].startswith(
+            "req_fake_"
+        )
 
         r.anthropic.enqueue(anthropic_error_reply(400, "invalid_request_error", message))
         with pytest.raises(anthropic.BadRequestError, match="prompt is too long"):
             if stream:
-                with client.messages.stream(model=CLAUDE, max_tokens=50,
-                                            messages=[{"role": "user", "content": SECURITY_PROMPT}]) as s:
+                with client.messages.stream(
+                    model=CLAUDE,
+                    max_tokens=50,
+                    messages=[{"role": "user", "content": SECURITY_PROMPT}],
+                ) as s:
                     s.get_final_message()
             else:
-                client.messages.create(model=CLAUDE, max_tokens=50,
-                                       messages=[{"role": "user", "content": SECURITY_PROMPT}])
+                client.messages.create(
+                    model=CLAUDE,
+                    max_tokens=50,
+                    messages=[{"role": "user", "content": SECURITY_PROMPT}],
+                )
         rows = r.rows(3)
         # No link answered: the row names the routed provider, and the last failure's class.
-        assert [(row["provider"], row["outcome"]) for row in rows] == \
-            [("anthropic", "error"), ("ollama", "error"), ("anthropic", "error")]
+        assert [(row["provider"], row["outcome"]) for row in rows] == [
+            ("anthropic", "error"),
+            ("ollama", "error"),
+            ("anthropic", "error"),
+        ]
         assert [row["error_class"] for row in rows] == ["http-400", "http-529", "http-400"]
         assert all(row["cost"] == 0 and row["output_tokens"] == 0 for row in rows)
-
 
 
 def test_anthropics_retry_after_reaches_the_client(router_home: Path) -> None:
@@ -173,12 +206,25 @@ def test_nothing_answers_gives_an_anthropic_error_not_a_hang(router_home: Path) 
 # -- failures after the first byte -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("version", "fault"), [("0.14.2", "break"), ("0.14.2", "stream_error"),
-                                                ("0.13.5", "break"), ("0.13.5", "stream_error")])
-def test_a_failure_mid_stream_ends_with_an_sse_error(router_home: Path, version: str, fault: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "fault"),
+    [
+        ("0.14.2", "break"),
+        ("0.14.2", "stream_error"),
+        ("0.13.5", "break"),
+        ("0.13.5", "stream_error"),
+    ],
+)
+def test_a_failure_mid_stream_ends_with_an_sse_error(
+    router_home: Path, version: str, fault: str
+) -> None:
     path = "/v1/messages" if version == "0.14.2" else "/v1/chat/completions"
-    with rig(router_home, ollama_version=version) as r, anthropic.Anthropic(
-            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10) as client:
+    with (
+        rig(router_home, ollama_version=version) as r,
+        anthropic.Anthropic(
+            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10
+        ) as client,
+    ):
         r.ollama.script(CODER_MODEL, "one two three four five six seven eight")
         if fault == "break":
             r.ollama.break_stream(path, after=4, times=None)
@@ -191,8 +237,12 @@ def test_a_failure_mid_stream_ends_with_an_sse_error(router_home: Path, version:
         assert names[0] == "message_start" and names[-1] == "error" and "message_stop" not in names
         assert events[-1][1]["type"] == "error" and events[-1][1]["error"]["message"]
         started = time.monotonic()
-        with pytest.raises(anthropic.APIStatusError), client.messages.stream(
-                model=CLAUDE, max_tokens=200, messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        with (
+            pytest.raises(anthropic.APIStatusError),
+            client.messages.stream(
+                model=CLAUDE, max_tokens=200, messages=[{"role": "user", "content": CODE_PROMPT}]
+            ) as stream,
+        ):
             for _ in stream:
                 pass
         assert time.monotonic() - started < 5
@@ -200,20 +250,27 @@ def test_a_failure_mid_stream_ends_with_an_sse_error(router_home: Path, version:
         rows = r.rows(2)
         # a dropped connection is a broken stream; an error event is the upstream's own error
         error_class = "stream-broken" if fault == "break" else "upstream-error"
-        assert [(row["provider"], row["outcome"], row["error_class"]) for row in rows] == \
-            [("ollama", "error", error_class)] * 2
+        assert [(row["provider"], row["outcome"], row["error_class"]) for row in rows] == [
+            ("ollama", "error", error_class)
+        ] * 2
         assert all(row["ttft_ms"] is not None for row in rows)
-
 
 
 def test_anthropics_own_mid_stream_error_event_is_forwarded_unchanged(router_home: Path) -> None:
     with rig(router_home) as r:
-        r.anthropic.enqueue(AnthropicReply(content=[{"type": "text", "text": "partial answer here"}],
-                                           stream_error="overloaded_error"))
+        r.anthropic.enqueue(
+            AnthropicReply(
+                content=[{"type": "text", "text": "partial answer here"}],
+                stream_error="overloaded_error",
+            )
+        )
         raw = r.post(body(SECURITY_PROMPT, stream=True))
         name, data = sse_events(raw.text)[-1]
         assert name == "error"
-        assert data == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        assert data == {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+        }
 
 
 # -- pings -----------------------------------------------------------------------------------
@@ -227,8 +284,13 @@ def test_pings_flow_while_the_upstream_is_silent(router_home: Path) -> None:
         r.ollama.line_delay = 0.35  # silence between the chunks too
         started = time.monotonic()
         lines = []
-        with httpx.stream("POST", r.url + "/v1/messages", json=body(stream=True),
-                          headers={"x-api-key": CLIENT_KEY}, timeout=10) as response:
+        with httpx.stream(
+            "POST",
+            r.url + "/v1/messages",
+            json=body(stream=True),
+            headers={"x-api-key": CLIENT_KEY},
+            timeout=10,
+        ) as response:
             assert response.status_code == 200
             for line in response.iter_lines():
                 if not lines:
@@ -249,8 +311,12 @@ def test_pings_then_fallback_then_error_event(router_home: Path) -> None:
     """Once pings committed the response to 200, a later fallback still answers, and when the
     whole chain fails the stream ends with an `error` event."""
     data = config(pingIntervalSeconds=0.2, firstByteGraceSeconds=0.2)
-    with rig(router_home, config_data=data) as r, anthropic.Anthropic(
-            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10) as client:
+    with (
+        rig(router_home, config_data=data) as r,
+        anthropic.Anthropic(
+            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10
+        ) as client,
+    ):
         r.ollama.delay(0.8, path="/v1/messages")
         r.ollama.fail(500, "crashed after loading", path="/v1/messages")
         fallback = r.post(body(stream=True))
@@ -267,50 +333,80 @@ def test_pings_then_fallback_then_error_event(router_home: Path) -> None:
         assert "message_start" not in [n for n, _ in events]
 
         r.anthropic.enqueue(anthropic_error_reply(529))
-        with pytest.raises(anthropic.APIStatusError), client.messages.stream(
-                model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        with (
+            pytest.raises(anthropic.APIStatusError),
+            client.messages.stream(
+                model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": CODE_PROMPT}]
+            ) as stream,
+        ):
             stream.get_final_message()
         rows = r.rows(3)
-        assert [(row["provider"], row["outcome"]) for row in rows] == \
-            [("anthropic", "fallback"), ("ollama", "error"), ("ollama", "error")]
+        assert [(row["provider"], row["outcome"]) for row in rows] == [
+            ("anthropic", "fallback"),
+            ("ollama", "error"),
+            ("ollama", "error"),
+        ]
 
 
 # -- the decision log ------------------------------------------------------------------------
 
 
 def test_exactly_one_row_per_answered_request_with_usage_cost_and_timing(router_home: Path) -> None:
-    with rig(router_home) as r, anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY,
-                                                     max_retries=0) as client:
+    with (
+        rig(router_home) as r,
+        anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
+    ):
         r.ollama.script(CODER_MODEL, Reply(text="a b c d e f g", prompt_tokens=321))
-        r.anthropic.enqueue(AnthropicReply(content=[{"type": "text", "text": "premium"}],
-                                           input_tokens=1000, output_tokens=200),
-                            AnthropicReply(content=[{"type": "text", "text": "premium"}],
-                                           input_tokens=1000, output_tokens=200))
+        r.anthropic.enqueue(
+            AnthropicReply(
+                content=[{"type": "text", "text": "premium"}], input_tokens=1000, output_tokens=200
+            ),
+            AnthropicReply(
+                content=[{"type": "text", "text": "premium"}], input_tokens=1000, output_tokens=200
+            ),
+        )
         usages = []
-        usages.append(client.messages.create(model=CLAUDE, max_tokens=100,
-                                             messages=[{"role": "user", "content": CODE_PROMPT}]).usage)
-        with client.messages.stream(model=CLAUDE, max_tokens=100,
-                                    messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        usages.append(
+            client.messages.create(
+                model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+            ).usage
+        )
+        with client.messages.stream(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+        ) as stream:
             usages.append(stream.get_final_message().usage)
-        usages.append(client.messages.create(model=CLAUDE, max_tokens=100,
-                                             messages=[{"role": "user", "content": SECURITY_PROMPT}]).usage)
-        with client.messages.stream(model=CLAUDE, max_tokens=100,
-                                    messages=[{"role": "user", "content": SECURITY_PROMPT}]) as stream:
+        usages.append(
+            client.messages.create(
+                model=CLAUDE,
+                max_tokens=100,
+                messages=[{"role": "user", "content": SECURITY_PROMPT}],
+            ).usage
+        )
+        with client.messages.stream(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": SECURITY_PROMPT}]
+        ) as stream:
             usages.append(stream.get_final_message().usage)
         r.ollama.fail(503, "loading", path="/v1/messages", times=1)
-        usages.append(client.messages.create(model=CLAUDE, max_tokens=100,
-                                             messages=[{"role": "user", "content": CODE_PROMPT}]).usage)
+        usages.append(
+            client.messages.create(
+                model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+            ).usage
+        )
         r.ollama.fail(503, "loading", path="/v1/messages", times=1)
         r.anthropic.enqueue(anthropic_error_reply(500))
         with pytest.raises(anthropic.InternalServerError):
-            client.messages.create(model=CLAUDE, max_tokens=100,
-                                   messages=[{"role": "user", "content": CODE_PROMPT}])
+            client.messages.create(
+                model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+            )
         rows = r.rows(6)
 
     local, local_stream, premium, premium_stream, fallback, failed = rows
     for row, usage in zip(rows[:5], usages, strict=True):
         assert row["source"] == "proxy" and row["requested_model"] == CLAUDE
-        assert (row["input_tokens"], row["output_tokens"]) == (usage.input_tokens, usage.output_tokens)
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            usage.input_tokens,
+            usage.output_tokens,
+        )
         assert row["baseline_cost"] > 0  # what claude-opus-4-8 would have cost
         assert 0 < row["ttft_ms"] <= row["latency_ms"]
     assert (local["input_tokens"], local["output_tokens"]) == (321, 7)
@@ -322,17 +418,31 @@ def test_exactly_one_row_per_answered_request_with_usage_cost_and_timing(router_
         assert (row["provider"], row["outcome"], row["fallback_from"]) == ("anthropic", "ok", None)
         assert row["rule"] == "security"
     assert premium["cost"] == pytest.approx(premium_stream["cost"])
-    assert (fallback["provider"], fallback["outcome"], fallback["fallback_from"]) == ("anthropic", "fallback", "ollama")
+    assert (fallback["provider"], fallback["outcome"], fallback["fallback_from"]) == (
+        "anthropic",
+        "fallback",
+        "ollama",
+    )
     assert fallback["cost"] > 0
-    assert (failed["outcome"], failed["error_class"], failed["cost"], failed["ttft_ms"]) == ("error", "http-500", 0, None)
+    assert (failed["outcome"], failed["error_class"], failed["cost"], failed["ttft_ms"]) == (
+        "error",
+        "http-500",
+        0,
+        None,
+    )
     assert failed["latency_ms"] > 0
 
 
 def _hang_up_after_message_start(r: Any) -> None:
     r.ollama.script(CODER_MODEL, "one two three four five six seven eight nine ten")
     r.ollama.line_delay = 0.1
-    with httpx.stream("POST", r.url + "/v1/messages", json=body(stream=True),
-                      headers={"x-api-key": CLIENT_KEY}, timeout=10) as response:
+    with httpx.stream(
+        "POST",
+        r.url + "/v1/messages",
+        json=body(stream=True),
+        headers={"x-api-key": CLIENT_KEY},
+        timeout=10,
+    ) as response:
         assert next(response.iter_lines()) == "event: message_start"
 
 
@@ -341,7 +451,6 @@ def test_a_client_that_hangs_up_mid_stream_still_gets_one_row(router_home: Path)
         _hang_up_after_message_start(r)
         [row] = r.rows(1)
         assert row["provider"] == "ollama" and row["session_id"] is None
-
 
 
 def test_a_client_hang_up_stops_the_upstream_and_is_logged_cancelled(router_home: Path) -> None:
@@ -354,17 +463,28 @@ def test_a_client_hang_up_stops_the_upstream_and_is_logged_cancelled(router_home
 
 @pytest.mark.parametrize("store_prompts", [False, True])
 def test_no_keys_and_no_prompt_text_in_the_database(router_home: Path, store_prompts: bool) -> None:
-    secrets = {"ANTHROPIC_API_KEY": "sk-ant-api03-SECRETproxykey", "HYBRID_ROUTER_TOKEN": "hr-SECRET-token"}
+    secrets = {
+        "ANTHROPIC_API_KEY": "sk-ant-api03-SECRETproxykey",
+        "HYBRID_ROUTER_TOKEN": "hr-SECRET-token",
+    }
     client_key = "sk-ant-SECRETclientkey"
     marker = "zebracorn-quux-marker"
     prompt = f"write a function named {marker} that adds numbers"
     data = config()
     data["storePrompts"] = store_prompts
-    with FakeOpenRouter() as openrouter, rig(router_home, config_data=data, env=secrets,
-                                             openrouter=openrouter) as r:
-        auth = {"x-api-key": secrets["HYBRID_ROUTER_TOKEN"], "authorization": f"Bearer {client_key}"}
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, config_data=data, env=secrets, openrouter=openrouter) as r,
+    ):
+        auth = {
+            "x-api-key": secrets["HYBRID_ROUTER_TOKEN"],
+            "authorization": f"Bearer {client_key}",
+        }
         assert r.post(body(prompt), headers=auth).status_code == 200  # Ollama
-        assert r.post(body(prompt + " " + SECURITY_PROMPT, stream=True), headers=auth).status_code == 200
+        assert (
+            r.post(body(prompt + " " + SECURITY_PROMPT, stream=True), headers=auth).status_code
+            == 200
+        )
         r.ollama.fail(500, "down", path="/v1/messages", times=1)
         assert r.post(body(prompt), headers=auth).status_code == 200  # OpenRouter
         rows = r.rows(3)

@@ -32,8 +32,14 @@ from hybrid_router.proxy.upstream import Opened, _anthropic_events
 
 
 def _row(**changes: Any) -> DecisionRow:
-    fields: dict[str, Any] = {"source": "proxy", "rule": "default", "provider": "ollama", "model": "m",
-                              "outcome": "ok", "latency_ms": 1.0}
+    fields: dict[str, Any] = {
+        "source": "proxy",
+        "rule": "default",
+        "provider": "ollama",
+        "model": "m",
+        "outcome": "ok",
+        "latency_ms": 1.0,
+    }
     fields.update(changes)
     return DecisionRow(**fields)
 
@@ -61,7 +67,11 @@ def test_a_bug_while_routing_answers_in_anthropics_shape_and_gets_a_row(
         assert error["error"]["message"] == "hybrid-router internal error: RuntimeError"
         assert response.headers["request-id"].startswith("req_")
         [row] = r.rows(1)
-        assert (row["outcome"], row["rule"], row["error_class"]) == ("error", "internal-error", "internal")
+        assert (row["outcome"], row["rule"], row["error_class"]) == (
+            "error",
+            "internal-error",
+            "internal",
+        )
         assert "sk-should-not-leak" not in str(row)
         # the proxy keeps serving once the bug is gone
         monkeypatch.undo()
@@ -76,7 +86,9 @@ def writer(tmp_path: Path) -> Iterator[LogWriter]:
     log_writer.close()
 
 
-def test_rows_keep_the_time_they_were_submitted_and_a_flush_writes_them_all(writer: LogWriter) -> None:
+def test_rows_keep_the_time_they_were_submitted_and_a_flush_writes_them_all(
+    writer: LogWriter,
+) -> None:
     submitted = time.time()
     for index in range(300):
         writer.submit(_row(model=f"m{index}"))
@@ -121,7 +133,9 @@ def test_rows_from_many_threads_all_land(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     writer.close()
-    assert sorted(r["model"] for r in _rows(database)) == sorted(f"t{t}-{i}" for t in range(4) for i in range(100))
+    assert sorted(r["model"] for r in _rows(database)) == sorted(
+        f"t{t}-{i}" for t in range(4) for i in range(100)
+    )
 
 
 class _OneRead:
@@ -151,8 +165,10 @@ def test_events_of_one_read_leave_together_but_pings_and_errors_alone() -> None:
     start = _sse("message_start", '{"type":"message_start","message":{"usage":{"input_tokens":5}}}')
     delta = _sse("content_block_delta", '{"type":"content_block_delta","delta":{"text":"hi"}}')
     ping = _sse("ping", '{"type":"ping"}')
-    end = _sse("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn"},'
-                                '"usage":{"output_tokens":3}}')
+    end = _sse(
+        "message_delta",
+        '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}',
+    )
     stop = _sse("message_stop", '{"type":"message_stop"}')
     batches, answer = _batches(start + delta + ping + delta + end + stop)
     assert batches == [start + delta, ping, delta + end + stop]
@@ -167,14 +183,21 @@ def test_events_of_one_read_leave_together_but_pings_and_errors_alone() -> None:
 def test_a_streamed_answer_reads_the_same_with_the_sdk(router_home: Path) -> None:
     """However the events are grouped on the wire, the SDK sees every event in order, with the
     text and usage intact."""
-    with rig(router_home) as r, anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client:
+    with (
+        rig(router_home) as r,
+        anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
+    ):
         r.ollama.script(CODER_MODEL, Reply(text="one two three four five six", prompt_tokens=77))
-        with client.messages.stream(model=CLAUDE, max_tokens=100,
-                                    messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        with client.messages.stream(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+        ) as stream:
             kinds = [event.type for event in stream]
             message = stream.get_final_message()
         assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
-        assert "".join(b.text for b in message.content if b.type == "text") == "one two three four five six"
+        assert (
+            "".join(b.text for b in message.content if b.type == "text")
+            == "one two three four five six"
+        )
         assert message.usage.input_tokens == 77
         [row] = r.rows(1)
         assert (row["outcome"], row["input_tokens"]) == ("ok", 77)

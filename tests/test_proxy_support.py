@@ -36,11 +36,20 @@ SECURITY_PROMPT = "review this login handler for sql injection"  # -> security -
 CLIENT_KEY = "sk-ant-client-key-0123456789"  # what the client (Claude Code) sends as its own key
 
 
-def body(prompt: str = CODE_PROMPT, *, model: str = CLAUDE, stream: bool = False,
-         max_tokens: int = 256, **extra: Any) -> dict[str, Any]:
+def body(
+    prompt: str = CODE_PROMPT,
+    *,
+    model: str = CLAUDE,
+    stream: bool = False,
+    max_tokens: int = 256,
+    **extra: Any,
+) -> dict[str, Any]:
     """A small Messages body (well inside every local window)."""
-    data: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
-                            "messages": [{"role": "user", "content": prompt}]}
+    data: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
     if stream:
         data["stream"] = True
     data.update(extra)
@@ -48,9 +57,15 @@ def body(prompt: str = CODE_PROMPT, *, model: str = CLAUDE, stream: bool = False
 
 
 def tool(name: str = "Bash") -> dict[str, Any]:
-    return {"name": name, "description": f"Run {name}",
-            "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
-                             "required": ["command"]}}
+    return {
+        "name": name,
+        "description": f"Run {name}",
+        "input_schema": {
+            "type": "object",
+            "properties": {"command": {"type": "string"}},
+            "required": ["command"],
+        },
+    }
 
 
 def config(**proxy: Any) -> dict[str, Any]:
@@ -75,8 +90,14 @@ class Rig:
     def url(self) -> str:
         return self.proxy.url
 
-    def post(self, payload: dict[str, Any] | bytes, *, path: str = "/v1/messages",
-             headers: dict[str, str] | None = None, timeout: float = 30.0) -> httpx.Response:
+    def post(
+        self,
+        payload: dict[str, Any] | bytes,
+        *,
+        path: str = "/v1/messages",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> httpx.Response:
         sent = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", **(headers or {})}
         if isinstance(payload, bytes):
             sent.setdefault("content-type", "application/json")
@@ -86,9 +107,11 @@ class Rig:
     def rows(self, expected: int) -> list[dict[str, Any]]:
         """The decision rows, once `expected` are there (a stream's row is written just after
         its last byte reaches the client); fails unless there are exactly `expected`."""
+
         def count() -> int:
             self.proxy.flush_log()
             return len(decision_rows(self.home))
+
         wait_until(lambda: count() >= expected, what=f"{expected} decision rows")
         time.sleep(0.05)  # a row too many would show up now
         rows = decision_rows(self.home) if count() else []
@@ -100,21 +123,34 @@ class Rig:
 
 
 @contextmanager
-def rig(router_home: Path, *, config_data: dict[str, Any] | None = None,
-        ollama_version: str | None = None, openrouter: FakeOpenRouter | None = None,
-        env: dict[str, str] | None = None, ollama_down: bool = False,
-        ollama_models: tuple[str, ...] = (CODER_MODEL, FAST_MODEL)) -> Iterator[Rig]:
+def rig(
+    router_home: Path,
+    *,
+    config_data: dict[str, Any] | None = None,
+    ollama_version: str | None = None,
+    openrouter: FakeOpenRouter | None = None,
+    env: dict[str, str] | None = None,
+    ollama_down: bool = False,
+    ollama_models: tuple[str, ...] = (CODER_MODEL, FAST_MODEL),
+) -> Iterator[Rig]:
     """FakeOllama (the router's models installed), FakeAnthropic, optionally FakeOpenRouter
     (started by the caller or here), and the proxy in front of them."""
     with ExitStack() as stack:
         kwargs = {"version": ollama_version} if ollama_version else {}
-        ollama = stack.enter_context(FakeOllama(models=[FakeModel(m, capabilities=["completion", "tools"])
-                                                        for m in ollama_models], **kwargs))
+        ollama = stack.enter_context(
+            FakeOllama(
+                models=[FakeModel(m, capabilities=["completion", "tools"]) for m in ollama_models],
+                **kwargs,
+            )
+        )
         if ollama_down:
             ollama.down()
         anthropic = stack.enter_context(FakeAnthropic())
-        environ = {"HYBRID_ROUTER_HOME": str(router_home), "OLLAMA_HOST": ollama.url,
-                   "HYBRID_ROUTER_ANTHROPIC_URL": anthropic.url}
+        environ = {
+            "HYBRID_ROUTER_HOME": str(router_home),
+            "OLLAMA_HOST": ollama.url,
+            "HYBRID_ROUTER_ANTHROPIC_URL": anthropic.url,
+        }
         if openrouter is not None:
             environ["HYBRID_ROUTER_OPENROUTER_URL"] = openrouter.base_url
             environ["OPENROUTER_API_KEY"] = openrouter.api_key
@@ -173,8 +209,9 @@ def assert_anthropic_sse(raw: str) -> list[str]:
     return names
 
 
-def assert_anthropic_error(response: httpx.Response, status: int | None = None,
-                           error_type: str | None = None) -> dict[str, Any]:
+def assert_anthropic_error(
+    response: httpx.Response, status: int | None = None, error_type: str | None = None
+) -> dict[str, Any]:
     """An Anthropic-shaped error: `{"type": "error", "error": {"type", "message"}}`."""
     if status is not None:
         assert response.status_code == status, (response.status_code, response.text)

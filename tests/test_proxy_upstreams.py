@@ -38,22 +38,38 @@ from test_proxy_support import (
 # -- Ollama ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("version", "path"), [("0.14.2", "/v1/messages"), ("0.33.0", "/v1/messages"),
-                                               ("0.13.5", "/v1/chat/completions")])
+@pytest.mark.parametrize(
+    ("version", "path"),
+    [("0.14.2", "/v1/messages"), ("0.33.0", "/v1/messages"), ("0.13.5", "/v1/chat/completions")],
+)
 def test_ollama_api_follows_its_version(router_home: Path, version: str, path: str) -> None:
-    with rig(router_home, ollama_version=version) as r, anthropic.Anthropic(
-            base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client:
-        r.ollama.script(CODER_MODEL, Reply(text="Sure.", tool_calls=[ToolCall("Bash", {"command": "pytest"})]))
-        created = client.messages.create(model=CLAUDE, max_tokens=300, tools=[tool()],
-                                         messages=[{"role": "user", "content": CODE_PROMPT}])
+    with (
+        rig(router_home, ollama_version=version) as r,
+        anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
+    ):
+        r.ollama.script(
+            CODER_MODEL, Reply(text="Sure.", tool_calls=[ToolCall("Bash", {"command": "pytest"})])
+        )
+        created = client.messages.create(
+            model=CLAUDE,
+            max_tokens=300,
+            tools=[tool()],
+            messages=[{"role": "user", "content": CODE_PROMPT}],
+        )
         assert [b.type for b in created.content] == ["text", "tool_use"]
-        assert created.content[1].input == {"command": "pytest"} and created.stop_reason == "tool_use"
+        assert (
+            created.content[1].input == {"command": "pytest"} and created.stop_reason == "tool_use"
+        )
         raw = r.post(body(stream=True, tools=[tool()]))
         assert raw.status_code == 200
         names = assert_anthropic_sse(raw.text)
         assert names.count("content_block_start") == 2
-        with client.messages.stream(model=CLAUDE, max_tokens=300, tools=[tool()],
-                                    messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        with client.messages.stream(
+            model=CLAUDE,
+            max_tokens=300,
+            tools=[tool()],
+            messages=[{"role": "user", "content": CODE_PROMPT}],
+        ) as stream:
             final = stream.get_final_message()
         assert final.content[1].name == "Bash" and final.usage.output_tokens > 0
 
@@ -90,7 +106,11 @@ def test_ollama_never_gets_more_than_its_window(router_home: Path) -> None:
         assert response.status_code == 200
         assert r.ollama.requests_to("/v1/messages") == []
         [row] = r.rows(1)
-        assert (row["rule"], row["provider"], row["model"]) == ("context-window", "anthropic", CLAUDE)
+        assert (row["rule"], row["provider"], row["model"]) == (
+            "context-window",
+            "anthropic",
+            CLAUDE,
+        )
         assert row["estimated_tokens"] > 16384
 
 
@@ -106,7 +126,11 @@ def test_a_fallback_whose_window_is_too_small_is_skipped(router_home: Path) -> N
         assert r.ollama_models() == [FAST_MODEL]  # the coder model was never sent it
         assert [q.body["model"] for q in r.anthropic.main_requests()] == [HAIKU]
         [row] = r.rows(1)
-        assert (row["provider"], row["outcome"], row["fallback_from"]) == ("anthropic", "fallback", "ollama")
+        assert (row["provider"], row["outcome"], row["fallback_from"]) == (
+            "anthropic",
+            "fallback",
+            "ollama",
+        )
 
 
 # -- llama.cpp (the real server) -------------------------------------------------------------
@@ -120,13 +144,20 @@ def _llama_config(protocol: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("protocol", ["anthropic", "openai"])
-def test_llama_cpp_on_both_apis(router_home: Path, llama_server: LlamaServer, protocol: str) -> None:
+def test_llama_cpp_on_both_apis(
+    router_home: Path, llama_server: LlamaServer, protocol: str
+) -> None:
     env = {"HYBRID_ROUTER_LLAMACPP_URL": llama_server.v1_url}
-    with rig(router_home, config_data=_llama_config(protocol), env=env) as r, anthropic.Anthropic(
-            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=120) as client:
+    with (
+        rig(router_home, config_data=_llama_config(protocol), env=env) as r,
+        anthropic.Anthropic(
+            base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=120
+        ) as client,
+    ):
         messages = [{"role": "user", "content": CODE_PROMPT}]
-        created = client.messages.create(model=CLAUDE, max_tokens=3, messages=messages,
-                                         system="You are terse.")
+        created = client.messages.create(
+            model=CLAUDE, max_tokens=3, messages=messages, system="You are terse."
+        )
         assert created.type == "message" and created.content and created.content[0].type == "text"
         assert created.stop_reason in ("max_tokens", "end_turn")
         assert created.usage.input_tokens > 0 and 0 < created.usage.output_tokens <= 3
@@ -138,11 +169,14 @@ def test_llama_cpp_on_both_apis(router_home: Path, llama_server: LlamaServer, pr
         assert 0 < delta["usage"]["output_tokens"] <= 3
 
         rows = r.rows(2)
-        assert [(row["provider"], row["model"], row["outcome"]) for row in rows] == \
-            [("llamacpp", "smollm2", "ok")] * 2
+        assert [(row["provider"], row["model"], row["outcome"]) for row in rows] == [
+            ("llamacpp", "smollm2", "ok")
+        ] * 2
         assert rows[0]["input_tokens"] == created.usage.input_tokens
         assert all(row["input_tokens"] > 0 and 0 < row["output_tokens"] <= 3 for row in rows)
-        assert all(row["ttft_ms"] is not None and row["ttft_ms"] <= row["latency_ms"] for row in rows)
+        assert all(
+            row["ttft_ms"] is not None and row["ttft_ms"] <= row["latency_ms"] for row in rows
+        )
         assert r.anthropic.requests == []
 
 
@@ -152,19 +186,26 @@ def test_llama_cpp_on_both_apis(router_home: Path, llama_server: LlamaServer, pr
 def _refreshed(r: Any) -> None:
     """Wait for the proxy's start-up read of OpenRouter's /key."""
     tracker = r.proxy.state.openrouter
-    wait_until(lambda: tracker.snapshot("openrouter", time.time()).get("refreshed_at"),
-               what="the OpenRouter /key refresh")
+    wait_until(
+        lambda: tracker.snapshot("openrouter", time.time()).get("refreshed_at"),
+        what="the OpenRouter /key refresh",
+    )
 
 
 def test_openrouter_free_model_with_attribution(router_home: Path) -> None:
-    with FakeOpenRouter() as openrouter, rig(router_home, openrouter=openrouter, ollama_down=True) as r, \
-            anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client:
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, openrouter=openrouter, ollama_down=True) as r,
+        anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
+    ):
         openrouter.script(FREE_MODEL, "Free answer here.")
-        created = client.messages.create(model=CLAUDE, max_tokens=100,
-                                         messages=[{"role": "user", "content": CODE_PROMPT}])
+        created = client.messages.create(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+        )
         assert created.content[0].text == "Free answer here."
-        with client.messages.stream(model=CLAUDE, max_tokens=100,
-                                    messages=[{"role": "user", "content": CODE_PROMPT}]) as stream:
+        with client.messages.stream(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
+        ) as stream:
             assert "".join(stream.text_stream) == "Free answer here."
             final = stream.get_final_message()
         assert final.usage.output_tokens > 0
@@ -175,26 +216,37 @@ def test_openrouter_free_model_with_attribution(router_home: Path) -> None:
             assert q.header("authorization") == f"Bearer {openrouter.api_key}"
         assert r.anthropic.requests == []
         rows = r.rows(2)
-        assert [(row["provider"], row["model"], row["outcome"], row["fallback_from"]) for row in rows] == \
-            [("openrouter", FREE_MODEL, "fallback", "ollama")] * 2
+        assert [
+            (row["provider"], row["model"], row["outcome"], row["fallback_from"]) for row in rows
+        ] == [("openrouter", FREE_MODEL, "fallback", "ollama")] * 2
         assert all(row["output_tokens"] > 0 for row in rows)
 
 
-def test_openrouter_429_moves_on_and_the_exhausted_free_tier_is_then_skipped(router_home: Path) -> None:
-    with FakeOpenRouter() as openrouter, rig(router_home, openrouter=openrouter, ollama_down=True) as r:
+def test_openrouter_429_moves_on_and_the_exhausted_free_tier_is_then_skipped(
+    router_home: Path,
+) -> None:
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, openrouter=openrouter, ollama_down=True) as r,
+    ):
         _refreshed(r)
         openrouter.exhaust_free_daily()  # the account hits its daily cap; the proxy does not know yet
         first = r.post(body(stream=True))
         assert first.status_code == 200
         assert "Hello from the fake Anthropic API." in "".join(
-            d["delta"].get("text", "") for n, d in sse_events(first.text) if n == "content_block_delta")
+            d["delta"].get("text", "")
+            for n, d in sse_events(first.text)
+            if n == "content_block_delta"
+        )
         assert len(openrouter.requests_to("/api/v1/chat/completions")) == 1  # the 429
         second = r.post(body())
         assert second.status_code == 200
         assert len(openrouter.requests_to("/api/v1/chat/completions")) == 1  # skipped, not tried
         assert len(r.anthropic.main_requests()) == 2
         rows = r.rows(2)
-        assert [(row["provider"], row["outcome"]) for row in rows] == [("anthropic", "fallback")] * 2
+        assert [(row["provider"], row["outcome"]) for row in rows] == [
+            ("anthropic", "fallback")
+        ] * 2
 
 
 def test_openrouter_free_tier_known_exhausted_at_start_is_never_tried(router_home: Path) -> None:
@@ -209,7 +261,10 @@ def test_openrouter_free_tier_known_exhausted_at_start_is_never_tried(router_hom
 
 
 def test_openrouter_402_moves_on(router_home: Path) -> None:
-    with FakeOpenRouter() as openrouter, rig(router_home, openrouter=openrouter, ollama_down=True) as r:
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, openrouter=openrouter, ollama_down=True) as r,
+    ):
         openrouter.insufficient_credits(times=1)
         response = r.post(body())
         assert response.status_code == 200
@@ -220,7 +275,10 @@ def test_openrouter_402_moves_on(router_home: Path) -> None:
 
 
 def test_openrouter_short_retry_after_is_waited_out_on_the_same_link(router_home: Path) -> None:
-    with FakeOpenRouter() as openrouter, rig(router_home, openrouter=openrouter, ollama_down=True) as r:
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, openrouter=openrouter, ollama_down=True) as r,
+    ):
         _refreshed(r)
         openrouter.rate_limit_minute(retry_after=0.3, times=1)
         started = time.monotonic()
@@ -249,9 +307,14 @@ def test_anthropic_passthrough_is_byte_faithful(router_home: Path, stream: bool)
     payload = claude_code_body(SECURITY_PROMPT + " — café ✓", stream=stream)
     payload["unknown_future_field"] = {"kept": [1, 2.50, None]}
     raw = _odd_bytes(payload)
-    headers = {"anthropic-beta": BETA, "anthropic-version": "2023-06-01", "x-app": "cli",
-               "user-agent": "claude-cli/2.1.197 (external, sdk-cli)",
-               "authorization": "Bearer client-oauth-token", "X-Claude-Code-Session-Id": "s-1"}
+    headers = {
+        "anthropic-beta": BETA,
+        "anthropic-version": "2023-06-01",
+        "x-app": "cli",
+        "user-agent": "claude-cli/2.1.197 (external, sdk-cli)",
+        "authorization": "Bearer client-oauth-token",
+        "X-Claude-Code-Session-Id": "s-1",
+    }
     with rig(router_home) as r:
         response = r.post(raw, path="/v1/messages?beta=true", headers=headers)
         assert response.status_code == 200, response.text
@@ -280,8 +343,13 @@ def test_anthropic_gets_the_configured_key_instead_of_the_clients(router_home: P
 
 
 def test_anthropic_gets_a_changed_model_only_when_the_route_says_so(router_home: Path) -> None:
-    payload = body(SECURITY_PROMPT, model="my-gateway-alias", metadata={"user_id": "u-1"},
-                   thinking={"type": "adaptive"}, temperature=0.3)
+    payload = body(
+        SECURITY_PROMPT,
+        model="my-gateway-alias",
+        metadata={"user_id": "u-1"},
+        thinking={"type": "adaptive"},
+        temperature=0.3,
+    )
     with rig(router_home) as r:
         r.anthropic.enqueue(anthropic_text("changed"))
         response = r.post(payload, headers={"anthropic-beta": BETA})

@@ -46,7 +46,8 @@ def test_haiku_requests_are_background_work_for_the_fast_local_model():
 
 def test_title_generation_with_a_custom_small_model_name_is_background():
     decision = decide(
-        signals_from_request(title_generation_body("x", model="dh-model")), routing_table(default_config())
+        signals_from_request(title_generation_body("x", model="dh-model")),
+        routing_table(default_config()),
     )
     assert decision.rule == "background"
     assert decision.tier == "fast"
@@ -92,7 +93,9 @@ def test_room_for_the_answer_counts_but_not_claude_codes_whole_max_tokens():
 
 def test_a_full_claude_code_request_is_too_big_for_the_default_coder_tier():
     # The honest trade-off: Claude Code's own system prompt and tools are ~20k tokens.
-    decision = decide(signals_from_request(claude_code_body("write a test")), routing_table(default_config()))
+    decision = decide(
+        signals_from_request(claude_code_body("write a test")), routing_table(default_config())
+    )
     assert decision.rule == "context-window"
     assert decision.provider == "anthropic"
 
@@ -143,7 +146,9 @@ def test_first_matching_route_wins_in_file_order():
         0, {"name": "mine", "conditions": {"keywords": ["injection"]}, "target": {"tier": "fast"}}
     )
     config = parse_config(data, "x.json")
-    assert decide(signals_from_prompt("check for sql injection"), routing_table(config)).rule == "mine"
+    assert (
+        decide(signals_from_prompt("check for sql injection"), routing_table(config)).rule == "mine"
+    )
 
 
 def test_explicit_provider_model_target_and_its_window():
@@ -157,7 +162,9 @@ def test_explicit_provider_model_target_and_its_window():
         },
     )
     config = parse_config(data, "x.json")
-    small = decide(Signals(text="benchmark this", estimated_tokens=100, max_tokens=500), routing_table(config))
+    small = decide(
+        Signals(text="benchmark this", estimated_tokens=100, max_tokens=500), routing_table(config)
+    )
     assert (small.provider, small.model, small.tier) == ("llamacpp", "smollm2", None)
     big = decide(Signals(text="benchmark this", estimated_tokens=5000), routing_table(config))
     assert big.rule == "context-window" and big.tier == "fast"
@@ -184,7 +191,9 @@ def test_token_bounds_and_complexity_conditions():
 
 
 def test_decision_serializes_with_the_documented_fields():
-    data = decide(signals_from_prompt("explain how routing works"), routing_table(default_config())).to_dict()
+    data = decide(
+        signals_from_prompt("explain how routing works"), routing_table(default_config())
+    ).to_dict()
     assert {"provider", "model", "rule", "reason", "complexity", "estimated_tokens"} <= set(data)
     assert data["fallbacks"] == [
         {"provider": "openrouter", "model": "meta-llama/llama-3.3-70b-instruct:free"}
@@ -194,22 +203,31 @@ def test_decision_serializes_with_the_documented_fields():
 def test_exclusions_also_cancel_pattern_matches():
     # "git fetch https://..." is a git operation, not browsing, although the URL pattern matches it.
     decision = decide(
-        signals_from_prompt("git fetch https://github.com/org/repo.git main"), routing_table(default_config())
+        signals_from_prompt("git fetch https://github.com/org/repo.git main"),
+        routing_table(default_config()),
     )
     assert decision.rule != "web-search"
     assert (
-        decide(signals_from_prompt("fetch https://example.com/changelog"), routing_table(default_config())).rule
+        decide(
+            signals_from_prompt("fetch https://example.com/changelog"),
+            routing_table(default_config()),
+        ).rule
         == "web-search"
     )
 
 
 def test_asking_for_the_latest_version_is_a_web_question_but_upgrading_is_code_work():
     assert (
-        decide(signals_from_prompt("what's the latest version of pydantic?"), routing_table(default_config())).rule
+        decide(
+            signals_from_prompt("what's the latest version of pydantic?"),
+            routing_table(default_config()),
+        ).rule
         == "web-search"
     )
     assert (
-        decide(signals_from_prompt("bump ruff to the latest version"), routing_table(default_config())).rule
+        decide(
+            signals_from_prompt("bump ruff to the latest version"), routing_table(default_config())
+        ).rule
         != "web-search"
     )
 
@@ -226,5 +244,7 @@ def test_a_repeated_prompt_routes_on_the_request_not_on_a_remembered_decision():
     assert (again.rule, again.tier, again.matched) == (small.rule, small.tier, small.matched)
     routes = json.loads(default_config_path().read_text())["routes"]
     without_code = [r for r in routes if r["name"] != "code-generation"]
-    other_table = decide(signals_from_prompt(prompt), routing_table(config_with(routes=without_code)))
+    other_table = decide(
+        signals_from_prompt(prompt), routing_table(config_with(routes=without_code))
+    )
     assert other_table.rule != "code-generation"

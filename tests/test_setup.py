@@ -41,9 +41,10 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 @pytest.fixture
 def ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
     """The fast model installed; the coder and reasoning models only in the registry."""
-    with FakeOllama(models=[FakeModel(FAST)],
-                    registry=[FakeModel(CODER, size=19_000_000_000),
-                              FakeModel(REASONING, size=40_000_000_000)]) as server:
+    with FakeOllama(
+        models=[FakeModel(FAST)],
+        registry=[FakeModel(CODER, size=19_000_000_000), FakeModel(REASONING, size=40_000_000_000)],
+    ) as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
         yield server
 
@@ -95,8 +96,9 @@ def test_doctor_fast_mode_and_no_doctor(ready_ollama: FakeOllama) -> None:
     assert skipped.exit_code == 0 and "== Doctor" not in skipped.output
 
 
-def test_missing_ollama_prints_install_instructions(router_home: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_ollama_prints_install_instructions(
+    router_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = FakeOllama().start()
     url = server.url
     server.down()  # connections to its port are refused from now on
@@ -109,15 +111,19 @@ def test_missing_ollama_prints_install_instructions(router_home: Path,
     assert "brew install ollama" in out
     assert "ollama serve" in out
     assert "not pulled: Ollama is not reachable" in out
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"Error: Ollama is not reachable at {url}")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: Ollama is not reachable at {url}")
+    )
     # the steps that need no Ollama still ran
     assert (router_home / "router-config.json").exists()
     assert (router_home / ".env").exists()
 
 
-def test_installed_but_not_running_says_start_it(sandbox: dict[str, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_installed_but_not_running_says_start_it(
+    sandbox: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_binary = sandbox["bin"] / "ollama"
     fake_binary.write_text("#!/bin/sh\nexit 0\n")
     fake_binary.chmod(0o755)
@@ -171,13 +177,16 @@ def test_without_a_terminal_or_flag_nothing_is_pulled(ollama: FakeOllama) -> Non
     assert f"models not installed: {CODER}, {REASONING}" in result.stderr
 
 
-def test_interactive_prompts(ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch,
-                             sandbox: dict[str, Path]) -> None:
+def test_interactive_prompts(
+    ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch, sandbox: dict[str, Path]
+) -> None:
     monkeypatch.setattr(setup_flow, "interactive", lambda: True)
     declined = setup("--no-doctor", input="n\nn\n")
     assert f"Pull 2 models from Ollama's library ({CODER}, {REASONING})?" in declined.output
-    assert "Install the hooks, MCP server, status line and /route-stats into Claude Code " \
-           "(user scope)?" in declined.output
+    assert (
+        "Install the hooks, MCP server, status line and /route-stats into Claude Code "
+        "(user scope)?" in declined.output
+    )
     assert pulls(ollama) == [] and not sandbox["claude"].exists()
     accepted = setup("--no-doctor", "--no-install", input="y\n")
     assert accepted.exit_code == 0, accepted.output
@@ -189,8 +198,9 @@ def test_failed_pull_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
         result = setup("--pull", "--no-install", "--no-doctor")
     assert result.exit_code == 4
-    assert f"error: cannot pull {REASONING}: pull model manifest: file does not exist" \
-        in result.stderr
+    assert (
+        f"error: cannot pull {REASONING}: pull model manifest: file does not exist" in result.stderr
+    )
     assert f"not ready: could not pull {REASONING}" in result.stderr
 
 
@@ -235,8 +245,9 @@ def test_bad_config_is_one_error_line(ready_ollama: FakeOllama, router_home: Pat
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_env_template_written_once_with_mode_600(ready_ollama: FakeOllama,
-                                                 router_home: Path) -> None:
+def test_env_template_written_once_with_mode_600(
+    ready_ollama: FakeOllama, router_home: Path
+) -> None:
     env = router_home / ".env"
     first = setup("--no-pull", "--no-install", "--no-doctor")
     assert f"wrote {env} (mode 600)" in first.output
@@ -253,8 +264,9 @@ def test_env_template_written_once_with_mode_600(ready_ollama: FakeOllama,
     assert stat.S_IMODE(env.stat().st_mode) == 0o644  # reported, never changed behind your back
 
 
-def test_keys_reported_without_values(ready_ollama: FakeOllama, router_home: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_reported_without_values(
+    ready_ollama: FakeOllama, router_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_SECRET)
     router_home.mkdir(parents=True)
     (router_home / ".env").write_text(f"ANTHROPIC_API_KEY={ANTHROPIC_SECRET}\n")
@@ -282,8 +294,9 @@ def _settings(sandbox: dict[str, Path]) -> dict[str, Any]:
     return json.loads((sandbox["claude"] / "settings.json").read_text())
 
 
-def test_install_into_the_sandboxed_claude_config(ready_ollama: FakeOllama,
-                                                  sandbox: dict[str, Path]) -> None:
+def test_install_into_the_sandboxed_claude_config(
+    ready_ollama: FakeOllama, sandbox: dict[str, Path]
+) -> None:
     result = setup("--no-pull", "--install", "--no-doctor")
     assert result.exit_code == 0, result.output
     assert "hybrid-router install (user scope" in result.output
@@ -294,8 +307,12 @@ def test_install_into_the_sandboxed_claude_config(ready_ollama: FakeOllama,
     assert not (sandbox["home"] / ".claude.json").exists()  # CLAUDE_CONFIG_DIR wins
 
 
-def test_install_project_scope(ready_ollama: FakeOllama, sandbox: dict[str, Path],
-                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_project_scope(
+    ready_ollama: FakeOllama,
+    sandbox: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     project = tmp_path / "project"
     project.mkdir()
     monkeypatch.chdir(project)
@@ -306,8 +323,9 @@ def test_install_project_scope(ready_ollama: FakeOllama, sandbox: dict[str, Path
     assert not sandbox["claude"].exists()
 
 
-def test_no_install_writes_nothing_to_claude(ready_ollama: FakeOllama,
-                                             sandbox: dict[str, Path]) -> None:
+def test_no_install_writes_nothing_to_claude(
+    ready_ollama: FakeOllama, sandbox: dict[str, Path]
+) -> None:
     result = setup("--no-pull", "--no-install", "--no-doctor")
     assert result.exit_code == 0
     assert "not installed; later: hybrid-router install --scope user" in result.output

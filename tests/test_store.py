@@ -20,7 +20,10 @@ def test_migrations_on_an_empty_database_are_recorded_and_idempotent():
     conn = sqlite3.connect(":memory:", isolation_level=None)
     applied = migrate(conn)
     assert applied == [
-        "m001_create_decisions", "m002_index_decisions", "m003_daily_totals", "m004_pins_and_sessions",
+        "m001_create_decisions",
+        "m002_index_decisions",
+        "m003_daily_totals",
+        "m004_pins_and_sessions",
     ]
     names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     assert names == applied
@@ -35,9 +38,7 @@ def test_connect_creates_a_wal_database_in_the_home(router_home):
     conn = connect(router_home / "decisions.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    row_id = record(
-        conn, DecisionRow(source="cli", rule="r", provider="ollama", model="m")
-    )
+    row_id = record(conn, DecisionRow(source="cli", rule="r", provider="ollama", model="m"))
     assert row_id == 1
     conn.close()
     again = connect(router_home / "decisions.db")
@@ -82,8 +83,16 @@ def test_decision_row_carries_the_decision_the_usage_and_the_prices():
 
 
 def test_a_row_without_a_decision_names_what_happened():
-    row = decision_row(None, None, source="proxy", store_prompts=False, outcome="rejected",
-                       rule="rejected", session_id="s1", error_class="too-large")
+    row = decision_row(
+        None,
+        None,
+        source="proxy",
+        store_prompts=False,
+        outcome="rejected",
+        rule="rejected",
+        session_id="s1",
+        error_class="too-large",
+    )
     assert (row.provider, row.model, row.rule, row.session_id) == ("none", "none", "rejected", "s1")
     assert row.prompt_hash is None and row.estimated_tokens is None
 

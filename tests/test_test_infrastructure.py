@@ -92,13 +92,15 @@ def test_llama_server_chat_completions(llama_server: LlamaServer) -> None:
         assert 0 < data["usage"]["completion_tokens"] <= 8
 
         chunks = []
-        with client.stream("POST", "/v1/chat/completions",
-                           json={**payload, "stream": True,
-                                 "stream_options": {"include_usage": True}}) as streamed:
+        with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={**payload, "stream": True, "stream_options": {"include_usage": True}},
+        ) as streamed:
             assert streamed.status_code == 200
             for line in streamed.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
-                    chunks.append(json.loads(line[len("data: "):]))
+                    chunks.append(json.loads(line[len("data: ") :]))
         assert chunks and chunks[0]["object"] == "chat.completion.chunk"
         assert any(c.get("usage") for c in chunks)
 
@@ -149,12 +151,18 @@ def test_fake_anthropic_tool_use_round_trip(fake_anthropic: FakeAnthropic) -> No
 
     fake_anthropic.handler = script
     fake_anthropic.enqueue(tool_use("get_weather", {"city": "Paris"}, id="toolu_fixed_1"))
-    tools = [{"name": "get_weather", "description": "Weather",
-              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
     messages: list[dict] = [{"role": "user", "content": "Weather in Paris?"}]
     with _sdk(fake_anthropic.url) as client:
-        with client.messages.stream(model="m", max_tokens=100, tools=tools,
-                                    messages=messages) as stream:
+        with client.messages.stream(
+            model="m", max_tokens=100, tools=tools, messages=messages
+        ) as stream:
             first = stream.get_final_message()
         assert first.stop_reason == "tool_use"
         call = first.content[0]
@@ -162,11 +170,12 @@ def test_fake_anthropic_tool_use_round_trip(fake_anthropic: FakeAnthropic) -> No
         assert call.name == "get_weather" and call.input == {"city": "Paris"}
         messages += [
             {"role": "assistant", "content": [call.model_dump()]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
-                                          "content": "sunny"}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+            },
         ]
-        second = client.messages.create(model="m", max_tokens=100, tools=tools,
-                                        messages=messages)
+        second = client.messages.create(model="m", max_tokens=100, tools=tools, messages=messages)
     assert second.content[0].text == "got sunny"
     follow_up = fake_anthropic.main_requests()[-1]
     assert follow_up.tool_results[0]["tool_use_id"] == "toolu_fixed_1"
@@ -186,7 +195,9 @@ def test_fake_anthropic_error_statuses(
 ) -> None:
     fake_anthropic.enqueue(error(status))
     with _sdk(fake_anthropic.url) as client, pytest.raises(exc_type) as info:
-        client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     exc = info.value
     assert isinstance(exc, anthropic.APIStatusError)
     assert exc.status_code == status
@@ -202,21 +213,25 @@ def test_fake_anthropic_faults(fake_anthropic: FakeAnthropic) -> None:
     )
     with _sdk(fake_anthropic.url) as client:
         started = time.monotonic()
-        client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
         assert time.monotonic() - started >= 0.3
 
         # the SDK does not wrap a transport error raised mid-stream
         with (
             pytest.raises((anthropic.APIConnectionError, httpx.TransportError)),
-            client.messages.stream(model="m", max_tokens=10,
-                                   messages=[{"role": "user", "content": "x"}]) as stream,
+            client.messages.stream(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            ) as stream,
         ):
             stream.get_final_message()
 
         with (
             pytest.raises(anthropic.APIStatusError) as info,
-            client.messages.stream(model="m", max_tokens=10,
-                                   messages=[{"role": "user", "content": "x"}]) as stream,
+            client.messages.stream(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            ) as stream,
         ):
             stream.get_final_message()
         assert "overloaded" in str(info.value).lower()
@@ -226,19 +241,29 @@ def test_title_requests_are_answered_without_consuming_the_script(
     fake_anthropic: FakeAnthropic,
 ) -> None:
     title_body = {
-        "model": "haiku", "max_tokens": 100, "tools": [],
+        "model": "haiku",
+        "max_tokens": 100,
+        "tools": [],
         "messages": [{"role": "user", "content": "<session>x</session>"}],
-        "output_config": {"format": {"type": "json_schema", "schema": {
-            "type": "object", "properties": {"title": {"type": "string"}},
-            "required": ["title"]}}},
+        "output_config": {
+            "format": {
+                "type": "json_schema",
+                "schema": {
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"],
+                },
+            }
+        },
     }
     assert is_title_request(title_body) and not is_main_request(title_body)
     fake_anthropic.enqueue(text("scripted"))
     with _sdk(fake_anthropic.url) as client:
         titled = client.messages.create(**title_body)
         assert json.loads(titled.content[0].text) == {"title": fake_anthropic.title}
-        main = client.messages.create(model="m", max_tokens=10,
-                                      messages=[{"role": "user", "content": "x"}])
+        main = client.messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
         assert main.content[0].text == "scripted"
     assert fake_anthropic.pending == 0
     assert len(fake_anthropic.main_requests()) == 1
@@ -271,7 +296,9 @@ def test_claude_cli_bash_tool_round_trip(fake_anthropic: FakeAnthropic, tmp_path
         f"TOOL_RESULT_SEEN: {req.tool_result_texts()[0]}" if req.tool_results else None
     )
     result = run_claude(
-        "run echo hello", base_url=fake_anthropic.url, tmp_path=tmp_path,
+        "run echo hello",
+        base_url=fake_anthropic.url,
+        tmp_path=tmp_path,
         extra_args=["--allowedTools", "Bash"],
     ).check()
     assert result.json["result"] == "TOOL_RESULT_SEEN: hello"

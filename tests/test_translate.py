@@ -55,8 +55,9 @@ def completion(message: dict[str, Any], finish: str | None = "stop", **extra: An
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "model": "qwen3:8b",
-        "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                     "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}
+        ],
         **extra,
     }
 
@@ -71,15 +72,19 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extr
 
 
 def usage_chunk(prompt: int, completion_tokens: int, cached: int | None = None) -> dict:
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
-                             "total_tokens": prompt + completion_tokens}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
     if cached is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage}
 
 
-def tool_fragment(index: int, arguments: str | None = None, *, id: str | None = None,
-                  name: str | None = None) -> dict[str, Any]:
+def tool_fragment(
+    index: int, arguments: str | None = None, *, id: str | None = None, name: str | None = None
+) -> dict[str, Any]:
     function: dict[str, Any] = {}
     if name is not None:
         function["name"] = name
@@ -125,7 +130,9 @@ def sdk_message(events: list[tuple[str, dict]]) -> anthropic.types.Message:
         return httpx2.Response(200, content=raw, headers={"content-type": "text/event-stream"})
 
     client = anthropic.Anthropic(
-        api_key="sk-test", base_url="http://proxy.test", max_retries=0,
+        api_key="sk-test",
+        base_url="http://proxy.test",
+        max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
     )
     try:
@@ -197,18 +204,34 @@ def test_system_role_messages_can_be_kept_in_place() -> None:
 
 
 def test_user_text_blocks_become_a_plain_string() -> None:
-    out = translate([{"role": "user", "content": [
-        {"type": "text", "text": "one"},
-        {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}},
-    ]}])
+    out = translate(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "one"},
+                    {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}},
+                ],
+            }
+        ]
+    )
     assert out["messages"] == [{"role": "user", "content": "one\n\ntwo"}]
 
 
 def test_base64_and_url_images_become_image_url_parts() -> None:
     url_image = {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}
-    out = translate([{"role": "user", "content": [
-        {"type": "text", "text": "what is this"}, image_block(), url_image,
-    ]}])
+    out = translate(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    image_block(),
+                    url_image,
+                ],
+            }
+        ]
+    )
     assert out["messages"][0]["content"] == [
         {"type": "text", "text": "what is this"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1X1}"}},
@@ -217,64 +240,123 @@ def test_base64_and_url_images_become_image_url_parts() -> None:
 
 
 def test_documents_become_text_or_a_visible_note() -> None:
-    out = translate([{"role": "user", "content": [
-        {"type": "document", "title": "notes", "source": {"type": "text", "data": "abc"}},
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
-                                        "data": "JVBERi0="}},
-    ]}])
+    out = translate(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "title": "notes",
+                        "source": {"type": "text", "data": "abc"},
+                    },
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": "JVBERi0=",
+                        },
+                    },
+                ],
+            }
+        ]
+    )
     text = out["messages"][0]["content"]
     assert "Document: notes\nabc" in text and "application/pdf" in text and "omitted" in text
 
 
 def test_assistant_text_and_tool_use_become_one_message_with_tool_calls() -> None:
-    out = translate([
-        {"role": "user", "content": "list files"},
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "hmm", "signature": "EqQB"},
-            {"type": "redacted_thinking", "data": "xyz"},
-            {"type": "text", "text": "Let me "},
-            {"type": "text", "text": "look."},
-            {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
-            {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {}},
-        ]},
-    ])
+    out = translate(
+        [
+            {"role": "user", "content": "list files"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "EqQB"},
+                    {"type": "redacted_thinking", "data": "xyz"},
+                    {"type": "text", "text": "Let me "},
+                    {"type": "text", "text": "look."},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "Bash",
+                        "input": {"command": "ls"},
+                    },
+                    {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {}},
+                ],
+            },
+        ]
+    )
     assert out["messages"][1] == {
         "role": "assistant",
         "content": "Let me look.",
         "tool_calls": [
-            {"id": "toolu_1", "type": "function",
-             "function": {"name": "Bash", "arguments": '{"command": "ls"}'}},
+            {
+                "id": "toolu_1",
+                "type": "function",
+                "function": {"name": "Bash", "arguments": '{"command": "ls"}'},
+            },
             {"id": "toolu_2", "type": "function", "function": {"name": "Read", "arguments": "{}"}},
         ],
     }
 
 
 def test_assistant_with_only_tool_use_has_null_content_and_thinking_only_has_empty() -> None:
-    out = translate([
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}]},
-    ])
+    out = translate(
+        [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": "x", "signature": "s"}],
+            },
+        ]
+    )
     assert out["messages"][1]["content"] is None
     assert out["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": ""}
     assert out["messages"][3] == {"role": "assistant", "content": ""}
 
 
 def test_tool_result_content_array_is_flattened_and_is_error_marked() -> None:
-    out = translate([
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}},
-            {"type": "tool_use", "id": "t2", "name": "Bash", "input": {}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "t1", "is_error": True,
-             "content": [{"type": "text", "text": "line 1"}, {"type": "text", "text": "line 2"}]},
-            {"type": "tool_result", "tool_use_id": "t2", "content": "ok", "is_error": False},
-        ]},
-    ])
+    out = translate(
+        [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}},
+                    {"type": "tool_use", "id": "t2", "name": "Bash", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "is_error": True,
+                        "content": [
+                            {"type": "text", "text": "line 1"},
+                            {"type": "text", "text": "line 2"},
+                        ],
+                    },
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t2",
+                        "content": "ok",
+                        "is_error": False,
+                    },
+                ],
+            },
+        ]
+    )
     assert out["messages"][2:] == [
         {"role": "tool", "tool_call_id": "t1", "content": "Error: line 1\nline 2"},
         {"role": "tool", "tool_call_id": "t2", "content": "ok"},
@@ -282,29 +364,41 @@ def test_tool_result_content_array_is_flattened_and_is_error_marked() -> None:
 
 
 def test_pitfall7_tool_messages_come_right_after_the_assistant_then_user_text() -> None:
-    out = translate([
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash",
-                                           "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "text", "text": "also consider this"},
-            {"type": "tool_result", "tool_use_id": "t1", "content": "done"},
-        ]},
-    ])
+    out = translate(
+        [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "also consider this"},
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "done"},
+                ],
+            },
+        ]
+    )
     assert [m["role"] for m in out["messages"]] == ["user", "assistant", "tool", "user"]
     assert out["messages"][3] == {"role": "user", "content": "also consider this"}
 
 
 def test_pitfall8_images_in_tool_results_follow_in_a_user_message() -> None:
     claude = with_tool_round_trip(
-        claude_code_body(), tool_name="Read",
+        claude_code_body(),
+        tool_name="Read",
         result=[{"type": "text", "text": "screenshot:"}, image_block()],
     )
     out = anthropic_to_openai_request(claude, "llava")
     tool, user = out["messages"][3], out["messages"][4]
     assert tool["role"] == "tool" and tool["content"].startswith("screenshot:\n[image 1")
-    assert user == {"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1X1}"}}]}
+    assert user == {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1X1}"}}
+        ],
+    }
 
 
 # --- request: tools -----------------------------------------------------------------------
@@ -312,16 +406,27 @@ def test_pitfall8_images_in_tool_results_follow_in_a_user_message() -> None:
 
 def test_tools_map_to_functions_and_anthropic_only_keys_are_dropped() -> None:
     tool = {
-        "name": "Read", "description": "Read a file", "type": "custom",
+        "name": "Read",
+        "description": "Read a file",
+        "type": "custom",
         "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
-        "cache_control": {"type": "ephemeral"}, "defer_loading": True, "strict": True,
-        "input_examples": [{"path": "/a"}], "eager_input_streaming": True,
+        "cache_control": {"type": "ephemeral"},
+        "defer_loading": True,
+        "strict": True,
+        "input_examples": [{"path": "/a"}],
+        "eager_input_streaming": True,
     }
     out = translate([{"role": "user", "content": "hi"}], tools=[tool])
-    assert out["tools"] == [{"type": "function", "function": {
-        "name": "Read", "description": "Read a file",
-        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
-    }}]
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "Read",
+                "description": "Read a file",
+                "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+            },
+        }
+    ]
 
 
 def test_pitfall9_schema_dialect_keys_are_stripped_but_property_names_survive() -> None:
@@ -340,14 +445,18 @@ def test_pitfall9_schema_dialect_keys_are_stripped_but_property_names_survive() 
     assert "$schema" not in json.dumps(params) and params["additionalProperties"] is False
     assert params["properties"]["format"]["format"] == "uri"
     strict = anthropic_to_openai_request(
-        body([{"role": "user", "content": "hi"}], tools=tools), "m",
+        body([{"role": "user", "content": "hi"}], tools=tools),
+        "m",
         strip_schema_keys={"format", "additionalProperties"},
     )
     params = strict["tools"][0]["function"]["parameters"]
-    assert params == {"type": "object", "properties": {
-        "format": {"type": "string"},
-        "items": {"type": "array", "items": {"type": "string"}},
-    }}
+    assert params == {
+        "type": "object",
+        "properties": {
+            "format": {"type": "string"},
+            "items": {"type": "array", "items": {"type": "string"}},
+        },
+    }
     assert schema["$schema"]  # the caller's body is not modified
 
 
@@ -367,10 +476,14 @@ def test_server_tools_raise_a_translation_error_naming_them() -> None:
         ({"type": "auto"}, {"tool_choice": "auto"}),
         ({"type": "any"}, {"tool_choice": "required"}),
         ({"type": "none"}, {"tool_choice": "none"}),
-        ({"type": "tool", "name": "Read"},
-         {"tool_choice": {"type": "function", "function": {"name": "Read"}}}),
-        ({"type": "auto", "disable_parallel_tool_use": True},
-         {"tool_choice": "auto", "parallel_tool_calls": False}),
+        (
+            {"type": "tool", "name": "Read"},
+            {"tool_choice": {"type": "function", "function": {"name": "Read"}}},
+        ),
+        (
+            {"type": "auto", "disable_parallel_tool_use": True},
+            {"tool_choice": "auto", "parallel_tool_calls": False},
+        ),
         (None, {}),
     ],
 )
@@ -391,8 +504,12 @@ def test_empty_tools_send_neither_tools_nor_tool_choice() -> None:
 
 def test_scalar_parameters_map_and_pitfall11_temperature_is_not_rescaled() -> None:
     out = translate(
-        [{"role": "user", "content": "hi"}], temperature=0.7, top_p=0.9, top_k=40,
-        stop_sequences=["END", "STOP"], stream=True,
+        [{"role": "user", "content": "hi"}],
+        temperature=0.7,
+        top_p=0.9,
+        top_k=40,
+        stop_sequences=["END", "STOP"],
+        stream=True,
     )
     assert out["model"] == "qwen3:8b" and out["max_tokens"] == 100
     assert out["temperature"] == 0.7 and out["top_p"] == 0.9 and out["top_k"] == 40
@@ -406,8 +523,10 @@ def test_thinking_metadata_and_context_management_are_dropped() -> None:
     out = translate(
         [{"role": "user", "content": "hi"}],
         thinking={"type": "enabled", "budget_tokens": 2048},
-        metadata={"user_id": "u"}, context_management={"edits": []},
-        output_config={"effort": "high"}, service_tier="auto",
+        metadata={"user_id": "u"},
+        context_management={"edits": []},
+        output_config={"effort": "high"},
+        service_tier="auto",
         cache_control={"type": "ephemeral"},
     )
     assert set(out) == {"model", "messages", "max_tokens"}
@@ -416,10 +535,13 @@ def test_thinking_metadata_and_context_management_are_dropped() -> None:
 def test_output_config_json_schema_becomes_response_format() -> None:
     title = title_generation_body("fix the login bug")
     out = anthropic_to_openai_request(title, "qwen3:8b")
-    assert out["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "response",
-        "schema": title["output_config"]["format"]["schema"],
-    }}
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "response",
+            "schema": title["output_config"]["format"]["schema"],
+        },
+    }
     assert "tools" not in out
 
 
@@ -447,13 +569,20 @@ def test_claude_code_round_trip_keeps_all_text_and_leaks_nothing() -> None:
     assert messages[1]["content"] == REMINDER + "\n\nfix the bug"
     call = messages[2]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"command": "echo hello-from-bash"}
-    assert messages[3] == {"role": "tool", "tool_call_id": call["id"],
-                           "content": "hello-from-bash"}
+    assert messages[3] == {"role": "tool", "tool_call_id": call["id"], "content": "hello-from-bash"}
     assert [t["function"]["name"] for t in out["tools"]] == list(TOOL_NAMES)
     assert len(out["tools"]) == 24
     dumped = json.dumps(out)
-    for leak in ("cache_control", "metadata", "thinking", "device_id", "context_management",
-                 "adaptive", "$schema", "effort"):
+    for leak in (
+        "cache_control",
+        "metadata",
+        "thinking",
+        "device_id",
+        "context_management",
+        "adaptive",
+        "$schema",
+        "effort",
+    ):
         assert leak not in dumped, leak
     assert set(out) == {"model", "messages", "max_tokens", "stream", "stream_options", "tools"}
 
@@ -477,16 +606,26 @@ def test_pitfall12_large_claude_code_prompt_is_kept_whole_and_translated_fast() 
 
 
 def test_text_response_is_a_full_anthropic_message() -> None:
-    data = completion({"content": "Hello!"},
-                      usage={"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15})
+    data = completion(
+        {"content": "Hello!"},
+        usage={"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+    )
     message = openai_to_anthropic_response(data, "claude-opus-4-8")
     assert message["id"].startswith("msg_") and message["model"] == "claude-opus-4-8"
     assert message == {
-        "id": message["id"], "type": "message", "role": "assistant",
-        "model": "claude-opus-4-8", "content": [{"type": "text", "text": "Hello!"}],
-        "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 12, "output_tokens": 3, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 0},
+        "id": message["id"],
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-opus-4-8",
+        "content": [{"type": "text", "text": "Hello!"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 12,
+            "output_tokens": 3,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
     }
     anthropic.types.Message.model_validate(message)  # the SDK accepts it
 
@@ -507,8 +646,9 @@ def test_text_response_is_a_full_anthropic_message() -> None:
 def test_finish_reason_to_stop_reason(finish: str | None, tool_calls: bool, expected: str) -> None:
     message: dict[str, Any] = {"content": "x"}
     if tool_calls:
-        message["tool_calls"] = [{"id": "call_1", "type": "function",
-                                  "function": {"name": "Bash", "arguments": "{}"}}]
+        message["tool_calls"] = [
+            {"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{}"}}
+        ]
     out = openai_to_anthropic_response(completion(message, finish), "m")
     assert out["stop_reason"] == expected
 
@@ -521,12 +661,24 @@ def test_vllm_stop_reason_string_becomes_stop_sequence() -> None:
 
 
 def test_tool_calls_become_tool_use_blocks_with_parsed_input() -> None:
-    data = completion({"content": None, "tool_calls": [
-        {"id": "call_a", "type": "function",
-         "function": {"name": "Read", "arguments": '{"file_path": "/a.py"}'}},
-        {"id": "call_b", "type": "function",
-         "function": {"name": "Bash", "arguments": '{"command": "ls"}'}},
-    ]}, "tool_calls")
+    data = completion(
+        {
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "Read", "arguments": '{"file_path": "/a.py"}'},
+                },
+                {
+                    "id": "call_b",
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": '{"command": "ls"}'},
+                },
+            ],
+        },
+        "tool_calls",
+    )
     out = openai_to_anthropic_response(data, "m")
     assert out["content"] == [
         {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"file_path": "/a.py"}},
@@ -536,11 +688,20 @@ def test_tool_calls_become_tool_use_blocks_with_parsed_input() -> None:
 
 
 def test_pitfall2_empty_or_missing_arguments_become_empty_input() -> None:
-    data = completion({"tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "TaskList", "arguments": ""}},
-        {"id": "c2", "type": "function", "function": {"name": "CronList"}},
-        {"id": "c3", "type": "function", "function": {"name": "TaskGet", "arguments": "  "}},
-    ]}, "tool_calls")
+    data = completion(
+        {
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "TaskList", "arguments": ""}},
+                {"id": "c2", "type": "function", "function": {"name": "CronList"}},
+                {
+                    "id": "c3",
+                    "type": "function",
+                    "function": {"name": "TaskGet", "arguments": "  "},
+                },
+            ]
+        },
+        "tool_calls",
+    )
     problems: list[str] = []
     out = openai_to_anthropic_response(data, "m", problems=problems)
     assert [block["input"] for block in out["content"]] == [{}, {}, {}]
@@ -548,8 +709,13 @@ def test_pitfall2_empty_or_missing_arguments_become_empty_input() -> None:
 
 
 def test_pitfall3_arguments_already_parsed_are_taken_as_is() -> None:
-    data = completion({"tool_calls": [
-        {"function": {"name": "Bash", "arguments": {"command": "ls", "timeout": 5}}}]})
+    data = completion(
+        {
+            "tool_calls": [
+                {"function": {"name": "Bash", "arguments": {"command": "ls", "timeout": 5}}}
+            ]
+        }
+    )
     out = openai_to_anthropic_response(data, "m")
     assert out["content"][0]["input"] == {"command": "ls", "timeout": 5}
 
@@ -576,8 +742,14 @@ def test_pitfall4_invalid_json_arguments_are_repaired_or_replaced(
 
 
 def test_pitfall4_invalid_arguments_do_not_fail_the_turn_and_are_reported() -> None:
-    data = completion({"content": "Running it.", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "Bash", "arguments": "{oops"}}]})
+    data = completion(
+        {
+            "content": "Running it.",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "Bash", "arguments": "{oops"}}
+            ],
+        }
+    )
     problems: list[str] = []
     out = openai_to_anthropic_response(data, "m", problems=problems)
     assert out["content"][1]["input"] == {} and out["stop_reason"] == "tool_use"
@@ -595,15 +767,18 @@ TEXT_CALLS = [
     ('[TOOL_CALLS][{"name": "Bash", "arguments": {"command": "ls"}}]', ""),
     ('[TOOL_CALLS]Bash[ARGS]{"command": "ls"}', ""),
     ('{"name": "Bash", "parameters": {"command": "ls"}}', ""),
-    ('{"type": "function", "function": {"name": "Bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
-     ""),
+    (
+        '{"type": "function", "function": {"name": "Bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
+        "",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "rest"), TEXT_CALLS)
 def test_pitfall5_tool_calls_written_as_text_are_parsed(text: str, rest: str) -> None:
-    out = openai_to_anthropic_response(completion({"content": text}), "m",
-                                       tool_names=["Bash", "Read"])
+    out = openai_to_anthropic_response(
+        completion({"content": text}), "m", tool_names=["Bash", "Read"]
+    )
     blocks = out["content"]
     tool = blocks[-1]
     assert (tool["type"], tool["name"], tool["input"]) == ("tool_use", "Bash", {"command": "ls"})
@@ -632,37 +807,68 @@ def test_pitfall5_fallback_parser_is_off_without_tool_names() -> None:
 
 
 def test_pitfall6_missing_duplicate_and_odd_tool_ids_are_fixed() -> None:
-    data = completion({"tool_calls": [
-        {"type": "function", "function": {"name": "Read", "arguments": "{}"}},
-        {"id": "call_0", "type": "function", "function": {"name": "Read", "arguments": "{}"}},
-        {"id": "call_0", "type": "function", "function": {"name": "Bash", "arguments": "{}"}},
-        {"id": "functions.Bash:2", "type": "function",
-         "function": {"name": "Bash", "arguments": "{}"}},
-    ]}, "tool_calls")
+    data = completion(
+        {
+            "tool_calls": [
+                {"type": "function", "function": {"name": "Read", "arguments": "{}"}},
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "Read", "arguments": "{}"},
+                },
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": "{}"},
+                },
+                {
+                    "id": "functions.Bash:2",
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": "{}"},
+                },
+            ]
+        },
+        "tool_calls",
+    )
     ids = [block["id"] for block in openai_to_anthropic_response(data, "m")["content"]]
     assert ids[0].startswith("toolu_") and ids[1] == "call_0"
     assert ids[2].startswith("toolu_") and ids[3] == "functions_Bash_2"
     assert len(set(ids)) == 4
     # The generated id comes back in the tool_result and is passed through unchanged.
-    follow_up = translate([
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": ids[0], "name": "Read",
-                                           "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": ids[0],
-                                      "content": "x"}]},
-    ])
+    follow_up = translate(
+        [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": ids[0], "name": "Read", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": ids[0], "content": "x"}],
+            },
+        ]
+    )
     assert follow_up["messages"][1]["tool_calls"][0]["id"] == ids[0]
     assert follow_up["messages"][2]["tool_call_id"] == ids[0]
 
 
 def test_pitfall10_cached_tokens_are_not_counted_twice() -> None:
-    usage = {"prompt_tokens": 1000, "completion_tokens": 50,
-             "prompt_tokens_details": {"cached_tokens": 800, "cache_write_tokens": 150}}
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 50,
+        "prompt_tokens_details": {"cached_tokens": 800, "cache_write_tokens": 150},
+    }
     out = openai_to_anthropic_response(completion({"content": "x"}, usage=usage), "m")
-    assert out["usage"] == {"input_tokens": 50, "output_tokens": 50,
-                            "cache_read_input_tokens": 800, "cache_creation_input_tokens": 150}
-    total = sum(out["usage"][k] for k in ("input_tokens", "cache_read_input_tokens",
-                                          "cache_creation_input_tokens"))
+    assert out["usage"] == {
+        "input_tokens": 50,
+        "output_tokens": 50,
+        "cache_read_input_tokens": 800,
+        "cache_creation_input_tokens": 150,
+    }
+    total = sum(
+        out["usage"][k]
+        for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    )
     assert total == 1000
 
 
@@ -694,8 +900,7 @@ def test_an_error_object_with_status_200_raises_upstream_error() -> None:
     with pytest.raises(UpstreamError) as caught:
         openai_to_anthropic_response(data, "m")
     assert caught.value.status == 502
-    assert caught.value.body["error"] == {"type": "api_error",
-                                          "message": "Provider returned error"}
+    assert caught.value.body["error"] == {"type": "api_error", "message": "Provider returned error"}
 
 
 # --- streaming ----------------------------------------------------------------------------
@@ -719,9 +924,16 @@ def test_stream_text_only_exact_sequence() -> None:
         ("delta", 0, "lo"),
         ("delta", 0, " world"),
         ("stop", 0),
-        ("message_delta", "end_turn", {"input_tokens": 25, "output_tokens": 3,
-                                       "cache_read_input_tokens": 0,
-                                       "cache_creation_input_tokens": 0}),
+        (
+            "message_delta",
+            "end_turn",
+            {
+                "input_tokens": 25,
+                "output_tokens": 3,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+        ),
         ("message_stop",),
     ]
     start = events[0][1]["message"]
@@ -736,9 +948,16 @@ def test_stream_usage_in_a_trailing_chunk_after_finish_reason_with_cache() -> No
     chunks = [chunk({"content": "ok"}), chunk({}, "stop"), usage_chunk(1000, 7, cached=900)]
     events, _ = run_stream(chunks)
     assert events[0][1]["message"]["usage"]["input_tokens"] == 0  # unknown at the start
-    assert shape(events)[-2] == ("message_delta", "end_turn", {
-        "input_tokens": 100, "output_tokens": 7,
-        "cache_read_input_tokens": 900, "cache_creation_input_tokens": 0})
+    assert shape(events)[-2] == (
+        "message_delta",
+        "end_turn",
+        {
+            "input_tokens": 100,
+            "output_tokens": 7,
+            "cache_read_input_tokens": 900,
+            "cache_creation_input_tokens": 0,
+        },
+    )
     message = sdk_message(events)
     assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (100, 900)
 
@@ -758,10 +977,14 @@ def test_stream_usage_on_the_first_chunk_goes_into_message_start() -> None:
 def test_stream_text_then_two_tool_calls_in_one_chunk() -> None:
     chunks = [
         chunk({"role": "assistant", "content": "Checking."}),
-        chunk({"tool_calls": [
-            tool_fragment(0, '{"file_path": "/a.py"}', id="call_a", name="Read"),
-            tool_fragment(1, '{"command": "ls"}', id="call_b", name="Bash"),
-        ]}),
+        chunk(
+            {
+                "tool_calls": [
+                    tool_fragment(0, '{"file_path": "/a.py"}', id="call_a", name="Read"),
+                    tool_fragment(1, '{"command": "ls"}', id="call_b", name="Bash"),
+                ]
+            }
+        ),
         chunk({}, "tool_calls"),
         usage_chunk(300, 40),
     ]
@@ -778,16 +1001,30 @@ def test_stream_text_then_two_tool_calls_in_one_chunk() -> None:
         ("start", 2, "tool_use"),
         ("delta", 2, '{"command": "ls"}'),
         ("stop", 2),
-        ("message_delta", "tool_use", {"input_tokens": 300, "output_tokens": 40,
-                                       "cache_read_input_tokens": 0,
-                                       "cache_creation_input_tokens": 0}),
+        (
+            "message_delta",
+            "tool_use",
+            {
+                "input_tokens": 300,
+                "output_tokens": 40,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+        ),
         ("message_stop",),
     ]
-    assert events[4][1]["content_block"] == {"type": "tool_use", "id": "call_a", "name": "Read",
-                                             "input": {}}
+    assert events[4][1]["content_block"] == {
+        "type": "tool_use",
+        "id": "call_a",
+        "name": "Read",
+        "input": {},
+    }
     message = sdk_message(events)
     assert [(b.type, getattr(b, "input", None)) for b in message.content] == [
-        ("text", None), ("tool_use", {"file_path": "/a.py"}), ("tool_use", {"command": "ls"})]
+        ("text", None),
+        ("tool_use", {"file_path": "/a.py"}),
+        ("tool_use", {"command": "ls"}),
+    ]
     assert message.stop_reason == "tool_use"
 
 
@@ -815,9 +1052,16 @@ def test_pitfall1_interleaved_tool_call_fragments_are_buffered_per_index() -> No
         ("start", 1, "tool_use"),
         ("delta", 1, '{"command": "git status"}'),
         ("stop", 1),
-        ("message_delta", "tool_use", {"input_tokens": 5000, "output_tokens": 61,
-                                       "cache_read_input_tokens": 0,
-                                       "cache_creation_input_tokens": 0}),
+        (
+            "message_delta",
+            "tool_use",
+            {
+                "input_tokens": 5000,
+                "output_tokens": 61,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+        ),
         ("message_stop",),
     ]
     message = sdk_message(events)
@@ -841,8 +1085,11 @@ def test_stream_text_after_tool_calls_started_is_not_lost() -> None:
 
 
 def test_pitfall2_stream_tool_call_without_arguments() -> None:
-    chunks = [chunk({"tool_calls": [tool_fragment(0, id="c1", name="TaskList")]}),
-              chunk({"tool_calls": [tool_fragment(0, "")]}), chunk({}, "tool_calls")]
+    chunks = [
+        chunk({"tool_calls": [tool_fragment(0, id="c1", name="TaskList")]}),
+        chunk({"tool_calls": [tool_fragment(0, "")]}),
+        chunk({}, "tool_calls"),
+    ]
     events, translator = run_stream(chunks)
     assert ("delta", 0, "{}") in shape(events)
     assert sdk_message(events).content[0].input == {} and translator.problems == []
@@ -851,22 +1098,34 @@ def test_pitfall2_stream_tool_call_without_arguments() -> None:
 def test_pitfall3_stream_arguments_already_parsed_whole_calls_without_index() -> None:
     # Ollama-style: every call arrives whole in one chunk, arguments as an object.
     chunks = [
-        chunk({"tool_calls": [{"id": "a", "function": {"name": "Read",
-                                                      "arguments": {"file_path": "/x"}}}]}),
-        chunk({"tool_calls": [{"id": "b", "function": {"name": "Bash",
-                                                      "arguments": {"command": "ls"}}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {"id": "a", "function": {"name": "Read", "arguments": {"file_path": "/x"}}}
+                ]
+            }
+        ),
+        chunk(
+            {
+                "tool_calls": [
+                    {"id": "b", "function": {"name": "Bash", "arguments": {"command": "ls"}}}
+                ]
+            }
+        ),
         chunk({}, "stop"),
     ]
     events, _ = run_stream(chunks)
     message = sdk_message(events)
     assert [(b.id, b.input) for b in message.content] == [
-        ("a", {"file_path": "/x"}), ("b", {"command": "ls"})]
+        ("a", {"file_path": "/x"}),
+        ("b", {"command": "ls"}),
+    ]
     assert message.stop_reason == "tool_use"  # "stop" with tool calls
 
 
 def test_pitfall4_stream_invalid_arguments_are_repaired_before_the_client_sees_them() -> None:
     chunks = [
-        chunk({"tool_calls": [tool_fragment(0, "```json\n{\"command\"", id="c", name="Bash")]}),
+        chunk({"tool_calls": [tool_fragment(0, '```json\n{"command"', id="c", name="Bash")]}),
         chunk({"tool_calls": [tool_fragment(0, ': "ls"}\n``` done')]}),
         chunk({"tool_calls": [tool_fragment(1, "{broken", id="d", name="Read")]}),
         chunk({}, "tool_calls"),
@@ -878,8 +1137,12 @@ def test_pitfall4_stream_invalid_arguments_are_repaired_before_the_client_sees_t
 
 
 def test_pitfall5_stream_text_tool_call_split_across_chunks() -> None:
-    pieces = ["Let me check.\n<to", "ol_call>\n{\"name\": \"Bash\", ",
-              "\"arguments\": {\"command\": \"ls\"}}\n</tool", "_call>"]
+    pieces = [
+        "Let me check.\n<to",
+        'ol_call>\n{"name": "Bash", ',
+        '"arguments": {"command": "ls"}}\n</tool',
+        "_call>",
+    ]
     chunks = [chunk({"content": piece}) for piece in pieces] + [chunk({}, "stop")]
     events, _ = run_stream(chunks, tool_names=["Bash"])
     check_block_order(events)
@@ -893,8 +1156,9 @@ def test_pitfall5_stream_text_tool_call_split_across_chunks() -> None:
 
 def test_pitfall5_stream_ordinary_code_fence_streams_through() -> None:
     pieces = ["Here:\n``", "`python\nprint(1)\n", "```\nDone."]
-    events, _ = run_stream([chunk({"content": p}) for p in pieces] + [chunk({}, "stop")],
-                           tool_names=["Bash"])
+    events, _ = run_stream(
+        [chunk({"content": p}) for p in pieces] + [chunk({}, "stop")], tool_names=["Bash"]
+    )
     deltas = [s[2] for s in shape(events) if s[0] == "delta"]
     assert deltas[:2] == ["Here:\n", "```python\nprint(1)\n"]  # not held until the end
     assert "".join(deltas) == "".join(pieces)
@@ -902,8 +1166,10 @@ def test_pitfall5_stream_ordinary_code_fence_streams_through() -> None:
 
 
 def test_pitfall6_stream_missing_tool_ids_are_generated() -> None:
-    chunks = [chunk({"tool_calls": [tool_fragment(0, "{}", name="TaskList")]}),
-              chunk({}, "tool_calls")]
+    chunks = [
+        chunk({"tool_calls": [tool_fragment(0, "{}", name="TaskList")]}),
+        chunk({}, "tool_calls"),
+    ]
     events, _ = run_stream(chunks)
     block = events[1][1]["content_block"]
     assert block["id"].startswith("toolu_") and len(block["id"]) > 10
@@ -911,20 +1177,35 @@ def test_pitfall6_stream_missing_tool_ids_are_generated() -> None:
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
 def test_stream_reasoning_is_dropped_by_default(key: str) -> None:
-    chunks = [chunk({key: "Let me think"}), chunk({key: " hard."}), chunk({"content": "42"}),
-              chunk({}, "stop")]
+    chunks = [
+        chunk({key: "Let me think"}),
+        chunk({key: " hard."}),
+        chunk({"content": "42"}),
+        chunk({}, "stop"),
+    ]
     events, _ = run_stream(chunks)
     assert [s for s in shape(events) if s[0] in ("start", "delta")] == [
-        ("start", 0, "text"), ("delta", 0, "42")]
+        ("start", 0, "text"),
+        ("delta", 0, "42"),
+    ]
 
 
 def test_stream_reasoning_maps_to_a_thinking_block_when_asked() -> None:
-    chunks = [chunk({"reasoning": "Let me think"}), chunk({"reasoning_content": " hard."}),
-              chunk({"content": "42"}), chunk({}, "stop")]
+    chunks = [
+        chunk({"reasoning": "Let me think"}),
+        chunk({"reasoning_content": " hard."}),
+        chunk({"content": "42"}),
+        chunk({}, "stop"),
+    ]
     events, _ = run_stream(chunks, thinking=True)
     assert shape(events)[1:7] == [
-        ("start", 0, "thinking"), ("delta", 0, "Let me think"), ("delta", 0, " hard."),
-        ("stop", 0), ("start", 1, "text"), ("delta", 1, "42")]
+        ("start", 0, "thinking"),
+        ("delta", 0, "Let me think"),
+        ("delta", 0, " hard."),
+        ("stop", 0),
+        ("start", 1, "text"),
+        ("delta", 1, "42"),
+    ]
     assert events[1][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
     message = sdk_message(events)
     assert message.content[0].thinking == "Let me think hard."
@@ -946,8 +1227,10 @@ def test_stream_error_chunk_becomes_an_anthropic_error_event() -> None:
     events = translator.feed(chunk({"content": "partial"}))
     events += translator.feed({"error": {"message": "Provider overloaded", "code": 503}})
     assert shape(events)[-2:] == [("stop", 0), ("error",)]
-    assert events[-1][1] == {"type": "error", "error": {"type": "overloaded_error",
-                                                        "message": "Provider overloaded"}}
+    assert events[-1][1] == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Provider overloaded"},
+    }
     assert translator.feed(chunk({"content": "more"})) == [] and translator.finish() == []
     with pytest.raises(anthropic.APIStatusError, match="Provider overloaded"):
         sdk_message(events)
@@ -965,9 +1248,11 @@ def test_stream_pings_while_nothing_else_is_sent() -> None:
 def test_stream_finish_is_idempotent_and_works_on_an_empty_stream() -> None:
     translator = OpenAIStreamToAnthropic("m", input_tokens=9)
     events = translator.finish()
-    assert shape(events) == [("message_start",),
-                             ("message_delta", "end_turn", {"output_tokens": 0}),
-                             ("message_stop",)]
+    assert shape(events) == [
+        ("message_start",),
+        ("message_delta", "end_turn", {"output_tokens": 0}),
+        ("message_stop",),
+    ]
     assert translator.finish() == [] and translator.feed(chunk({"content": "x"})) == []
     assert sdk_message(events).content == []
 
@@ -980,10 +1265,17 @@ def test_stream_ignores_other_choices_and_unknown_delta_keys() -> None:
 
 
 def test_sse_bytes_format() -> None:
-    raw = sse_bytes("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                            "delta": {"type": "text_delta", "text": "é\n"}})
-    assert raw == ('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-                   '"delta":{"type":"text_delta","text":"é\\n"}}\n\n').encode()
+    raw = sse_bytes(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "é\n"}},
+    )
+    assert (
+        raw
+        == (
+            'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            '"delta":{"type":"text_delta","text":"é\\n"}}\n\n'
+        ).encode()
+    )
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -1017,8 +1309,10 @@ def test_error_status_mapping(status: int, out_status: int, kind: str) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('{"error": "model \\"qwen9\\" not found, try pulling it first"}',
-         'model "qwen9" not found, try pulling it first'),  # Ollama
+        (
+            '{"error": "model \\"qwen9\\" not found, try pulling it first"}',
+            'model "qwen9" not found, try pulling it first',
+        ),  # Ollama
         ("<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
         ('{"detail": "Not Found"}', "Not Found"),  # FastAPI-style servers
         ("", "upstream returned HTTP 404"),
@@ -1030,9 +1324,16 @@ def test_error_bodies_of_other_shapes(body: str, message: str) -> None:
 
 
 def test_error_messages_never_echo_keys() -> None:
-    body = json.dumps({"error": {"message": (
-        "Incorrect API key provided: sk-proj-AbCdEf1234567890xyz. Header was "
-        "'Authorization: Bearer sk-or-v1-0123456789abcdef' and api_key=secret123&x=1")}})
+    body = json.dumps(
+        {
+            "error": {
+                "message": (
+                    "Incorrect API key provided: sk-proj-AbCdEf1234567890xyz. Header was "
+                    "'Authorization: Bearer sk-or-v1-0123456789abcdef' and api_key=secret123&x=1"
+                )
+            }
+        }
+    )
     _, got = openai_error_to_anthropic(401, body)
     message = got["error"]["message"]
     for secret in ("AbCdEf1234567890xyz", "0123456789abcdef", "secret123"):
@@ -1041,13 +1342,24 @@ def test_error_messages_never_echo_keys() -> None:
 
 
 def test_context_overflow_is_worded_like_anthropic_for_auto_compaction() -> None:
-    vllm = {"error": {"message": "This model's maximum context length is 4096 tokens. However, "
-                                 "you requested 5000 tokens.", "type": "BadRequestError"}}
+    vllm = {
+        "error": {
+            "message": "This model's maximum context length is 4096 tokens. However, "
+            "you requested 5000 tokens.",
+            "type": "BadRequestError",
+        }
+    }
     _, got = openai_error_to_anthropic(400, json.dumps(vllm))
     assert got["error"]["message"].startswith("prompt is too long: This model's maximum")
-    llama = {"error": {"code": 400, "message": "the request exceeds the available context size",
-                       "type": "exceed_context_size_error", "n_prompt_tokens": 9000,
-                       "n_ctx": 8192}}
+    llama = {
+        "error": {
+            "code": 400,
+            "message": "the request exceeds the available context size",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": 9000,
+            "n_ctx": 8192,
+        }
+    }
     _, got = openai_error_to_anthropic(400, json.dumps(llama))
     assert got["error"]["message"].startswith("prompt is too long: 9000 tokens > 8192 maximum")
 

@@ -48,8 +48,19 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj = State(config_file)
 
 
-for _module in (route, configure, stats, serve, dashboard, hooks, install, doctor, setup, monitor,
-                logs):
+for _module in (
+    route,
+    configure,
+    stats,
+    serve,
+    dashboard,
+    hooks,
+    install,
+    doctor,
+    setup,
+    monitor,
+    logs,
+):
     _module.register(cli)
 
 

@@ -29,7 +29,8 @@ def _tier_roles(config: RouterConfig) -> dict[tuple[str, str], list[str]]:
         for fallback in tier.fallbacks:
             if fallback.provider and fallback.model:
                 roles.setdefault((fallback.provider, fallback.model), []).append(
-                    f"{name} (fallback)")
+                    f"{name} (fallback)"
+                )
     return roles
 
 
@@ -40,8 +41,7 @@ def _find(reports: list[BackendReport], provider: str, model: str) -> ModelRepor
     return None
 
 
-def _usable(reports: list[BackendReport], config: RouterConfig, provider: str,
-            model: str) -> bool:
+def _usable(reports: list[BackendReport], config: RouterConfig, provider: str, model: str) -> bool:
     """A tier's primary is usable when it answered (or, for Anthropic without a key, when
     Claude Code's own login will be used and nothing says otherwise)."""
     entry = _find(reports, provider, model)
@@ -88,13 +88,15 @@ def _backend_line(report: BackendReport) -> str:
 def _table(report: BackendReport, roles: dict[tuple[str, str], list[str]]) -> list[str]:
     rows = [("MODEL", "STATUS", "CONTEXT", "TOOLS", "USED BY")]
     for entry in report.models:
-        rows.append((
-            entry.model,
-            _status_text(report, entry),
-            str(entry.context_window) if entry.context_window else DASH,
-            _tools_text(entry),
-            ", ".join(roles.get((report.provider, entry.model), [])),
-        ))
+        rows.append(
+            (
+                entry.model,
+                _status_text(report, entry),
+                str(entry.context_window) if entry.context_window else DASH,
+                _tools_text(entry),
+                ", ".join(roles.get((report.provider, entry.model), [])),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for row in rows:
@@ -115,27 +117,36 @@ def _hints(reports: list[BackendReport], config: RouterConfig) -> list[str]:
             if report.kind == "openrouter":
                 hints.append(f"{report.skipped}: OpenRouter fallbacks are skipped")
             elif report.kind == "anthropic":
-                hints.append(f"{report.skipped}: Anthropic was not checked "
-                             "(requests use Claude Code's own login)")
+                hints.append(
+                    f"{report.skipped}: Anthropic was not checked "
+                    "(requests use Claude Code's own login)"
+                )
             continue
         if report.reachable is False:
             if report.kind == "ollama":
                 where = f" or set {env}" if env else ""
-                hints.append(f"{report.provider} not reachable at {report.base_url}: "
-                             f"start `ollama serve`{where}")
+                hints.append(
+                    f"{report.provider} not reachable at {report.base_url}: "
+                    f"start `ollama serve`{where}"
+                )
             elif report.kind == "openai":
                 where = f" or set {env}" if env else ""
-                hints.append(f"{report.provider} not reachable at {report.base_url}: start the "
-                             f"server (llama-server, vLLM, LM Studio){where}")
+                hints.append(
+                    f"{report.provider} not reachable at {report.base_url}: start the "
+                    f"server (llama-server, vLLM, LM Studio){where}"
+                )
             else:
-                hints.append(f"{report.provider} not reachable at {report.base_url}: "
-                             "check the network" + (f" or {env}" if env else ""))
+                hints.append(
+                    f"{report.provider} not reachable at {report.base_url}: "
+                    "check the network" + (f" or {env}" if env else "")
+                )
             continue
         if report.error:
             hints.append(f"{report.provider}: {report.error}")
         if report.kind == "ollama" and report.messages_api is False:
-            hints.append(f"Ollama {report.version} has no /v1/messages (added in 0.14): "
-                         "upgrade Ollama")
+            hints.append(
+                f"Ollama {report.version} has no /v1/messages (added in 0.14): upgrade Ollama"
+            )
         for entry in report.models:
             hints.extend(_model_hints(report, entry, config))
     return hints
@@ -145,28 +156,41 @@ def _model_hints(report: BackendReport, entry: ModelReport, config: RouterConfig
     hints: list[str] = []
     if entry.status == "missing":
         if report.kind == "ollama":
-            hints.append(f"model {entry.model} not installed: `hybrid-router` MCP pull_model "
-                         f"or `ollama pull {entry.model}`")
+            hints.append(
+                f"model {entry.model} not installed: `hybrid-router` MCP pull_model "
+                f"or `ollama pull {entry.model}`"
+            )
         elif report.kind == "openrouter":
-            hints.append(f"model {entry.model} not offered by OpenRouter: free variants come "
-                         "and go, pick a current one at https://openrouter.ai/models?max_price=0")
+            hints.append(
+                f"model {entry.model} not offered by OpenRouter: free variants come "
+                "and go, pick a current one at https://openrouter.ai/models?max_price=0"
+            )
         else:
-            hints.append(f"model {entry.model} not served by {report.provider}: load it in the "
-                         "server or fix the model name in the config")
+            hints.append(
+                f"model {entry.model} not served by {report.provider}: load it in the "
+                "server or fix the model name in the config"
+            )
         return hints
     if entry.status != "ok":
         return hints
     if entry.tools is False:
-        hints.append(f"model {entry.model} did not call a tool when asked to: Claude Code's "
-                     "tool-using turns need a model with working tool calls")
+        hints.append(
+            f"model {entry.model} did not call a tool when asked to: Claude Code's "
+            "tool-using turns need a model with working tool calls"
+        )
     if entry.context_window:
         for name, tier in config.tiers.items():
-            if (tier.provider == report.provider and tier.model == entry.model
-                    and tier.context_window > entry.context_window):
-                hints.append(f"tier {name} says contextWindow {tier.context_window} but "
-                             f"{report.provider} reports {entry.context_window} for "
-                             f"{entry.model}: lower it in the config or give the server a "
-                             "larger context")
+            if (
+                tier.provider == report.provider
+                and tier.model == entry.model
+                and tier.context_window > entry.context_window
+            ):
+                hints.append(
+                    f"tier {name} says contextWindow {tier.context_window} but "
+                    f"{report.provider} reports {entry.context_window} for "
+                    f"{entry.model}: lower it in the config or give the server a "
+                    "larger context"
+                )
     return hints
 
 
@@ -178,12 +202,15 @@ def render_report(reports: list[BackendReport], config: RouterConfig) -> tuple[s
         lines.append(_backend_line(report))
         lines.extend(_table(report, roles))
         lines.append("")
-    usable = {name: _usable(reports, config, tier.provider, tier.model)
-              for name, tier in config.tiers.items()}
+    usable = {
+        name: _usable(reports, config, tier.provider, tier.model)
+        for name, tier in config.tiers.items()
+    }
     bad = [name for name, ok in usable.items() if not ok]
     if bad:
-        lines.append(f"{len(usable) - len(bad)} of {len(usable)} tiers usable; "
-                     f"not usable: {', '.join(bad)}")
+        lines.append(
+            f"{len(usable) - len(bad)} of {len(usable)} tiers usable; not usable: {', '.join(bad)}"
+        )
     else:
         lines.append(f"All {len(usable)} tiers usable.")
     hints = _hints(reports, config)
@@ -196,8 +223,12 @@ def render_report(reports: list[BackendReport], config: RouterConfig) -> tuple[s
 
 def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str, Any]:
     tiers = [
-        {"tier": name, "provider": tier.provider, "model": tier.model,
-         "usable": _usable(reports, config, tier.provider, tier.model)}
+        {
+            "tier": name,
+            "provider": tier.provider,
+            "model": tier.model,
+            "usable": _usable(reports, config, tier.provider, tier.model),
+        }
         for name, tier in config.tiers.items()
     ]
     return {
@@ -207,7 +238,9 @@ def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str
     }
 
 
-def probe_and_save(config: RouterConfig, environ: Mapping[str, str], no_tools: bool) -> list[BackendReport]:
+def probe_and_save(
+    config: RouterConfig, environ: Mapping[str, str], no_tools: bool
+) -> list[BackendReport]:
     """Probe every backend, keep earlier tool results when the tools were not probed, and save
     the results where the proxy reads them."""
     import anyio
@@ -232,8 +265,11 @@ def probe_and_save(config: RouterConfig, environ: Mapping[str, str], no_tools: b
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
-@click.option("--no-tools", is_flag=True,
-              help="Skip the tool-call round trips (earlier results are kept in the cache).")
+@click.option(
+    "--no-tools",
+    is_flag=True,
+    help="Skip the tool-call round trips (earlier results are kept in the cache).",
+)
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
     """Check every configured backend: reachable, models present, context window, tool calls.

@@ -80,28 +80,68 @@ def text_line(row: dict[str, Any]) -> str:
 @click.command()
 @click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
 @click.option("--rule", "rules", multiple=True, help="Only this route or hard rule (repeatable).")
-@click.option("--outcome", "outcomes", multiple=True, type=click.Choice(OUTCOMES),
-              help="Only this outcome (repeatable).")
-@click.option("--source", "sources", multiple=True, type=click.Choice(SOURCES),
-              help="Only this surface (repeatable).")
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    type=click.Choice(OUTCOMES),
+    help="Only this outcome (repeatable).",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(SOURCES),
+    help="Only this surface (repeatable).",
+)
 @click.option("--session", help="Only this Claude Code session.")
 @click.option("--since", default="all", show_default=True, help=SINCE_HELP)
-@click.option("--limit", "-n", type=click.IntRange(0, 1_000_000), default=20, show_default=True,
-              help="How many of the newest matching rows to print first.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(0, 1_000_000),
+    default=20,
+    show_default=True,
+    help="How many of the newest matching rows to print first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new rows until Ctrl-C.")
-@click.option("--show-prompts", is_flag=True,
-              help="Include prompt text, for rows that stored it (storePrompts: true).")
+@click.option(
+    "--show-prompts",
+    is_flag=True,
+    help="Include prompt text, for rows that stored it (storePrompts: true).",
+)
 @click.option("--poll-interval", type=click.FloatRange(0.01, 60), default=0.5, hidden=True)
-@click.option("--follow-seconds", type=click.FloatRange(0), hidden=True,
-              help="Stop following after this many seconds (for tests).")
-def logs(providers: tuple[str, ...], rules: tuple[str, ...], outcomes: tuple[str, ...],
-         sources: tuple[str, ...], session: str | None, since: str, limit: int, as_json: bool,
-         follow: bool, show_prompts: bool, poll_interval: float,
-         follow_seconds: float | None) -> None:
+@click.option(
+    "--follow-seconds",
+    type=click.FloatRange(0),
+    hidden=True,
+    help="Stop following after this many seconds (for tests).",
+)
+def logs(
+    providers: tuple[str, ...],
+    rules: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    sources: tuple[str, ...],
+    session: str | None,
+    since: str,
+    limit: int,
+    as_json: bool,
+    follow: bool,
+    show_prompts: bool,
+    poll_interval: float,
+    follow_seconds: float | None,
+) -> None:
     """The newest decisions (oldest first, as tail), filtered; --follow for new ones."""
-    flt = LogFilter(providers=providers, rules=rules, outcomes=outcomes, sources=sources,
-                       session=session, since=parse_period(since), show_prompts=show_prompts)
+    flt = LogFilter(
+        providers=providers,
+        rules=rules,
+        outcomes=outcomes,
+        sources=sources,
+        session=session,
+        since=parse_period(since),
+        show_prompts=show_prompts,
+    )
     line = json_line if as_json else text_line
 
     def emit(row: dict[str, Any]) -> None:
@@ -118,8 +158,9 @@ def logs(providers: tuple[str, ...], rules: tuple[str, ...], outcomes: tuple[str
                 click.echo("No matching decisions.", err=True)
             return
         try:
-            follow_rows(conn, flt, mark, emit, poll_seconds=poll_interval,
-                      stop_after=follow_seconds)
+            follow_rows(
+                conn, flt, mark, emit, poll_seconds=poll_interval, stop_after=follow_seconds
+            )
         except KeyboardInterrupt:
             pass
 

@@ -63,7 +63,8 @@ def frame(
     lines.append(f"Fallbacks {stats.fallbacks:,}   Errors {stats.errors:,}")
     if stats.outcomes:
         outcomes = ", ".join(
-            f"{name} {count:,}" for name, count in sorted(stats.outcomes.items(), key=lambda i: -i[1])
+            f"{name} {count:,}"
+            for name, count in sorted(stats.outcomes.items(), key=lambda i: -i[1])
         )
         lines.append(f"Outcomes: {outcomes}")
     lines.append("")
@@ -113,18 +114,36 @@ def run_live(
 
 
 @click.command()
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
-              help="Seconds between refreshes.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
 @click.option("--once", is_flag=True, help="Print one frame and exit (no screen clearing).")
 @click.option("--since", default="all", show_default=True, help=SINCE_HELP)
 @click.option("--source", type=click.Choice(SOURCES), help="Only decisions from this surface.")
-@click.option("--recent", type=click.IntRange(0, 100), default=10, show_default=True,
-              help="How many recent decisions to show.")
-@click.option("--frames", type=click.IntRange(1), hidden=True,
-              help="Stop after this many frames (for tests).")
+@click.option(
+    "--recent",
+    type=click.IntRange(0, 100),
+    default=10,
+    show_default=True,
+    help="How many recent decisions to show.",
+)
+@click.option(
+    "--frames", type=click.IntRange(1), hidden=True, help="Stop after this many frames (for tests)."
+)
 @click.pass_context
-def monitor(ctx: click.Context, interval: float, once: bool, since: str, source: str | None,
-            recent: int, frames: int | None) -> None:
+def monitor(
+    ctx: click.Context,
+    interval: float,
+    once: bool,
+    since: str,
+    source: str | None,
+    recent: int,
+    frames: int | None,
+) -> None:
     """Live dashboard: requests, share local, providers, cost, savings, errors, recent decisions.
 
     Redraws every --interval seconds until Ctrl-C; --once prints a single frame.
@@ -139,8 +158,14 @@ def monitor(ctx: click.Context, interval: float, once: bool, since: str, source:
         def draw() -> str:
             # A relative period ("30m") slides with the clock; an absolute one stays put.
             start = parse_period(since) if since_ts is not None else None
-            return frame(conn, since=start, source=source, recent=recent,
-                             local_providers=local, interval=None if once else interval)
+            return frame(
+                conn,
+                since=start,
+                source=source,
+                recent=recent,
+                local_providers=local,
+                interval=None if once else interval,
+            )
 
         if once:
             click.echo(draw())

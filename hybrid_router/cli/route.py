@@ -112,8 +112,10 @@ def route(
     decision = decide(signals, routing_table(config))
     if log_it:
         with closing(open_log()) as conn:
-            record(conn, decision_row(decision, signals, source="cli",
-                                      store_prompts=config.store_prompts))
+            record(
+                conn,
+                decision_row(decision, signals, source="cli", store_prompts=config.store_prompts),
+            )
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2))
     else:
@@ -132,8 +134,12 @@ def demo(state: State) -> None:
         for prompt in SAMPLE_PROMPTS:
             signals = signals_from_prompt(prompt, session_id="demo")
             decision = decide(signals, table)
-            record(conn, decision_row(decision, signals, source="cli",
-                                      store_prompts=loaded.config.store_prompts))
+            record(
+                conn,
+                decision_row(
+                    decision, signals, source="cli", store_prompts=loaded.config.store_prompts
+                ),
+            )
             click.echo(f"  {prompt}")
             click.echo(
                 f"    -> {decision.provider}/{decision.model}  [{decision.rule}, {decision.complexity}]"

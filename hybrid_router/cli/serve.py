@@ -35,7 +35,9 @@ def mcp(state: State) -> None:
 
 
 @click.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1; others need HYBRID_ROUTER_TOKEN).")
+@click.option(
+    "--host", help="Address to listen on (default 127.0.0.1; others need HYBRID_ROUTER_TOKEN)."
+)
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 3000).")
 @pass_state
 def proxy(state: State, host: str | None, port: int | None) -> None:
@@ -53,6 +55,3 @@ def proxy(state: State, host: str | None, port: int | None) -> None:
 def register(cli: click.Group) -> None:
     cli.add_command(mcp)
     cli.add_command(proxy)
-
-
-

@@ -8,22 +8,49 @@ from .state import State
 
 
 @click.command()
-@click.option("--yes", "-y", is_flag=True,
-              help="Answer every question with its default (pull the models, install).")
-@click.option("--pull/--no-pull", default=None,
-              help="Pull the missing recommended Ollama models (default: ask).")
-@click.option("--install/--no-install", "install_", default=None,
-              help="Install into Claude Code at the end (default: ask).")
-@click.option("--scope", type=click.Choice(["user", "project"]), default="user",
-              show_default=True, help="Where `install` writes (see `hybrid-router install`).")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Answer every question with its default (pull the models, install).",
+)
+@click.option(
+    "--pull/--no-pull",
+    default=None,
+    help="Pull the missing recommended Ollama models (default: ask).",
+)
+@click.option(
+    "--install/--no-install",
+    "install_",
+    default=None,
+    help="Install into Claude Code at the end (default: ask).",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["user", "project"]),
+    default="user",
+    show_default=True,
+    help="Where `install` writes (see `hybrid-router install`).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-@click.option("--doctor/--no-doctor", default=True, show_default=True,
-              help="Check every backend at the end, as `hybrid-router doctor` does.")
-@click.option("--no-tools", is_flag=True,
-              help="Doctor without the tool-call round trips (faster).")
+@click.option(
+    "--doctor/--no-doctor",
+    default=True,
+    show_default=True,
+    help="Check every backend at the end, as `hybrid-router doctor` does.",
+)
+@click.option("--no-tools", is_flag=True, help="Doctor without the tool-call round trips (faster).")
 @click.pass_context
-def setup(ctx: click.Context, yes: bool, pull: bool | None, install_: bool | None, scope: str,
-          force: bool, doctor: bool, no_tools: bool) -> None:
+def setup(
+    ctx: click.Context,
+    yes: bool,
+    pull: bool | None,
+    install_: bool | None,
+    scope: str,
+    force: bool,
+    doctor: bool,
+    no_tools: bool,
+) -> None:
     """Set everything up: config, .env, Ollama and its models, API keys, doctor, install.
 
     Nothing is downloaded or installed without consent: questions on a terminal, or the
@@ -34,8 +61,16 @@ def setup(ctx: click.Context, yes: bool, pull: bool | None, install_: bool | Non
     from .setup_flow import SetupOptions, run_setup
 
     config_file = ctx.ensure_object(State).config_file
-    opts = SetupOptions(yes=yes, pull=pull, install=install_, scope=scope, force=force,
-                        doctor=doctor, no_tools=no_tools, config_file=config_file)
+    opts = SetupOptions(
+        yes=yes,
+        pull=pull,
+        install=install_,
+        scope=scope,
+        force=force,
+        doctor=doctor,
+        no_tools=no_tools,
+        config_file=config_file,
+    )
     ctx.exit(run_setup(ctx, opts))
 
 

@@ -247,8 +247,10 @@ def install_instructions(status: OllamaStatus) -> list[str]:
     lines = [f"Ollama is not reachable at {status.url}: {status.error}."]
     found = shutil.which("ollama")
     if found:
-        lines.append(f"The `ollama` command is installed ({found}) but its server is not "
-                     "answering. Start it:")
+        lines.append(
+            f"The `ollama` command is installed ({found}) but its server is not "
+            "answering. Start it:"
+        )
         lines.append("  ollama serve        (or open the Ollama app)")
     else:
         lines.append("Install it (setup never downloads it for you):")
@@ -268,8 +270,9 @@ class PullProgress:
     """Bytes completed of total for one model, on stderr: a one-line bar redrawn in place on a
     terminal; otherwise a line at every quarter (logs and CI stay readable)."""
 
-    def __init__(self, model: str, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, model: str, tty: bool | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.model = model
         self.tty = _stderr_is_tty() if tty is None else tty
         self.clock = clock
@@ -317,8 +320,9 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-async def pull_models(client: Any, provider: Provider, url: str, models: list[str]
-                      ) -> dict[str, str | None]:
+async def pull_models(
+    client: Any, provider: Provider, url: str, models: list[str]
+) -> dict[str, str | None]:
     """Pull each model with a progress bar; model -> None when done, else the error text."""
     from ..providers.chat import BackendError
     from ..providers.ollama import pull_model
@@ -328,8 +332,9 @@ async def pull_models(client: Any, provider: Provider, url: str, models: list[st
         click.echo(f"  pulling {model} ...")
         progress = PullProgress(model)
 
-        async def on_progress(completed: int, total: int | None, status: str,
-                              progress: PullProgress = progress) -> None:
+        async def on_progress(
+            completed: int, total: int | None, status: str, progress: PullProgress = progress
+        ) -> None:
             progress.update(completed, total, status)
 
         try:
@@ -351,7 +356,9 @@ async def pull_models(client: Any, provider: Provider, url: str, models: list[st
 # --- doctor ------------------------------------------------------------------------------------------
 
 
-def run_doctor(config: RouterConfig, environ: Mapping[str, str], no_tools: bool) -> tuple[str, bool]:
+def run_doctor(
+    config: RouterConfig, environ: Mapping[str, str], no_tools: bool
+) -> tuple[str, bool]:
     """What `hybrid-router doctor` does (probe, keep earlier tool results, save), as text."""
     from .doctor import probe_and_save, render_report
 
@@ -362,10 +369,17 @@ def run_doctor(config: RouterConfig, environ: Mapping[str, str], no_tools: bool)
 
 
 def _roles(config: RouterConfig, provider: str, model: str) -> str:
-    roles = [name for name, tier in config.tiers.items()
-             if tier.provider == provider and tier.model == model]
-    roles += [f"{name} fallback" for name, tier in config.tiers.items()
-              for fb in tier.fallbacks if fb.provider == provider and fb.model == model]
+    roles = [
+        name
+        for name, tier in config.tiers.items()
+        if tier.provider == provider and tier.model == model
+    ]
+    roles += [
+        f"{name} fallback"
+        for name, tier in config.tiers.items()
+        for fb in tier.fallbacks
+        if fb.provider == provider and fb.model == model
+    ]
     return ", ".join(roles)
 
 
@@ -404,8 +418,9 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
             found = []
             for name, models in targets.items():
                 provider = config.providers[name]
-                status = await detect_ollama(client, name, provider,
-                                             provider_base_url(provider, environ))
+                status = await detect_ollama(
+                    client, name, provider, provider_base_url(provider, environ)
+                )
                 status.wanted = models
                 found.append(status)
             return found
@@ -419,13 +434,17 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
             continue
         installed = ", ".join(status.installed) if status.installed else "none"
         count = len(status.installed)
-        click.echo(f"  Ollama {status.version} at {status.url} ({status.provider}): "
-                   f"{count} model{'s' if count != 1 else ''} installed: {installed}")
+        click.echo(
+            f"  Ollama {status.version} at {status.url} ({status.provider}): "
+            f"{count} model{'s' if count != 1 else ''} installed: {installed}"
+        )
         from ..providers.probe import ollama_serves_messages
 
         if ollama_serves_messages(status.version) is False:
-            click.echo("  note: this Ollama has no /v1/messages (added in 0.14); the proxy "
-                       "translates to its OpenAI API instead. Upgrading is recommended.")
+            click.echo(
+                "  note: this Ollama has no /v1/messages (added in 0.14); the proxy "
+                "translates to its OpenAI API instead. Upgrading is recommended."
+            )
 
     heading("Recommended models")
     pull_failures: list[str] = []
@@ -443,8 +462,10 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
         click.echo("  not pulled: Ollama is not reachable")
     if to_pull:
         names = ", ".join(m for _, m in to_pull)
-        question = (f"Pull {len(to_pull)} model{'s' if len(to_pull) != 1 else ''} from Ollama's "
-                    f"library ({names})? Each is several GB.")
+        question = (
+            f"Pull {len(to_pull)} model{'s' if len(to_pull) != 1 else ''} from Ollama's "
+            f"library ({names})? Each is several GB."
+        )
         if consent(opts.pull, opts.yes, question, "--pull or --no-pull"):
 
             async def pull_all() -> None:
@@ -472,7 +493,9 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
             click.echo(f"  {key.name:<20} present ({key.where})")
         else:
             hints = "; ".join(KEY_HINTS[k] for k in key.kinds if k in KEY_HINTS)
-            click.echo(f"  {key.name:<20} missing: add it to {dotenv}" + (f" ({hints})" if hints else ""))
+            click.echo(
+                f"  {key.name:<20} missing: add it to {dotenv}" + (f" ({hints})" if hints else "")
+            )
 
     doctor_ok: bool | None = None
     if opts.doctor:
@@ -482,8 +505,10 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
             click.echo(f"  {line}".rstrip())
 
     heading("Claude Code")
-    question = (f"Install the hooks, MCP server, status line and /route-stats into Claude Code "
-                f"({opts.scope} scope)?")
+    question = (
+        f"Install the hooks, MCP server, status line and /route-stats into Claude Code "
+        f"({opts.scope} scope)?"
+    )
     if consent(opts.install, opts.yes, question, "--install or --no-install"):
         from .install import install
 
@@ -494,8 +519,11 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
     click.echo("")
     missing_ollama = [s for s in statuses if not s.reachable]
     if missing_ollama:
-        click.echo(f"Error: Ollama is not reachable at {missing_ollama[0].url}: install and start "
-                   "it (see above), then run `hybrid-router setup` again", err=True)
+        click.echo(
+            f"Error: Ollama is not reachable at {missing_ollama[0].url}: install and start "
+            "it (see above), then run `hybrid-router setup` again",
+            err=True,
+        )
         return EXIT_OLLAMA_MISSING
     problems = []
     if pull_failures:
@@ -509,6 +537,7 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
     if problems:
         click.echo(f"Error: setup finished, but not ready: {'; '.join(problems)}", err=True)
         return EXIT_NOT_READY
-    click.echo("Setup complete: the router is ready. Try `hybrid-router demo` or "
-               "`hybrid-router monitor`.")
+    click.echo(
+        "Setup complete: the router is ready. Try `hybrid-router demo` or `hybrid-router monitor`."
+    )
     return EXIT_OK

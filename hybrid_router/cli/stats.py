@@ -25,7 +25,9 @@ from .state import SINCE_HELP, open_log, parse_period
     default=0,
     help="Also list the N most recent decisions.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON (= --format json).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the numbers as JSON (= --format json)."
+)
 @click.option(
     "--format",
     "output_format",

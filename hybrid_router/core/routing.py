@@ -80,7 +80,10 @@ def _pattern(source: str) -> Any:
 
 
 def route_evidence(
-    route: RouteSpec, signals: Signals, tokens: list[str], complexity: str,
+    route: RouteSpec,
+    signals: Signals,
+    tokens: list[str],
+    complexity: str,
     text_evidence: list[str] | None | object = None,
 ) -> list[str] | None:
     """What makes `route` apply to this request (keywords, patterns, sizes), or None if it does not.
@@ -203,8 +206,9 @@ def _choose(
             (),
         )
     for index, route in enumerate(table.routes):
-        evidence = route_evidence(route, signals, analysis.tokens, analysis.complexity,
-                                  analysis.evidence(index, route))
+        evidence = route_evidence(
+            route, signals, analysis.tokens, analysis.complexity, analysis.evidence(index, route)
+        )
         if evidence is not None:
             reason = f"{route.name}: matched {_quote(evidence)}" if evidence else route.name
             return route.target, route.name, reason, tuple(evidence)
@@ -277,7 +281,11 @@ def _finish(
             chosen = bigger
     model = chosen.model
     requested = signals.requested_model
-    if table.provider_kinds.get(chosen.provider) == "anthropic" and requested and requested.startswith("claude"):
+    if (
+        table.provider_kinds.get(chosen.provider) == "anthropic"
+        and requested
+        and requested.startswith("claude")
+    ):
         model = requested  # the client's own Claude model is kept when Anthropic answers
     return Decision(
         provider=chosen.provider,

@@ -174,7 +174,9 @@ class _Counter:
                 self.add_content(block.get("content"))
             elif kind == "tool_use" or kind == "server_tool_use":
                 self._add_str(block.get("name"))
-                self.chars += len(_json().dumps(block.get("input"), ensure_ascii=False, default=str))
+                self.chars += len(
+                    _json().dumps(block.get("input"), ensure_ascii=False, default=str)
+                )
             elif kind == "thinking":
                 self._add_str(block.get("thinking"))
             elif kind == "image":

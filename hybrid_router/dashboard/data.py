@@ -27,9 +27,23 @@ LATENCY_SAMPLE = 50_000  # percentiles over at most this many of the period's ne
 RECENT_LIMIT = 25
 PERCENTILES = (50, 90, 99)
 RECENT_COLUMNS = (
-    "id", "ts", "source", "rule", "provider", "model", "tier", "complexity", "outcome",
-    "latency_ms", "ttft_ms", "cost", "baseline_cost", "fallback_from", "error_class",
-    "input_tokens", "output_tokens",
+    "id",
+    "ts",
+    "source",
+    "rule",
+    "provider",
+    "model",
+    "tier",
+    "complexity",
+    "outcome",
+    "latency_ms",
+    "ttft_ms",
+    "cost",
+    "baseline_cost",
+    "fallback_from",
+    "error_class",
+    "input_tokens",
+    "output_tokens",
 )
 
 _RAW_BUCKETS = """
@@ -157,7 +171,8 @@ class RuleHitCache:
             ).fetchall()
         )
         stale = [
-            day for day, rows in totals.items()
+            day
+            for day, rows in totals.items()
             if rows and (day not in self.days or self.days[day][0] != rows)
         ]
         for day in stale:
@@ -168,7 +183,9 @@ class RuleHitCache:
             ).fetchall()
             self.days[day] = (int(totals[day]), {rule: int(count) for rule, count in rules})
         if len(self.days) > self.max_days:  # forget days outside this period first
-            for day in [d for d in self.days if not first <= d < last][: len(self.days) - self.max_days]:
+            for day in [d for d in self.days if not first <= d < last][
+                : len(self.days) - self.max_days
+            ]:
                 del self.days[day]
         for day, rows in totals.items():
             if rows and day in self.days:
@@ -258,7 +275,9 @@ def latency(
             own[1].append(ttft_ms)
     providers = [
         {"provider": name, "latency_ms": _percentiles(lat), "ttft_ms": _percentiles(ttft)}
-        for name, (lat, ttft) in sorted(per_provider.items(), key=lambda kv: (-len(kv[1][0]), kv[0]))
+        for name, (lat, ttft) in sorted(
+            per_provider.items(), key=lambda kv: (-len(kv[1][0]), kv[0])
+        )
     ]
     return {
         "latency_ms": _percentiles(total),
@@ -311,8 +330,14 @@ def summary(
         "totals": {
             key: stats[key]
             for key in (
-                "decisions", "requests", "cost", "baseline_cost", "savings", "savings_percent",
-                "fallbacks", "errors",
+                "decisions",
+                "requests",
+                "cost",
+                "baseline_cost",
+                "savings",
+                "savings_percent",
+                "fallbacks",
+                "errors",
             )
         },
         "classified": stats["classified"],

@@ -49,10 +49,16 @@ def decide_prompt(prompt: str, session_id: str | None, settings: HookSettings) -
         return decision.replace(rule=rule, reason=f"{directive} directive; {decision.reason}")
     target = settings.directive_targets.get(directive)
     if target is None:
-        return decision.replace(reason=f"{directive} ignored: no such target is configured; {decision.reason}")
+        return decision.replace(
+            reason=f"{directive} ignored: no such target is configured; {decision.reason}"
+        )
     return decision.replace(
-        provider=target.provider, model=target.model, tier=target.tier, rule=rule,
-        reason=f"{directive} directive (the rules said {decision.rule})", matched=(),
+        provider=target.provider,
+        model=target.model,
+        tier=target.tier,
+        rule=rule,
+        reason=f"{directive} directive (the rules said {decision.rule})",
+        matched=(),
         fallbacks=target.fallbacks,
     )
 
@@ -88,8 +94,11 @@ def delegate_tool_name(environ: dict, project_dir: str) -> str | None:
     tool = f"mcp__{MCP_SERVER_NAME}__{DELEGATE_TOOL}"
     candidates = [os.path.join(project_dir, ".mcp.json")]
     config_dir = environ.get("CLAUDE_CONFIG_DIR")
-    candidates.append(os.path.join(config_dir, ".claude.json") if config_dir
-                      else os.path.join(os.path.expanduser("~"), ".claude.json"))
+    candidates.append(
+        os.path.join(config_dir, ".claude.json")
+        if config_dir
+        else os.path.join(os.path.expanduser("~"), ".claude.json")
+    )
     for path in candidates:
         try:
             with open(path, "rb") as handle:
@@ -114,15 +123,23 @@ def delegate_tool_name(environ: dict, project_dir: str) -> str | None:
 
 def delegate_hint(decision: Decision, settings: HookSettings, tool: str) -> str:
     """Plain facts for Claude's context: which route matched, and which local tool suits it."""
-    what = f'the {decision.rule} route' if not decision.rule.startswith("directive:") else decision.rule
-    matched = f" (matched {', '.join(repr(m) for m in decision.matched[:3])})" if decision.matched else ""
+    what = (
+        f"the {decision.rule} route"
+        if not decision.rule.startswith("directive:")
+        else decision.rule
+    )
+    matched = (
+        f" (matched {', '.join(repr(m) for m in decision.matched[:3])})" if decision.matched else ""
+    )
     return (
         f"hybrid-router: this prompt fits {what}{matched}. Self-contained parts of it suit "
         f"the {tool} tool, which runs them on the local model {decision.model} at no API cost."
     )
 
 
-def on_user_prompt(payload: dict, settings: HookSettings, conn: sqlite3.Connection, environ: dict) -> str | None:
+def on_user_prompt(
+    payload: dict, settings: HookSettings, conn: sqlite3.Connection, environ: dict
+) -> str | None:
     """Classify the prompt, log it, pin the turn; return the hint for Claude's context, if any."""
     prompt = payload.get("prompt")
     if not isinstance(prompt, str):
@@ -131,16 +148,32 @@ def on_user_prompt(payload: dict, settings: HookSettings, conn: sqlite3.Connecti
     prompt_id = payload.get("prompt_id") or None
     decision = decide_prompt(prompt, session_id, settings)
     _, routed_text = split_directive(prompt)
-    row = decision_row(decision, None, source="hook", store_prompts=settings.store_prompts,
-                       session_id=session_id, prompt_id=prompt_id, prompt=routed_text)
+    row = decision_row(
+        decision,
+        None,
+        source="hook",
+        store_prompts=settings.store_prompts,
+        session_id=session_id,
+        prompt_id=prompt_id,
+        prompt=routed_text,
+    )
     conn.execute("BEGIN")
     try:
         record(conn, row)
         if session_id:
-            write_pin(conn, Pin(
-                session_id, prompt_id, decision.provider, decision.model, decision.tier,
-                decision.rule, decision.reason, time.time(),
-            ))
+            write_pin(
+                conn,
+                Pin(
+                    session_id,
+                    prompt_id,
+                    decision.provider,
+                    decision.model,
+                    decision.tier,
+                    decision.rule,
+                    decision.reason,
+                    time.time(),
+                ),
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -159,8 +192,13 @@ def on_session_start(payload: dict, settings: HookSettings, conn: sqlite3.Connec
     if isinstance(model, dict):  # some versions send {id, display_name}
         model = model.get("id")
     if session_id:
-        start_session(conn, session_id, payload.get("source"), model if isinstance(model, str) else None,
-                            payload.get("cwd"))
+        start_session(
+            conn,
+            session_id,
+            payload.get("source"),
+            model if isinstance(model, str) else None,
+            payload.get("cwd"),
+        )
     prune_pins(conn, time.time() - settings.pin_ttl_seconds)
 
 

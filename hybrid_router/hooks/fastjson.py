@@ -25,7 +25,9 @@ class _ScannerContext:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    parse_constant = staticmethod({"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__)
+    parse_constant = staticmethod(
+        {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+    )
 
 
 _scan = _json.make_scanner(_ScannerContext()) if _json is not None else None

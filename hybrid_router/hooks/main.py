@@ -55,13 +55,17 @@ def _handle(event: str, raw: str, environ: dict) -> str | None:
     from . import events
     from .table_cache import load_settings
 
-    conn = connect(os.path.join(home.home_path(environ), home.DATABASE_FILENAME),
-                         busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+    conn = connect(
+        os.path.join(home.home_path(environ), home.DATABASE_FILENAME),
+        busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS,
+    )
     try:
         if event == "UserPromptSubmit":
             hint = events.on_user_prompt(payload, load_settings(environ), conn, environ)
             if hint:
-                return dumps({"hookSpecificOutput": {"hookEventName": event, "additionalContext": hint}})
+                return dumps(
+                    {"hookSpecificOutput": {"hookEventName": event, "additionalContext": hint}}
+                )
         elif event == "SessionStart":
             events.on_session_start(payload, load_settings(environ), conn)
         elif event == "Stop":

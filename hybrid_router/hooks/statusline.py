@@ -24,7 +24,9 @@ def _today_start(now: float) -> float:
     return time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def status_line(conn: sqlite3.Connection, session_id: str | None, provider_kinds: dict, now: float) -> str:
+def status_line(
+    conn: sqlite3.Connection, session_id: str | None, provider_kinds: dict, now: float
+) -> str:
     last = None
     if session_id:
         last = conn.execute(
@@ -52,7 +54,9 @@ def status_line(conn: sqlite3.Connection, session_id: str | None, provider_kinds
     return "hybrid-router | " + " | ".join(parts)
 
 
-def run_statusline(stdin: TextIO | None = None, stdout: TextIO | None = None, environ: dict | None = None) -> int:
+def run_statusline(
+    stdin: TextIO | None = None, stdout: TextIO | None = None, environ: dict | None = None
+) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     env = dict(os.environ) if environ is None else environ
@@ -66,7 +70,9 @@ def run_statusline(stdin: TextIO | None = None, stdout: TextIO | None = None, en
         payload = loads(raw) if raw.strip() else {}
         session_id = payload.get("session_id") if isinstance(payload, dict) else None
         kinds = load_settings(env).table.provider_kinds
-        conn = connect(os.path.join(home.home_path(env), home.DATABASE_FILENAME), busy_timeout_ms=200)
+        conn = connect(
+            os.path.join(home.home_path(env), home.DATABASE_FILENAME), busy_timeout_ms=200
+        )
         try:
             line = status_line(conn, session_id, kinds, time.time())
         finally:

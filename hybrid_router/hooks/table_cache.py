@@ -38,8 +38,15 @@ class HookSettings:
         "table",
     )
 
-    def __init__(self, table: RoutingTable, hint_routes: tuple, pin_ttl_seconds: float,
-                 store_prompts: bool, premium_model: str, directive_targets: dict) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        hint_routes: tuple,
+        pin_ttl_seconds: float,
+        store_prompts: bool,
+        premium_model: str,
+        directive_targets: dict,
+    ) -> None:
         self.table = table
         self.hint_routes = hint_routes
         self.pin_ttl_seconds = pin_ttl_seconds
@@ -52,14 +59,26 @@ class HookSettings:
 
     def to_data(self) -> tuple:
         targets = {name: target.to_data() for name, target in self.directive_targets.items()}
-        return (self.table.to_data(), self.hint_routes, self.pin_ttl_seconds, self.store_prompts,
-                self.premium_model, targets)
+        return (
+            self.table.to_data(),
+            self.hint_routes,
+            self.pin_ttl_seconds,
+            self.store_prompts,
+            self.premium_model,
+            targets,
+        )
 
     @classmethod
     def from_data(cls, data: tuple) -> HookSettings:
         table, hints, ttl, store_prompts, premium, targets = data
-        return cls(RoutingTable.from_data(table), hints, ttl, store_prompts, premium,
-                   {name: Target.from_data(t) for name, t in targets.items()})
+        return cls(
+            RoutingTable.from_data(table),
+            hints,
+            ttl,
+            store_prompts,
+            premium,
+            {name: Target.from_data(t) for name, t in targets.items()},
+        )
 
 
 def config_source(environ: dict) -> str:
@@ -75,7 +94,13 @@ def config_source(environ: dict) -> str:
 
 def _cache_key(source: str) -> tuple:
     stat = os.stat(source)
-    return (__version__, sys.version_info[:3], os.path.abspath(source), stat.st_size, stat.st_mtime_ns)
+    return (
+        __version__,
+        sys.version_info[:3],
+        os.path.abspath(source),
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
 
 
 def load_settings(environ: dict) -> HookSettings:
@@ -128,8 +153,12 @@ def build_settings(source: str) -> HookSettings:
     if openrouter is not None:
         targets["@openrouter"] = openrouter
     return HookSettings(
-        table, tuple(config.hooks.hint_routes), config.hooks.pin_ttl_hours * 3600,
-        config.store_prompts, premium.model, targets,
+        table,
+        tuple(config.hooks.hint_routes),
+        config.hooks.pin_ttl_hours * 3600,
+        config.store_prompts,
+        premium.model,
+        targets,
     )
 
 

@@ -25,6 +25,7 @@ PROVIDER_COLUMNS = (
     "savings",
 )
 
+
 def stats_csv(stats: Stats) -> str:
     """A header and one row per provider (none when nothing was called in the period)."""
     buffer = io.StringIO()

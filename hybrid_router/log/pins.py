@@ -30,12 +30,22 @@ def write_pin(conn: sqlite3.Connection, pin: Pin) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO pins (session_id, prompt_id, provider, model, tier, rule, reason, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (pin.session_id, pin.prompt_id, pin.provider, pin.model, pin.tier, pin.rule, pin.reason,
-         pin.created_at or time.time()),
+        (
+            pin.session_id,
+            pin.prompt_id,
+            pin.provider,
+            pin.model,
+            pin.tier,
+            pin.rule,
+            pin.reason,
+            pin.created_at or time.time(),
+        ),
     )
 
 
-def read_pin(conn: sqlite3.Connection, session_id: str, max_age_seconds: float | None = None) -> Pin | None:
+def read_pin(
+    conn: sqlite3.Connection, session_id: str, max_age_seconds: float | None = None
+) -> Pin | None:
     row = conn.execute(
         "SELECT session_id, prompt_id, provider, model, tier, rule, reason, created_at FROM pins "
         "WHERE session_id = ?",
@@ -58,7 +68,11 @@ def prune_pins(conn: sqlite3.Connection, older_than: float) -> int:
 
 
 def start_session(
-    conn: sqlite3.Connection, session_id: str, source: str | None, model: str | None, cwd: str | None
+    conn: sqlite3.Connection,
+    session_id: str,
+    source: str | None,
+    model: str | None,
+    cwd: str | None,
 ) -> None:
     conn.execute(
         "INSERT INTO sessions (session_id, started_at, source, model, cwd) VALUES (?, ?, ?, ?, ?) "

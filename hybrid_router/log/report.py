@@ -43,11 +43,15 @@ def stats_text(stats: Stats) -> str:
         lines.append("No decisions logged in this period yet.")
         return "\n".join(lines)
     if stats.classified:
-        counts = ", ".join(f"{p} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1]))
+        counts = ", ".join(
+            f"{p} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1])
+        )
         total = sum(stats.classified.values())
         lines.append(f"Prompts classified without calling a model: {total:,} ({counts})")
     if stats.rejected:
-        lines.append(f"Requests refused before routing (malformed, too large, no token): {stats.rejected:,}")
+        lines.append(
+            f"Requests refused before routing (malformed, too large, no token): {stats.rejected:,}"
+        )
     if not stats.requests:
         return "\n".join(lines)
     rows = [

@@ -105,8 +105,11 @@ def decision_row(
         tier=decision.tier if decision is not None else None,
         complexity=decision.complexity if decision is not None else None,
         estimated_tokens=(
-            decision.estimated_tokens if decision is not None
-            else signals.estimated_tokens if signals is not None else None
+            decision.estimated_tokens
+            if decision is not None
+            else signals.estimated_tokens
+            if signals is not None
+            else None
         ),
         cost=cost,
         baseline_cost=baseline_cost,
@@ -114,7 +117,9 @@ def decision_row(
         ttft_ms=ttft_ms,
         error_class=error_class,
         fallback_from=fallback_from,
-        reason=reason if reason is not None else (decision.reason if decision is not None else None),
+        reason=reason
+        if reason is not None
+        else (decision.reason if decision is not None else None),
     )
     if usage is not None:
         row.input_tokens = usage.input_tokens

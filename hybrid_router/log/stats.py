@@ -99,7 +99,10 @@ class Stats:
             "session": self.session,
             "decisions": self.decisions,
             "requests": self.requests,
-            "classified": {"total": sum(self.classified.values()), "providers": dict(self.classified)},
+            "classified": {
+                "total": sum(self.classified.values()),
+                "providers": dict(self.classified),
+            },
             "rejected": self.rejected,
             "cost": round(self.cost, 6),
             "baseline_cost": round(self.baseline_cost, 6),

@@ -99,7 +99,9 @@ class LogWriter:
             built.ts = submitted
         return built
 
-    def _write(self, conn: sqlite3.Connection | None, rows: list[DecisionRow]) -> sqlite3.Connection | None:
+    def _write(
+        self, conn: sqlite3.Connection | None, rows: list[DecisionRow]
+    ) -> sqlite3.Connection | None:
         """Write `rows` in one transaction; if that fails, row by row, so one bad row or a
         passing lock loses only itself. Returns the connection to use next (None: reopen)."""
         if not rows:

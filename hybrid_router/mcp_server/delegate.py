@@ -422,10 +422,18 @@ def _success(
     seconds = time.perf_counter() - plan.started
     deps.record(
         decision_row(
-            decision, plan.signals, source="mcp", store_prompts=config.store_prompts,
+            decision,
+            plan.signals,
+            source="mcp",
+            store_prompts=config.store_prompts,
             outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK,
-            provider=link.provider_name, model=link.model, usage=usage, cost=cost,
-            baseline_cost=baseline, latency_ms=seconds * 1000, ttft_ms=result.ttft_ms,
+            provider=link.provider_name,
+            model=link.model,
+            usage=usage,
+            cost=cost,
+            baseline_cost=baseline,
+            latency_ms=seconds * 1000,
+            ttft_ms=result.ttft_ms,
             fallback_from=fallback_from,
             reason=decision.reason + (" (retried once)" if retried else ""),
         )
@@ -446,9 +454,15 @@ def _log_failure(
 ) -> None:
     deps.record(
         decision_row(
-            decision, signals, source="mcp", store_prompts=deps.config.store_prompts,
-            outcome=outcome, rule=None if decision else "delegate", usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000, error_class=error_class,
+            decision,
+            signals,
+            source="mcp",
+            store_prompts=deps.config.store_prompts,
+            outcome=outcome,
+            rule=None if decision else "delegate",
+            usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error_class=error_class,
         )
     )
 

@@ -267,9 +267,16 @@ def _register_tools(server: MCPServer[AppState]) -> None:
         finally:
             state.record(
                 decision_row(
-                    None, None, source="mcp", store_prompts=False, outcome=outcome,
-                    rule="pull-model", provider=provider_name, model=name,
-                    error_class=error_class, session_id=state.session_id,
+                    None,
+                    None,
+                    source="mcp",
+                    store_prompts=False,
+                    outcome=outcome,
+                    rule="pull-model",
+                    provider=provider_name,
+                    model=name,
+                    error_class=error_class,
+                    session_id=state.session_id,
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
             )

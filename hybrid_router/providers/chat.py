@@ -100,7 +100,9 @@ def error_message(response_text: str) -> str:
 def _status_error(status: int, body: str, model: str) -> BackendError:
     message = error_message(body)
     if status == 404:
-        return BackendError(BackendError.MODEL_MISSING, f"model {model!r} not found: {message}", status)
+        return BackendError(
+            BackendError.MODEL_MISSING, f"model {model!r} not found: {message}", status
+        )
     if status == 429:
         return BackendError(BackendError.RATE_LIMITED, f"rate limited: {message}", status)
     return BackendError(BackendError.HTTP, f"HTTP {status}: {message}", status)
@@ -120,17 +122,25 @@ async def chat(
         if provider.kind == "ollama":
             result = await _ollama_chat(client, provider, base_url, request, on_progress, started)
         elif provider.kind in ("openai", "openrouter"):
-            result = await _openai_chat(client, provider, base_url, api_key, request, on_progress, started)
+            result = await _openai_chat(
+                client, provider, base_url, api_key, request, on_progress, started
+            )
         else:
-            raise BackendError(BackendError.PROTOCOL, f"provider kind {provider.kind!r} cannot run a local chat")
+            raise BackendError(
+                BackendError.PROTOCOL, f"provider kind {provider.kind!r} cannot run a local chat"
+            )
     except httpx.ConnectError as exc:
-        raise BackendError(BackendError.UNREACHABLE, f"cannot connect to {base_url}: {exc}") from None
+        raise BackendError(
+            BackendError.UNREACHABLE, f"cannot connect to {base_url}: {exc}"
+        ) from None
     except httpx.TimeoutException:
         raise BackendError(
             BackendError.TIMEOUT, f"{base_url} did not answer within {provider.read_timeout:g} s"
         ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise BackendError(BackendError.PROTOCOL, f"the connection to {base_url} broke: {exc}") from None
+        raise BackendError(
+            BackendError.PROTOCOL, f"the connection to {base_url} broke: {exc}"
+        ) from None
     result.latency_ms = (time.perf_counter() - started) * 1000
     return result
 
@@ -143,7 +153,10 @@ async def _ollama_chat(
     on_progress: ProgressFn | None,
     started: float,
 ) -> ChatResult:
-    options: dict[str, object] = {"num_predict": request.max_tokens, "temperature": request.temperature}
+    options: dict[str, object] = {
+        "num_predict": request.max_tokens,
+        "temperature": request.temperature,
+    }
     if request.num_ctx:
         options["num_ctx"] = request.num_ctx
     body = {
@@ -154,16 +167,25 @@ async def _ollama_chat(
     }
     result = ChatResult(text="")
     async with client.stream(
-        "POST", f"{base_url}/api/chat", json=body, headers=request_headers(provider, None),
+        "POST",
+        f"{base_url}/api/chat",
+        json=body,
+        headers=request_headers(provider, None),
         timeout=timeout_for(provider),
     ) as response:
         if response.status_code != 200:
-            raise _status_error(response.status_code, (await response.aread()).decode("utf-8", "replace"), request.model)
+            raise _status_error(
+                response.status_code,
+                (await response.aread()).decode("utf-8", "replace"),
+                request.model,
+            )
         async for line in _lines(response):
             try:
                 chunk = json.loads(line)
             except ValueError:
-                raise BackendError(BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {line[:80]!r}") from None
+                raise BackendError(
+                    BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {line[:80]!r}"
+                ) from None
             if "error" in chunk:
                 raise BackendError(BackendError.HTTP, f"Ollama: {chunk['error']}")
             piece = (chunk.get("message") or {}).get("content") or ""
@@ -197,11 +219,18 @@ async def _openai_chat(
     }
     result = ChatResult(text="")
     async with client.stream(
-        "POST", f"{base_url}/chat/completions", json=body,
-        headers=request_headers(provider, api_key), timeout=timeout_for(provider),
+        "POST",
+        f"{base_url}/chat/completions",
+        json=body,
+        headers=request_headers(provider, api_key),
+        timeout=timeout_for(provider),
     ) as response:
         if response.status_code != 200:
-            raise _status_error(response.status_code, (await response.aread()).decode("utf-8", "replace"), request.model)
+            raise _status_error(
+                response.status_code,
+                (await response.aread()).decode("utf-8", "replace"),
+                request.model,
+            )
         async for line in _lines(response):
             if not line.startswith("data:"):
                 continue  # event names, comments (OpenRouter sends ": OPENROUTER PROCESSING")
@@ -211,7 +240,10 @@ async def _openai_chat(
             try:
                 chunk = json.loads(data)
             except ValueError:
-                raise BackendError(BackendError.PROTOCOL, f"the server sent an event that is not JSON: {data[:80]!r}") from None
+                raise BackendError(
+                    BackendError.PROTOCOL,
+                    f"the server sent an event that is not JSON: {data[:80]!r}",
+                ) from None
             if "error" in chunk:
                 raise BackendError(BackendError.HTTP, error_message(data))
             for choice in chunk.get("choices") or []:
@@ -230,7 +262,9 @@ async def _openai_chat(
     return result
 
 
-async def _add_piece(result: ChatResult, piece: str, started: float, on_progress: ProgressFn | None) -> None:
+async def _add_piece(
+    result: ChatResult, piece: str, started: float, on_progress: ProgressFn | None
+) -> None:
     if result.ttft_ms is None:
         result.ttft_ms = (time.perf_counter() - started) * 1000
     result.chunks.append(piece)
@@ -251,23 +285,29 @@ async def installed_models(
     path = "/api/tags" if provider.kind == "ollama" else "/models"
     try:
         response = await client.get(
-            f"{base_url}{path}", headers=request_headers(provider, api_key),
+            f"{base_url}{path}",
+            headers=request_headers(provider, api_key),
             timeout=httpx.Timeout(provider.connect_timeout + 5.0, connect=provider.connect_timeout),
         )
     except httpx.ConnectError as exc:
-        raise BackendError(BackendError.UNREACHABLE, f"cannot connect to {base_url}: {exc}") from None
+        raise BackendError(
+            BackendError.UNREACHABLE, f"cannot connect to {base_url}: {exc}"
+        ) from None
     except httpx.TimeoutException:
         raise BackendError(BackendError.TIMEOUT, f"{base_url} did not answer") from None
     if response.status_code != 200:
         raise _status_error(response.status_code, response.text, "")
     data = response.json()
     if provider.kind == "ollama":
-        return [m.get("name") or m.get("model") for m in data.get("models") or [] if isinstance(m, dict)]
+        return [
+            m.get("name") or m.get("model") for m in data.get("models") or [] if isinstance(m, dict)
+        ]
     return [m.get("id") for m in data.get("data") or [] if isinstance(m, dict) and m.get("id")]
 
 
 def same_model(wanted: str, installed: str) -> bool:
     """Ollama names default their tag to `latest`: `llama3` and `llama3:latest` are one model."""
+
     def normal(name: str) -> str:
         return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 

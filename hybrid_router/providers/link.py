@@ -31,11 +31,21 @@ class Link:
 
 
 def make_link(
-    config: RouterConfig, name: str, model: str, environ: Mapping[str, str], window: int | None = None
+    config: RouterConfig,
+    name: str,
+    model: str,
+    environ: Mapping[str, str],
+    window: int | None = None,
 ) -> Link | None:
     """The link to `model` on the configured provider `name` (None if there is no such provider)."""
     provider = config.providers.get(name)
     if provider is None:
         return None
-    return Link(name, provider, model, provider_base_url(provider, environ),
-                provider_api_key(provider, environ), window)
+    return Link(
+        name,
+        provider,
+        model,
+        provider_base_url(provider, environ),
+        provider_api_key(provider, environ),
+        window,
+    )

@@ -69,20 +69,27 @@ async def pull_model(
     result = PullResult(model, already_present=False)
     try:
         async with client.stream(
-            "POST", f"{base_url}/api/pull", json={"model": model, "stream": True},
+            "POST",
+            f"{base_url}/api/pull",
+            json={"model": model, "stream": True},
             timeout=timeout_for(provider),
         ) as response:
             if response.status_code != 200:
                 body = (await response.aread()).decode("utf-8", "replace")
-                raise BackendError(BackendError.HTTP, f"Ollama answered HTTP {response.status_code}: {error_message(body)}",
-                                   response.status_code)
+                raise BackendError(
+                    BackendError.HTTP,
+                    f"Ollama answered HTTP {response.status_code}: {error_message(body)}",
+                    response.status_code,
+                )
             async for raw in response.aiter_lines():
                 if not raw.strip():
                     continue
                 try:
                     line = json.loads(raw)
                 except ValueError:
-                    raise BackendError(BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {raw[:80]!r}") from None
+                    raise BackendError(
+                        BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {raw[:80]!r}"
+                    ) from None
                 if "error" in line:
                     raise BackendError(BackendError.HTTP, str(line["error"]))
                 status = str(line.get("status", ""))
@@ -94,9 +101,13 @@ async def pull_model(
                     result.total_bytes = total or 0
                     return result
     except httpx.ConnectError as exc:
-        raise BackendError(BackendError.UNREACHABLE, f"cannot connect to Ollama at {base_url}: {exc}") from None
+        raise BackendError(
+            BackendError.UNREACHABLE, f"cannot connect to Ollama at {base_url}: {exc}"
+        ) from None
     except httpx.TimeoutException:
-        raise BackendError(BackendError.TIMEOUT, f"Ollama at {base_url} stopped answering") from None
+        raise BackendError(
+            BackendError.TIMEOUT, f"Ollama at {base_url} stopped answering"
+        ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError):
         pass  # the stream broke: reported below as an interrupted pull
     done, total = tracker.reported, sum(size for _, size in tracker.layers.values())

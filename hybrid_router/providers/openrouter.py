@@ -168,14 +168,20 @@ def _metadata(error: dict[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _rate_headers(hdrs: Mapping[str, str], error: dict[str, Any]
-                  ) -> tuple[float | None, float | None, float | None]:
+def _rate_headers(
+    hdrs: Mapping[str, str], error: dict[str, Any]
+) -> tuple[float | None, float | None, float | None]:
     """(limit, remaining, reset epoch) from `X-RateLimit-*`, or the copy in `metadata.headers`."""
     copied = _metadata(error).get("headers")
-    merged = {str(k).lower(): str(v) for k, v in (copied if isinstance(copied, dict) else {}).items()}
+    merged = {
+        str(k).lower(): str(v) for k, v in (copied if isinstance(copied, dict) else {}).items()
+    }
     merged.update(hdrs)
-    return (_number(merged.get("x-ratelimit-limit")), _number(merged.get("x-ratelimit-remaining")),
-            _reset_epoch(merged.get("x-ratelimit-reset")))
+    return (
+        _number(merged.get("x-ratelimit-limit")),
+        _number(merged.get("x-ratelimit-remaining")),
+        _reset_epoch(merged.get("x-ratelimit-reset")),
+    )
 
 
 def _window(message: str, reset: float | None, now: float) -> str | None:
@@ -237,8 +243,10 @@ class FreeTierTracker:
                 return block
             limit = p.get("free_limit")
             if limit is not None and p["free_used"] >= limit:
-                return (f"OpenRouter free-model daily limit reached ({p['free_used']}/{limit} "
-                        f"requests today); resets at {_when(next_utc_midnight(now), now)}")
+                return (
+                    f"OpenRouter free-model daily limit reached ({p['free_used']}/{limit} "
+                    f"requests today); resets at {_when(next_utc_midnight(now), now)}"
+                )
             return None
 
     def retry_after(self, provider_name: str, now: float) -> float | None:
@@ -312,11 +320,15 @@ class FreeTierTracker:
         """Read `GET {base_url}/key` into the state. Never raises; False leaves the state as it was."""
         if not api_key:
             return False
-        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
-                   **OPENROUTER_ATTRIBUTION}
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            **OPENROUTER_ATTRIBUTION,
+        }
         try:
-            response = await client.get(f"{base_url.rstrip('/')}/key", headers=headers,
-                                        timeout=REFRESH_TIMEOUT)
+            response = await client.get(
+                f"{base_url.rstrip('/')}/key", headers=headers, timeout=REFRESH_TIMEOUT
+            )
             data = response.json().get("data") if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             # The exception text names the URL at most; never the headers.
@@ -339,7 +351,9 @@ class FreeTierTracker:
             p["is_free_tier"] = data["is_free_tier"]
         for field in ("limit", "limit_remaining", "usage", "usage_daily"):
             p[f"key_{field}"] = _number(data.get(field))
-        p["key_limit_reset"] = data.get("limit_reset") if isinstance(data.get("limit_reset"), str) else None
+        p["key_limit_reset"] = (
+            data.get("limit_reset") if isinstance(data.get("limit_reset"), str) else None
+        )
         # `rate_limit` is deprecated ("safe to ignore"): not read.
 
         daily = data.get("free_model_daily_requests")
@@ -358,15 +372,27 @@ class FreeTierTracker:
 
         key_limit, remaining = p["key_limit"], p["key_limit_remaining"]
         if key_limit is not None and remaining is not None and remaining <= 0:
-            self._block(p, "paid", _next_limit_reset(p["key_limit_reset"], now),
-                        f"OpenRouter key credit limit spent ({p['key_usage'] or 0:g} of "
-                        f"{key_limit:g} credits)", "openrouter_key_limit")
+            self._block(
+                p,
+                "paid",
+                _next_limit_reset(p["key_limit_reset"], now),
+                f"OpenRouter key credit limit spent ({p['key_usage'] or 0:g} of "
+                f"{key_limit:g} credits)",
+                "openrouter_key_limit",
+            )
         elif p["blocks"].get("paid", {}).get("source") == "openrouter_key_limit":
             p["blocks"].pop("paid")  # the cap was raised or has reset
         # A credits block (402 `openrouter_credits`) stays: `/key` does not show the balance.
 
-    def _learn_headers(self, p: dict[str, Any], model: str, hdrs: Mapping[str, str],
-                       error: dict[str, Any], status: int, now: float) -> bool:
+    def _learn_headers(
+        self,
+        p: dict[str, Any],
+        model: str,
+        hdrs: Mapping[str, str],
+        error: dict[str, Any],
+        status: int,
+        now: float,
+    ) -> bool:
         """`X-RateLimit-*`: a free-model daily window tells today's count and ceiling."""
         limit, remaining, reset = _rate_headers(hdrs, error)
         if limit is None or remaining is None:
@@ -374,8 +400,12 @@ class FreeTierTracker:
         message = str(error.get("message") or "")
         if _window(message, reset, now) != "day":
             if remaining <= 0 and status != 429:  # a 429 is handled (with Retry-After) below
-                self._block(p, "minute", reset or now + DEFAULT_MINUTE_BLOCK,
-                            "OpenRouter per-minute rate limit")
+                self._block(
+                    p,
+                    "minute",
+                    reset or now + DEFAULT_MINUTE_BLOCK,
+                    "OpenRouter per-minute rate limit",
+                )
                 return True
             return False
         if not (is_free_model(model) or "free-models" in message):
@@ -386,8 +416,14 @@ class FreeTierTracker:
             self._block_free_daily(p, reset, now)
         return True
 
-    def _learn_429(self, p: dict[str, Any], model: str, hdrs: Mapping[str, str],
-                   error: dict[str, Any], now: float) -> None:
+    def _learn_429(
+        self,
+        p: dict[str, Any],
+        model: str,
+        hdrs: Mapping[str, str],
+        error: dict[str, Any],
+        now: float,
+    ) -> None:
         message = str(error.get("message") or "")
         meta = _metadata(error)
         _, _, reset = _rate_headers(hdrs, error)
@@ -402,18 +438,35 @@ class FreeTierTracker:
         wait = _retry_after(hdrs.get("retry-after"), now)
         if wait is None and reset is not None and reset > now:
             wait = reset - now
-        if window is None and (meta.get("provider_name") or meta.get("provider_code")
-                               or "upstream" in str(meta.get("raw") or "")):
+        if window is None and (
+            meta.get("provider_name")
+            or meta.get("provider_code")
+            or "upstream" in str(meta.get("raw") or "")
+        ):
             # The provider behind one model is at capacity: skip that model only, briefly.
-            self._block(p, f"model:{model}", now + (wait or DEFAULT_MINUTE_BLOCK),
-                        f"{model} is rate-limited by its upstream provider")
+            self._block(
+                p,
+                f"model:{model}",
+                now + (wait or DEFAULT_MINUTE_BLOCK),
+                f"{model} is rate-limited by its upstream provider",
+            )
             return
         # The per-minute limit, or a 429 we cannot classify: a short wait, never exhaustion.
-        self._block(p, "minute", now + (wait if wait is not None else DEFAULT_MINUTE_BLOCK),
-                    "OpenRouter per-minute rate limit")
+        self._block(
+            p,
+            "minute",
+            now + (wait if wait is not None else DEFAULT_MINUTE_BLOCK),
+            "OpenRouter per-minute rate limit",
+        )
 
-    def _learn_402(self, p: dict[str, Any], model: str, hdrs: Mapping[str, str],
-                   error: dict[str, Any], now: float) -> None:
+    def _learn_402(
+        self,
+        p: dict[str, Any],
+        model: str,
+        hdrs: Mapping[str, str],
+        error: dict[str, Any],
+        now: float,
+    ) -> None:
         meta = _metadata(error)
         source = str(meta.get("limit_source") or "openrouter_credits")
         if meta.get("reason") == "weight_exceeds_budget":
@@ -421,19 +474,34 @@ class FreeTierTracker:
         wait = _retry_after(hdrs.get("retry-after"), now)
         if source == "openrouter_in_flight_budget":
             # Transient, paid models only (free models are exempt from the in-flight budget).
-            self._block(p, "paid", now + (wait or DEFAULT_MINUTE_BLOCK),
-                        "OpenRouter in-flight spending budget full", source)
+            self._block(
+                p,
+                "paid",
+                now + (wait or DEFAULT_MINUTE_BLOCK),
+                "OpenRouter in-flight spending budget full",
+                source,
+            )
         elif source == "openrouter_key_limit":
-            self._block(p, "paid", _next_limit_reset(p.get("key_limit_reset"), now),
-                        "OpenRouter key credit limit spent (402)", source)
+            self._block(
+                p,
+                "paid",
+                _next_limit_reset(p.get("key_limit_reset"), now),
+                "OpenRouter key credit limit spent (402)",
+                source,
+            )
         else:
             reason = "OpenRouter: insufficient credits (402)"
             self._block(p, "paid", now + CREDIT_RECHECK, reason, source)
             if is_free_model(model):
                 # Documented: a negative balance can refuse free models too. Only a 402 on a free
                 # model proves it; a 402 on a paid one just means it cannot be paid for.
-                self._block(p, "free", now + CREDIT_RECHECK,
-                            f"{reason} on a free model: the account balance is negative", source)
+                self._block(
+                    p,
+                    "free",
+                    now + CREDIT_RECHECK,
+                    f"{reason} on a free model: the account balance is negative",
+                    source,
+                )
 
     def _learn_success(self, p: dict[str, Any], model: str) -> bool:
         """A model answered: whatever blocked its kind is over, and a stale ceiling is dropped."""
@@ -450,17 +518,23 @@ class FreeTierTracker:
     def _block_free_daily(self, p: dict[str, Any], reset: float | None, now: float) -> None:
         until = reset if reset is not None and reset > now else next_utc_midnight(now)
         used = f" ({p['free_limit']} requests)" if p.get("free_limit") else ""
-        self._block(p, "free", until,
-                    f"OpenRouter free-model daily limit reached{used}; resets at {{when}}")
+        self._block(
+            p, "free", until, f"OpenRouter free-model daily limit reached{used}; resets at {{when}}"
+        )
 
     @staticmethod
-    def _block(p: dict[str, Any], key: str, until: float, reason: str,
-               source: str | None = None) -> None:
+    def _block(
+        p: dict[str, Any], key: str, until: float, reason: str, source: str | None = None
+    ) -> None:
         """Set a block, keeping an existing one that lasts longer."""
         old = p["blocks"].get(key)
         if old and old["until"] >= until:
             return
-        p["blocks"][key] = {"until": until, "reason": reason, **({"source": source} if source else {})}
+        p["blocks"][key] = {
+            "until": until,
+            "reason": reason,
+            **({"source": source} if source else {}),
+        }
 
     @staticmethod
     def _active(p: dict[str, Any], key: str, now: float) -> str | None:
@@ -468,8 +542,11 @@ class FreeTierTracker:
         if not block or block["until"] <= now:
             return None
         reason = block["reason"]
-        return reason.replace("{when}", _when(block["until"], now)) if "{when}" in reason else (
-            f"{reason}; until {_when(block['until'], now)}")
+        return (
+            reason.replace("{when}", _when(block["until"], now))
+            if "{when}" in reason
+            else (f"{reason}; until {_when(block['until'], now)}")
+        )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -542,7 +619,10 @@ def _valid(data: Any) -> bool:
             return False
         blocks = p.get("blocks", {})
         if not isinstance(blocks, dict) or not all(
-                isinstance(b, dict) and isinstance(b.get("until"), int | float)
-                and isinstance(b.get("reason"), str) for b in blocks.values()):
+            isinstance(b, dict)
+            and isinstance(b.get("until"), int | float)
+            and isinstance(b.get("reason"), str)
+            for b in blocks.values()
+        ):
             return False
     return True

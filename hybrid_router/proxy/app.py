@@ -38,10 +38,16 @@ from .upstream import Call, anthropic_headers
 from .validate import BadRequest
 
 log = logging.getLogger("hybrid_router.proxy")
+
+
 def anthropic_error(status: int, message: str, rid: str | None = None) -> Response:
     rid = rid or request_id()
-    return Response(error_body(status, message, rid), status_code=status,
-                    media_type="application/json", headers={"request-id": rid})
+    return Response(
+        error_body(status, message, rid),
+        status_code=status,
+        media_type="application/json",
+        headers={"request-id": rid},
+    )
 
 
 async def _authorized_body(request: Request, state: ProxyState) -> bytes | Response:
@@ -67,23 +73,41 @@ async def count_tokens(request: Request) -> Response:
         return anthropic_error(400, "messages: an array is required")
     anthropic = _anthropic_link(state)
     if anthropic is not None and anthropic.api_key:
-        call = Call(body=body, raw=raw, headers=request.headers, stream=False, estimated_tokens=0,
-                    proxy_token=state.token, requested_model=str(body.get("model", "")))
+        call = Call(
+            body=body,
+            raw=raw,
+            headers=request.headers,
+            stream=False,
+            estimated_tokens=0,
+            proxy_token=state.token,
+            requested_model=str(body.get("model", "")),
+        )
         url = f"{anthropic.base_url.rstrip('/')}/v1/messages/count_tokens"
         try:
-            upstream = await state.client.post(url, content=raw, headers=anthropic_headers(anthropic, call),
-                                               timeout=30.0)
-            return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
+            upstream = await state.client.post(
+                url, content=raw, headers=anthropic_headers(anthropic, call), timeout=30.0
+            )
+            return Response(
+                upstream.content, status_code=upstream.status_code, media_type="application/json"
+            )
         except httpx.HTTPError as exc:
             log.warning("count_tokens passthrough failed, estimating instead: %s", exc)
-    return JSONResponse({"input_tokens": signals_from_request(body, request.headers).estimated_tokens})
+    return JSONResponse(
+        {"input_tokens": signals_from_request(body, request.headers).estimated_tokens}
+    )
 
 
 def _anthropic_link(state: ProxyState) -> Link | None:
     for name, provider in state.config.providers.items():
         if provider.kind == "anthropic":
-            return Link(name, provider, "", provider_base_url(provider, state.environ),
-                        provider_api_key(provider, state.environ), None)
+            return Link(
+                name,
+                provider,
+                "",
+                provider_base_url(provider, state.environ),
+                provider_api_key(provider, state.environ),
+                None,
+            )
     return None
 
 
@@ -105,18 +129,30 @@ async def models(request: Request) -> Response:
         if target.model in seen:
             continue
         seen.append(target.model)
-        entries.append({"type": "model", "id": target.model,
-                        "display_name": f"{target.model} ({name} tier, {target.provider})",
-                        "created_at": "2026-01-01T00:00:00Z"})
-    return JSONResponse({"data": entries, "has_more": False,
-                         "first_id": entries[0]["id"] if entries else None,
-                         "last_id": entries[-1]["id"] if entries else None})
+        entries.append(
+            {
+                "type": "model",
+                "id": target.model,
+                "display_name": f"{target.model} ({name} tier, {target.provider})",
+                "created_at": "2026-01-01T00:00:00Z",
+            }
+        )
+    return JSONResponse(
+        {
+            "data": entries,
+            "has_more": False,
+            "first_id": entries[0]["id"] if entries else None,
+            "last_id": entries[-1]["id"] if entries else None,
+        }
+    )
 
 
 async def not_found(request: Request) -> Response:
     if not authorized(request.headers, request.app.state.proxy.token):
         return anthropic_error(401, UNAUTHORIZED)
-    return anthropic_error(404, f"{request.method} {request.url.path} is not a hybrid-router endpoint")
+    return anthropic_error(
+        404, f"{request.method} {request.url.path} is not a hybrid-router endpoint"
+    )
 
 
 def create_app(
@@ -131,7 +167,9 @@ def create_app(
     env = home.load_environment(environ)
     token = env.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
-        raise ValueError(f"listening on {host} needs {TOKEN_ENV}: anyone who can reach the port could spend your keys")
+        raise ValueError(
+            f"listening on {host} needs {TOKEN_ENV}: anyone who can reach the port could spend your keys"
+        )
     loaded = config or load_config(config_file, env).config
 
     @asynccontextmanager
@@ -156,7 +194,11 @@ def create_app(
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/", health, methods=["GET", "HEAD"]),
-        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        Route(
+            "/{path:path}",
+            not_found,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
     ]
     return ProxyApp(Starlette(routes=routes, lifespan=lifespan))
 
@@ -174,7 +216,11 @@ class ProxyApp:
         return self.routes.state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/messages" and scope["method"] == "POST":
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/v1/messages"
+            and scope["method"] == "POST"
+        ):
             await messages_endpoint(self.routes.state.proxy, scope, receive, send)
         else:
             await self.routes(scope, receive, send)

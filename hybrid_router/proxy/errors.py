@@ -19,11 +19,13 @@ def error_type_for(status: int) -> str:
 
 
 def error_body(status: int, message: str, rid: str, error_type: str | None = None) -> bytes:
-    return json.dumps({
-        "type": "error",
-        "error": {"type": error_type or error_type_for(status), "message": message},
-        "request_id": rid,
-    }).encode()
+    return json.dumps(
+        {
+            "type": "error",
+            "error": {"type": error_type or error_type_for(status), "message": message},
+            "request_id": rid,
+        }
+    ).encode()
 
 
 def error_event(message: str, error_type: str = "api_error") -> bytes:

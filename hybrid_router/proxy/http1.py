@@ -164,7 +164,9 @@ class _Connection(asyncio.Protocol):
                 self.complete = True
             else:
                 reason = f": {exc}" if exc else ""
-                self.error = ConnectionBroken(f"the upstream closed the connection mid-answer{reason}")
+                self.error = ConnectionBroken(
+                    f"the upstream closed the connection mid-answer{reason}"
+                )
         self._wake()
 
     def pause_writing(self) -> None:
@@ -258,8 +260,13 @@ class _Connection(asyncio.Protocol):
             await self.wait("read", seconds)
 
     def reusable(self) -> bool:
-        return (self.complete and self.keep_alive and not self.closed and self.error is None
-                and self.body_length != _CLOSE_DELIMITED)
+        return (
+            self.complete
+            and self.keep_alive
+            and not self.closed
+            and self.error is None
+            and self.body_length != _CLOSE_DELIMITED
+        )
 
     def close(self) -> None:
         self.closed = True
@@ -275,7 +282,9 @@ def _expire(waiter: asyncio.Future[None], phase: str, seconds: float) -> None:
 class Response:
     """An upstream answer: status and headers at once, the body as it arrives."""
 
-    def __init__(self, client: HttpClient, key: tuple[str, str, int], conn: _Connection, read_timeout: float) -> None:
+    def __init__(
+        self, client: HttpClient, key: tuple[str, str, int], conn: _Connection, read_timeout: float
+    ) -> None:
         self._client = client
         self._key = key
         self._conn: _Connection | None = conn
@@ -285,12 +294,18 @@ class Response:
         for name, value in conn.header_list:
             lowered = name.decode("latin-1").lower()
             text = value.decode("latin-1")
-            self.headers[lowered] = f"{self.headers[lowered]}, {text}" if lowered in self.headers else text
+            self.headers[lowered] = (
+                f"{self.headers[lowered]}, {text}" if lowered in self.headers else text
+            )
         encoding = self.headers.get("content-encoding", "identity").strip().lower()
-        self._decoder = zlib.decompressobj(wbits=47) if encoding in ("gzip", "deflate", "x-gzip") else None
+        self._decoder = (
+            zlib.decompressobj(wbits=47) if encoding in ("gzip", "deflate", "x-gzip") else None
+        )
         if encoding not in ("identity", "", "gzip", "deflate", "x-gzip"):
             self._abandon()
-            raise ConnectionBroken(f"the upstream answered with an unsupported content-encoding: {encoding}")
+            raise ConnectionBroken(
+                f"the upstream answered with an unsupported content-encoding: {encoding}"
+            )
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body's chunks as they arrive, decompressed."""
@@ -305,7 +320,9 @@ class Response:
                         try:
                             data = self._decoder.decompress(data)
                         except zlib.error as exc:
-                            raise ConnectionBroken(f"the upstream's compressed answer is corrupt ({exc})") from None
+                            raise ConnectionBroken(
+                                f"the upstream's compressed answer is corrupt ({exc})"
+                            ) from None
                     if data:
                         yield data
                     continue  # more may have come in meanwhile: it goes before the end
@@ -376,7 +393,9 @@ class HttpClient:
             self._tls = context
         return self._tls
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> Response:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> Response:
         """Send a POST; return once the answer's status and headers are in (body not read)."""
         target = _target(url)
         key = (target.scheme, target.host, target.port)
@@ -426,8 +445,13 @@ class HttpClient:
         tls = self._tls_context() if target.scheme == "https" else None
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, target.host, target.port, ssl=tls,
-                                       server_hostname=target.host if tls else None),
+                loop.create_connection(
+                    _Connection,
+                    target.host,
+                    target.port,
+                    ssl=tls,
+                    server_hostname=target.host if tls else None,
+                ),
                 seconds,
             )
         except TimeoutError:

@@ -47,7 +47,11 @@ def candidate_links(
         provider = config.providers.get(name)
         if provider is None:
             continue
-        if provider.kind == "anthropic" and requested_model and requested_model.startswith("claude"):
+        if (
+            provider.kind == "anthropic"
+            and requested_model
+            and requested_model.startswith("claude")
+        ):
             model = requested_model
         if (name, model) in seen:
             continue
@@ -71,7 +75,11 @@ def skip_reason(
     """Why `link` cannot take this request, or None."""
     if signals.server_tools and not link.is_anthropic:
         return "server tools run only on Anthropic"
-    if link.provider.api_key_env and not link.api_key and not (link.is_anthropic and client_has_auth):
+    if (
+        link.provider.api_key_env
+        and not link.api_key
+        and not (link.is_anthropic and client_has_auth)
+    ):
         return f"{link.provider.api_key_env} is not set"
     reserve = min(output_reserve, signals.max_tokens or output_reserve)
     if link.window is not None and signals.estimated_tokens + reserve > link.window:

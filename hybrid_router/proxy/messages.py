@@ -56,7 +56,9 @@ def client_has_auth(headers: Mapping[str, str], token: str | None) -> bool:
     return False
 
 
-async def send_json(send: Any, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+async def send_json(
+    send: Any, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> None:
     out = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     for name, value in (headers or {}).items():
         if name.lower() not in ("content-type", "content-length", "transfer-encoding"):
@@ -69,7 +71,9 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
     """The whole request body; BadRequest(413) past `limit` bytes (declared or sent)."""
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"request body of {int(declared):,} bytes is over the {limit:,}-byte limit", 413)
+        raise BadRequest(
+            f"request body of {int(declared):,} bytes is over the {limit:,}-byte limit", 413
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -85,7 +89,9 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def messages_endpoint(
+    state: ProxyState, scope: dict[str, Any], receive: Any, send: Any
+) -> None:
     headers = header_map(scope)
     exchange: Exchange | None = None
     relay: StreamRelay | None = None
@@ -109,7 +115,10 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
             return
         try:
             status, answer_headers, payload = await answer_once(exchange)
-            answer_headers = {**answer_headers, "request-id": answer_headers.get("request-id", exchange.rid)}
+            answer_headers = {
+                **answer_headers,
+                "request-id": answer_headers.get("request-id", exchange.rid),
+            }
             replying = True
             await send_json(send, status, payload, answer_headers)
         finally:
@@ -126,36 +135,58 @@ async def messages_endpoint(state: ProxyState, scope: dict[str, Any], receive: A
             await send_json(send, 500, error_body(500, message, rid), {"request-id": rid})
 
 
-def _exchange(state: ProxyState, headers: dict[str, str], raw: bytes, body: dict[str, Any]) -> Exchange:
+def _exchange(
+    state: ProxyState, headers: dict[str, str], raw: bytes, body: dict[str, Any]
+) -> Exchange:
     """Decide the route and the chain of links that can take this request."""
     signals = signals_from_request(body, headers)
     pin = state.pinned(signals.session_id)
     decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
     links = [
         state.with_reported_window(link)
-        for link in candidate_links(decision, state.config, state.table, state.environ, signals.requested_model)
+        for link in candidate_links(
+            decision, state.config, state.table, state.environ, signals.requested_model
+        )
     ]
     has_tools = bool(body.get("tools"))
     client_auth = client_has_auth(headers, state.token)
     usable, skipped = [], []
     for link in links:
         reason = skip_reason(
-            link, signals, output_reserve=state.config.output_reserve_tokens, has_tools=has_tools,
-            tool_capable=state.tool_capable(link), exhausted=state.exhausted(link), client_has_auth=client_auth,
+            link,
+            signals,
+            output_reserve=state.config.output_reserve_tokens,
+            has_tools=has_tools,
+            tool_capable=state.tool_capable(link),
+            exhausted=state.exhausted(link),
+            client_has_auth=client_auth,
         )
         if reason:
             skipped.append(f"{link.label}: {reason}")
         else:
             usable.append(link)
     call = Call(
-        body=body, raw=raw, headers=headers, stream=bool(body.get("stream")),
-        estimated_tokens=signals.estimated_tokens, proxy_token=state.token, requested_model=body["model"],
+        body=body,
+        raw=raw,
+        headers=headers,
+        stream=bool(body.get("stream")),
+        estimated_tokens=signals.estimated_tokens,
+        proxy_token=state.token,
+        requested_model=body["model"],
     )
     return Exchange(
-        call=call, signals=signals, decision=decision, links=usable, config=state.config,
-        protocol_for=state.protocol_for, client=state.upstream, write_row=state.log_writer.submit,
-        prompt_id=pin.prompt_id if pin else None, skipped=skipped,
-        on_failure=state.note_failure, on_response=state.note_success,
+        call=call,
+        signals=signals,
+        decision=decision,
+        links=usable,
+        config=state.config,
+        protocol_for=state.protocol_for,
+        client=state.upstream,
+        write_row=state.log_writer.submit,
+        prompt_id=pin.prompt_id if pin else None,
+        skipped=skipped,
+        on_failure=state.note_failure,
+        on_response=state.note_success,
     )
 
 
@@ -167,12 +198,23 @@ def _pin_decision(state: ProxyState, signals: Signals, pin: Pin) -> Decision:
             target = Target(pin.provider, pin.model, None, None, ())
     else:
         target = Target(pin.provider, pin.model, None, None, ())
-    return decide_with_pin(signals, state.table, target, pin.rule,
-                           f"turn pinned by the prompt hook ({pin.reason or pin.rule})")
+    return decide_with_pin(
+        signals,
+        state.table,
+        target,
+        pin.rule,
+        f"turn pinned by the prompt hook ({pin.reason or pin.rule})",
+    )
 
 
-async def _refuse(state: ProxyState, headers: Mapping[str, str], send: Any, status: int, message: str,
-                  error_class: str) -> None:
+async def _refuse(
+    state: ProxyState,
+    headers: Mapping[str, str],
+    send: Any,
+    status: int,
+    message: str,
+    error_class: str,
+) -> None:
     """Answer a request refused before routing, with its row (no body text: the reason is the
     error message)."""
     _log_row(state, headers, message, error_class, OUTCOME_REJECTED)
@@ -180,12 +222,21 @@ async def _refuse(state: ProxyState, headers: Mapping[str, str], send: Any, stat
     await send_json(send, status, error_body(status, message, rid), {"request-id": rid})
 
 
-def _log_row(state: ProxyState, headers: Mapping[str, str], message: str, error_class: str, outcome: str) -> None:
+def _log_row(
+    state: ProxyState, headers: Mapping[str, str], message: str, error_class: str, outcome: str
+) -> None:
     """The row of a request answered without routing (refused, or a bug before the decision)."""
-    state.log_writer.submit(decision_row(
-        None, None, source="proxy", store_prompts=False, outcome=outcome,
-        rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",
-        session_id=headers.get("x-claude-code-session-id"), error_class=error_class,
-        reason=message, latency_ms=0.0,
-    ))
-
+    state.log_writer.submit(
+        decision_row(
+            None,
+            None,
+            source="proxy",
+            store_prompts=False,
+            outcome=outcome,
+            rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",
+            session_id=headers.get("x-claude-code-session-id"),
+            error_class=error_class,
+            reason=message,
+            latency_ms=0.0,
+        )
+    )

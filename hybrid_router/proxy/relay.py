@@ -28,8 +28,12 @@ from .links import Link
 from .upstream import Call, LinkFailure, Opened, StreamBroken, open_link
 
 # Headers of an upstream's last-word error that tell the client when (and whether) to retry.
-_FORWARDED_ERROR_HEADERS = ("retry-after", "x-should-retry", "anthropic-ratelimit-requests-reset",
-                            "anthropic-ratelimit-tokens-reset")
+_FORWARDED_ERROR_HEADERS = (
+    "retry-after",
+    "x-should-retry",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-reset",
+)
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -71,8 +75,12 @@ class Exchange:
                 opened = await open_link(self.client, link, self.call, protocol)
             except LinkFailure as failure:
                 limit = self.config.proxy.max_retry_after_seconds
-                if (attempt == 0 and failure.status == 429 and failure.retry_after is not None
-                        and failure.retry_after <= limit):
+                if (
+                    attempt == 0
+                    and failure.status == 429
+                    and failure.retry_after is not None
+                    and failure.retry_after <= limit
+                ):
                     await asyncio.sleep(failure.retry_after)
                     continue
                 self.failures.append(failure)
@@ -91,11 +99,19 @@ class Exchange:
         last = self.failures[-1] if self.failures else None
         if last is not None and last.body and last.status:
             kept = {k: v for k, v in last.headers.items() if k.lower() in _FORWARDED_ERROR_HEADERS}
-            return last.status, last.body, kept  # Anthropic's own body, or an upstream error in its shape
+            return (
+                last.status,
+                last.body,
+                kept,
+            )  # Anthropic's own body, or an upstream error in its shape
         tried = "; ".join(str(f) for f in self.failures) or "no link could take the request"
         skipped = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
         status = 529 if any(f.error_class in ("connect", "timeout") for f in self.failures) else 502
-        return status, error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid), {}
+        return (
+            status,
+            error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid),
+            {},
+        )
 
     def log(self) -> None:
         """Submit the request's one row. Called once, after the answer ended (or failed).
@@ -108,25 +124,46 @@ class Exchange:
         provider = link.provider_name if link else self.decision.provider
         model = link.model if link else self.decision.model
         fallback_from = None
-        if link is not None and (link.provider_name, link.model) != (self.decision.provider, self.decision.model):
+        if link is not None and (link.provider_name, link.model) != (
+            self.decision.provider,
+            self.decision.model,
+        ):
             # answered by another link than the routed one (tried and failed, or skipped)
             fallback_from = self.decision.provider
         outcome = self.outcome
         if outcome == OUTCOME_OK and fallback_from:
             outcome = OUTCOME_FALLBACK
-        error_class = self.error_class or (self.failures[-1].error_class if self.failures and link is None else None)
+        error_class = self.error_class or (
+            self.failures[-1].error_class if self.failures and link is None else None
+        )
         usage = self.usage
-        decision, signals, config, priced = self.decision, self.signals, self.config, link is not None
+        decision, signals, config, priced = (
+            self.decision,
+            self.signals,
+            self.config,
+            link is not None,
+        )
         prompt_id, ttft_ms = self.prompt_id, self.ttft_ms
 
         def row() -> DecisionRow:
             return decision_row(
-                decision, signals, source="proxy", store_prompts=config.store_prompts,
-                outcome=outcome, provider=provider, model=model, usage=usage,
+                decision,
+                signals,
+                source="proxy",
+                store_prompts=config.store_prompts,
+                outcome=outcome,
+                provider=provider,
+                model=model,
+                usage=usage,
                 cost=request_cost(provider, model, usage, config) if priced else 0.0,
-                baseline_cost=baseline_cost(signals.requested_model, usage, config) if priced else 0.0,
-                prompt_id=prompt_id, latency_ms=latency_ms, ttft_ms=ttft_ms,
-                error_class=error_class, fallback_from=fallback_from,
+                baseline_cost=baseline_cost(signals.requested_model, usage, config)
+                if priced
+                else 0.0,
+                prompt_id=prompt_id,
+                latency_ms=latency_ms,
+                ttft_ms=ttft_ms,
+                error_class=error_class,
+                fallback_from=fallback_from,
             )
 
         self.write_row(row)
@@ -243,8 +280,13 @@ class StreamRelay:
         if not self.response_started:
             self.response_started = True
             rid = [(b"request-id", self.exchange.rid.encode())]
-            await self._send({"type": "http.response.start", "status": status,
-                              "headers": (headers if headers is not None else SSE_HEADERS) + rid})
+            await self._send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": (headers if headers is not None else SSE_HEADERS) + rid,
+                }
+            )
 
     async def _body(self, data: bytes, more: bool = True) -> None:
         if self.finished:
@@ -270,7 +312,11 @@ class StreamRelay:
             message = body.decode("utf-8", "replace")
             await self._body(error_event(message, error_type_for(status)), more=False)
         else:
-            extra = [(k.lower().encode(), v.encode()) for k, v in headers.items() if k.lower() != "request-id"]
+            extra = [
+                (k.lower().encode(), v.encode())
+                for k, v in headers.items()
+                if k.lower() != "request-id"
+            ]
             await self._start(status, [(b"content-type", b"application/json"), *extra])
             await self._body(body, more=False)
 
@@ -282,7 +328,9 @@ class StreamRelay:
             async for item in opened.events:
                 if item.startswith(b"event: error"):
                     if not self.content_sent:  # nothing reached the client: the next link may try
-                        exchange.failures.append(LinkFailure(f"{link.label}: {item[:300]!r}", "upstream-error"))
+                        exchange.failures.append(
+                            LinkFailure(f"{link.label}: {item[:300]!r}", "upstream-error")
+                        )
                         return False
                     # The upstream's own error event goes out as it came: Claude Code reads its type.
                     exchange.answered_by, exchange.usage = link, opened.usage
@@ -300,7 +348,9 @@ class StreamRelay:
                 return False
             exchange.answered_by, exchange.usage = link, opened.usage
             exchange.outcome, exchange.error_class = OUTCOME_ERROR, "stream-broken"
-            await self._body(error_event(f"hybrid-router: {link.label} stopped mid-answer: {exc}"), more=False)
+            await self._body(
+                error_event(f"hybrid-router: {link.label} stopped mid-answer: {exc}"), more=False
+            )
             return True
         finally:
             await opened.aclose()

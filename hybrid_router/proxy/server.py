@@ -17,7 +17,9 @@ from ..core.access import TOKEN_ENV
 from .app import create_app
 
 
-def claude_code_settings(host: str, port: int, token: str | None, proxy_has_anthropic_key: bool) -> dict:
+def claude_code_settings(
+    host: str, port: int, token: str | None, proxy_has_anthropic_key: bool
+) -> dict:
     """The `env` block that sends Claude Code through this proxy."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     env = {"ANTHROPIC_BASE_URL": f"http://{shown_host}:{port}"}
@@ -39,18 +41,28 @@ def serve(
     host = host or config.proxy.host
     port = config.proxy.port if port is None else port
     token = environ.get(TOKEN_ENV) or None
-    app = create_app(config_file, environ=dict(os.environ), host=host, config=config, mounted=mounted)
+    app = create_app(
+        config_file, environ=dict(os.environ), host=host, config=config, mounted=mounted
+    )
     anthropic_key = any(
         p.kind == "anthropic" and provider_api_key(p, environ) for p in config.providers.values()
     )
     settings = claude_code_settings(host, port, token, anthropic_key)
     print(f"hybrid-router proxy on http://{host}:{port}", file=sys.stderr)
-    print("Claude Code settings (~/.claude/settings.json or .claude/settings.json; "
-          "`hybrid-router install --proxy` writes them):", file=sys.stderr)
+    print(
+        "Claude Code settings (~/.claude/settings.json or .claude/settings.json; "
+        "`hybrid-router install --proxy` writes them):",
+        file=sys.stderr,
+    )
     print(json.dumps(settings, indent=2), file=sys.stderr)
     if not anthropic_key:
-        print("ANTHROPIC_API_KEY is not set for the proxy: keep your own key (or login token) in "
-              "Claude Code; the proxy forwards it to Anthropic for the premium routes.", file=sys.stderr)
+        print(
+            "ANTHROPIC_API_KEY is not set for the proxy: keep your own key (or login token) in "
+            "Claude Code; the proxy forwards it to Anthropic for the premium routes.",
+            file=sys.stderr,
+        )
     # uvloop and httptools (when installed, as the package requires) make the server side of
     # every request several times cheaper than asyncio + h11 in pure Python.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, loop="auto", http="auto")
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, loop="auto", http="auto"
+    )

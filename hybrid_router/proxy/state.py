@@ -67,7 +67,9 @@ class ProxyState:
         for name, provider in self.config.providers.items():
             key = provider_api_key(provider, self.environ)
             if provider.kind == "openrouter" and key:
-                await self.openrouter.refresh(self.client, name, provider_base_url(provider, self.environ), key, now)
+                await self.openrouter.refresh(
+                    self.client, name, provider_base_url(provider, self.environ), key, now
+                )
 
     def tool_capable(self, link: Link) -> bool | None:
         return probe.tool_capable(self.reports, link.provider_name, link.model)
@@ -89,14 +91,22 @@ class ProxyState:
         if link.provider.kind == "openrouter" and failure.status is not None:
             now = time.time()
             self.openrouter.count_request(link.provider_name, link.model, now)
-            self.openrouter.record_response(link.provider_name, link.model, failure.status,
-                                            failure.headers, failure.upstream_body, now)
+            self.openrouter.record_response(
+                link.provider_name,
+                link.model,
+                failure.status,
+                failure.headers,
+                failure.upstream_body,
+                now,
+            )
 
     def note_success(self, link: Link, opened: Opened) -> None:
         if link.provider.kind == "openrouter":
             now = time.time()
             self.openrouter.count_request(link.provider_name, link.model, now)
-            self.openrouter.record_response(link.provider_name, link.model, 200, opened.headers, None, now)
+            self.openrouter.record_response(
+                link.provider_name, link.model, 200, opened.headers, None, now
+            )
 
     async def close(self) -> None:
         await self.upstream.aclose()
@@ -112,7 +122,9 @@ class ProxyState:
         try:
             response = await self.client.get(f"{base_url.rstrip('/')}/api/version", timeout=3.0)
             text = str(response.json().get("version", ""))
-            version = tuple(int(part) for part in text.split("-")[0].split(".")[:3] if part.isdigit())
+            version = tuple(
+                int(part) for part in text.split("-")[0].split(".")[:3] if part.isdigit()
+            )
         except (httpx.HTTPError, ValueError, AttributeError):
             return None  # not cached: ask again next time
         self._ollama_versions[base_url] = (now, version)

@@ -37,13 +37,30 @@ from .http1 import (
 from .links import Link
 
 # Client headers that describe the hop, not the request: never forwarded.
-_HOP_HEADERS = frozenset({
-    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
-    "accept-encoding", "proxy-authorization", "proxy-connection",
-})
+_HOP_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "accept-encoding",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
 # Request fields only Anthropic understands: dropped for other Messages-API servers.
-_ANTHROPIC_ONLY_FIELDS = ("context_management", "output_config", "metadata", "service_tier",
-                          "container", "inference_geo", "mcp_servers")
+_ANTHROPIC_ONLY_FIELDS = (
+    "context_management",
+    "output_config",
+    "metadata",
+    "service_tier",
+    "container",
+    "inference_geo",
+    "mcp_servers",
+)
 ANTHROPIC_VERSION = "2023-06-01"
 # What `hybrid-router install --proxy` puts in ANTHROPIC_AUTH_TOKEN when the proxy holds the key.
 PLACEHOLDER_TOKEN = "hybrid-router"
@@ -52,10 +69,18 @@ PLACEHOLDER_TOKEN = "hybrid-router"
 class LinkFailure(Exception):
     """This link did not start an answer. `retriable`: the next link may still succeed."""
 
-    def __init__(self, message: str, error_class: str, *, retriable: bool = True,
-                 status: int | None = None, body: bytes | None = None,
-                 retry_after: float | None = None, headers: Mapping[str, str] | None = None,
-                 upstream_body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        error_class: str,
+        *,
+        retriable: bool = True,
+        status: int | None = None,
+        body: bytes | None = None,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        upstream_body: bytes | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.retriable = retriable
@@ -63,7 +88,9 @@ class LinkFailure(Exception):
         self.body = body  # an Anthropic-shaped error body, forwarded when this is the last word
         self.retry_after = retry_after
         self.headers = dict(headers or {})
-        self.upstream_body = upstream_body  # what the upstream itself said (for rate-limit trackers)
+        self.upstream_body = (
+            upstream_body  # what the upstream itself said (for rate-limit trackers)
+        )
 
 
 @dataclass
@@ -150,7 +177,9 @@ def messages_api_body(link: Link, call: Call) -> dict[str, Any]:
     body = {k: v for k, v in call.body.items() if k not in _ANTHROPIC_ONLY_FIELDS}
     body["model"] = link.model
     system = body.get("system")
-    blocks: list[Any] = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+    blocks: list[Any] = (
+        [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+    )
     messages = []
     for message in body.get("messages", []):
         if message.get("role") == "system":
@@ -186,13 +215,26 @@ def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -
     if link.is_anthropic:
         # Anthropic's own error bodies go to the client unchanged: Claude Code reads their wording.
         retriable = status in (408, 429, 500, 502, 503, 504, 529)
-        return LinkFailure(f"{link.label} answered HTTP {status}", f"http-{status}", retriable=retriable,
-                           status=status, body=body, retry_after=retry_after, headers=headers)
+        return LinkFailure(
+            f"{link.label} answered HTTP {status}",
+            f"http-{status}",
+            retriable=retriable,
+            status=status,
+            body=body,
+            retry_after=retry_after,
+            headers=headers,
+        )
     mapped_status, mapped = openai_error_to_anthropic(status, body)
     message = mapped.get("error", {}).get("message", f"HTTP {status}")
-    return LinkFailure(f"{link.label} answered HTTP {status}: {message}", f"http-{status}",
-                       status=mapped_status, body=json.dumps(mapped).encode(), retry_after=retry_after,
-                       headers=headers, upstream_body=body)
+    return LinkFailure(
+        f"{link.label} answered HTTP {status}: {message}",
+        f"http-{status}",
+        status=mapped_status,
+        body=json.dumps(mapped).encode(),
+        retry_after=retry_after,
+        headers=headers,
+        upstream_body=body,
+    )
 
 
 async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -> Opened:
@@ -203,8 +245,11 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
                 headers = anthropic_headers(link, call)
                 content = _anthropic_body(link, call)
             else:
-                headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION,
-                           "x-api-key": link.api_key or "hybrid-router"}
+                headers = {
+                    "content-type": "application/json",
+                    "anthropic-version": ANTHROPIC_VERSION,
+                    "x-api-key": link.api_key or "hybrid-router",
+                }
                 content = jsonio.dumps(messages_api_body(link, call))
             url = _messages_url(link)
         else:
@@ -215,19 +260,28 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
             except (TypeError, AttributeError, KeyError, ValueError) as exc:
                 # A body the validator let through but the translation cannot read: the
                 # client's fault, and no other link would read it better.
-                raise LinkFailure(f"{link.label}: the request cannot be translated: {exc}", "bad-request",
-                                  retriable=False, status=400,
-                                  body=error_body(400, f"malformed request: {exc}", "req_translation")) from None
+                raise LinkFailure(
+                    f"{link.label}: the request cannot be translated: {exc}",
+                    "bad-request",
+                    retriable=False,
+                    status=400,
+                    body=error_body(400, f"malformed request: {exc}", "req_translation"),
+                ) from None
             if link.window:
                 room = max(256, link.window - call.estimated_tokens)
                 payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
             url, content = _chat_url(link), jsonio.dumps(payload)
-            headers = {**request_headers(link.provider, link.api_key), "content-type": "application/json"}
+            headers = {
+                **request_headers(link.provider, link.api_key),
+                "content-type": "application/json",
+            }
         response = await client.post(url, content, headers, _timeouts(link))
     except ConnectFailed as exc:
         raise LinkFailure(f"{link.label}: {exc}", "connect") from None
     except UpstreamTimeout as exc:
-        seconds = link.provider.connect_timeout if exc.phase == "connect" else link.provider.read_timeout
+        seconds = (
+            link.provider.connect_timeout if exc.phase == "connect" else link.provider.read_timeout
+        )
         raise LinkFailure(f"{link.label}: no answer within {seconds:g} s", "timeout") from None
     except UpstreamError as exc:
         raise LinkFailure(f"{link.label}: {exc}", "transport") from None
@@ -249,7 +303,9 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
             opened.body = await _read_all(response, link)
             _absorb_message(opened.body, opened)
     elif call.stream:
-        translator = OpenAIStreamToAnthropic(call.requested_model, input_tokens=call.estimated_tokens)
+        translator = OpenAIStreamToAnthropic(
+            call.requested_model, input_tokens=call.estimated_tokens
+        )
         opened.events = _translated_events(response, translator, opened)
     else:
         raw = await _read_all(response, link)
@@ -275,7 +331,9 @@ async def _read_all(response: Response, link: Link) -> bytes:
     try:
         return await response.aread()
     except UpstreamError as exc:
-        raise LinkFailure(f"{link.label}: the answer broke off ({type(exc).__name__})", "broken") from None
+        raise LinkFailure(
+            f"{link.label}: the answer broke off ({type(exc).__name__})", "broken"
+        ) from None
     finally:
         await response.aclose()
 
@@ -307,7 +365,7 @@ async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerato
             end = buffer.rfind(b"\n\n")
             if end < 0:
                 continue
-            complete, buffer = buffer[:end], buffer[end + 2:]
+            complete, buffer = buffer[:end], buffer[end + 2 :]
             batch: list[bytes] = []
             for event in complete.split(b"\n\n"):
                 if not event.strip():
@@ -372,8 +430,10 @@ async def _translated_events(
                 chunk = json.loads(data)
             except ValueError:
                 continue
-            if isinstance(chunk, dict) and chunk.get("choices") and any(
-                c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)
+            if (
+                isinstance(chunk, dict)
+                and chunk.get("choices")
+                and any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict))
             ):
                 finished = True
             for name, payload in translator.feed(chunk):

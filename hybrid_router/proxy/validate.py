@@ -37,7 +37,9 @@ def _parse_with_json(raw: bytes) -> Any:
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise BadRequest("the request body is nested too deeply") from None
     return body
@@ -56,7 +58,9 @@ def _check_block(block: Any, where: str) -> None:
             raise BadRequest(f"{where}.source: an object is required")
         if "data" in source and not isinstance(source["data"], str):
             raise BadRequest(f"{where}.source.data: a string is required")
-    if kind == "tool_use" and (not isinstance(block.get("name"), str) or not isinstance(block.get("input", {}), dict)):
+    if kind == "tool_use" and (
+        not isinstance(block.get("name"), str) or not isinstance(block.get("input", {}), dict)
+    ):
         raise BadRequest(f"{where}: a tool_use block needs a string `name` and an object `input`")
     if kind == "tool_result":
         content = block.get("content")
@@ -84,7 +88,9 @@ def check_messages_body(body: dict[str, Any]) -> None:
             raise BadRequest(f"messages.{index}.role: expected one of user, assistant, system")
         content = message.get("content")
         if not isinstance(content, (str, list)):
-            raise BadRequest(f"messages.{index}.content: a string or an array of blocks is required")
+            raise BadRequest(
+                f"messages.{index}.content: a string or an array of blocks is required"
+            )
         if isinstance(content, list):
             for block_index, block in enumerate(content):
                 _check_block(block, f"messages.{index}.content.{block_index}")
@@ -93,7 +99,11 @@ def check_messages_body(body: dict[str, Any]) -> None:
         raise BadRequest("system: a string or an array of text blocks is required")
     if isinstance(system, list):
         for index, block in enumerate(system):
-            if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            if (
+                not isinstance(block, dict)
+                or block.get("type") != "text"
+                or not isinstance(block.get("text"), str)
+            ):
                 raise BadRequest(f"system.{index}: a text block with a string `text` is required")
     for key in ("output_config", "thinking", "metadata", "tool_choice"):
         if key in body and body[key] is not None and not isinstance(body[key], dict):
@@ -110,10 +120,16 @@ def check_messages_body(body: dict[str, Any]) -> None:
             if "type" in tool and not isinstance(tool["type"], str):
                 raise BadRequest(f"tools.{index}.type: a string is required")
     stops = body.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+    if stops is not None and (
+        not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
+    ):
         raise BadRequest("stop_sequences: an array of strings is required")
     metadata = body.get("metadata")
-    if isinstance(metadata, dict) and metadata.get("user_id") is not None and not isinstance(metadata["user_id"], str):
+    if (
+        isinstance(metadata, dict)
+        and metadata.get("user_id") is not None
+        and not isinstance(metadata["user_id"], str)
+    ):
         raise BadRequest("metadata.user_id: a string is required")
     for key in ("temperature", "top_p"):
         value = body.get(key)

@@ -208,7 +208,9 @@ def last_user_text(body: dict[str, Any]) -> str:
         if isinstance(content, str):
             return content
         return "\n".join(
-            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"
+            b.get("text", "")
+            for b in content or []
+            if isinstance(b, dict) and b.get("type") == "text"
         )
     return ""
 
@@ -263,13 +265,25 @@ class _RequestHandler(FakeHandler):
     # -- plumbing ------------------------------------------------------------------------
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self.send_bytes(status, json.dumps(payload).encode(), "application/json",
-                        {"request-id": _request_id()}, headers)
+        self.send_bytes(
+            status,
+            json.dumps(payload).encode(),
+            "application/json",
+            {"request-id": _request_id()},
+            headers,
+        )
 
-    def _send_error(self, status: int, error_type: str | None, message: str | None,
-                    headers: dict[str, str] | None = None) -> None:
-        etype = error_type or ERROR_TYPES.get(status) or (
-            "api_error" if status >= 500 else "invalid_request_error"
+    def _send_error(
+        self,
+        status: int,
+        error_type: str | None,
+        message: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        etype = (
+            error_type
+            or ERROR_TYPES.get(status)
+            or ("api_error" if status >= 500 else "invalid_request_error")
         )
         rid = _request_id()
         payload = {
@@ -291,11 +305,19 @@ class _RequestHandler(FakeHandler):
     def do_GET(self) -> None:
         rec = self.record()
         if rec.path.endswith("/v1/models"):
-            models = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
-                      for m in self.server.fake.models]
-            self._send_json(200, {"data": models, "has_more": False,
-                                  "first_id": models[0]["id"] if models else None,
-                                  "last_id": models[-1]["id"] if models else None})
+            models = [
+                {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+                for m in self.server.fake.models
+            ]
+            self._send_json(
+                200,
+                {
+                    "data": models,
+                    "has_more": False,
+                    "first_id": models[0]["id"] if models else None,
+                    "last_id": models[-1]["id"] if models else None,
+                },
+            )
         elif rec.path in ("", "/"):
             self._send_json(200, {"ok": True})
         else:
@@ -338,9 +360,15 @@ class _RequestHandler(FakeHandler):
 
     def _non_stream(self, reply: Reply, message: dict[str, Any]) -> None:
         data = json.dumps(message).encode()
-        self.send_headers(reply.status, {"Content-Type": "application/json",
-                                         "Content-Length": str(len(data)),
-                                         "request-id": _request_id()}, reply.headers)
+        self.send_headers(
+            reply.status,
+            {
+                "Content-Type": "application/json",
+                "Content-Length": str(len(data)),
+                "request-id": _request_id(),
+            },
+            reply.headers,
+        )
         if reply.break_after is not None:
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -348,8 +376,12 @@ class _RequestHandler(FakeHandler):
         self.wfile.write(data)
 
     def _stream(self, reply: Reply, message: dict[str, Any]) -> None:
-        self.start_chunked("text/event-stream; charset=utf-8", {"request-id": _request_id()},
-                           reply.headers, no_cache=True)
+        self.start_chunked(
+            "text/event-stream; charset=utf-8",
+            {"request-id": _request_id()},
+            reply.headers,
+            no_cache=True,
+        )
         for sent, event in enumerate(_sse_events(reply, message)):
             if reply.break_after is not None and sent >= reply.break_after:
                 self.wfile.flush()
@@ -379,9 +411,11 @@ def _build_message(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         for b in reply.content
     )
     usage = {
-        "input_tokens": reply.input_tokens if reply.input_tokens is not None
+        "input_tokens": reply.input_tokens
+        if reply.input_tokens is not None
         else _estimate_input_tokens(body),
-        "output_tokens": reply.output_tokens if reply.output_tokens is not None
+        "output_tokens": reply.output_tokens
+        if reply.output_tokens is not None
         else max(1, out_chars // 4),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
@@ -417,48 +451,80 @@ def _sse_events(reply: Reply, message: dict[str, Any]) -> Iterable[dict[str, Any
     for index, block in enumerate(message["content"]):
         kind = block.get("type")
         if kind == "text":
-            yield {"type": "content_block_start", "index": index,
-                   "content_block": {"type": "text", "text": ""}}
+            yield {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            }
             if reply.stream_error:
                 yield _stream_error_event(reply)
                 return
             for piece in _chunks(block.get("text", ""), reply.chunk_size):
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "text_delta", "text": piece}}
+                yield {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": piece},
+                }
         elif kind == "tool_use":
-            yield {"type": "content_block_start", "index": index,
-                   "content_block": {"type": "tool_use", "id": block["id"],
-                                     "name": block["name"], "input": {}}}
+            yield {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": block["id"],
+                    "name": block["name"],
+                    "input": {},
+                },
+            }
             if reply.stream_error:
                 yield _stream_error_event(reply)
                 return
-            yield {"type": "content_block_delta", "index": index,
-                   "delta": {"type": "input_json_delta", "partial_json": ""}}
+            yield {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": ""},
+            }
             for piece in _chunks(json.dumps(block.get("input") or {}), reply.chunk_size):
                 if piece:
-                    yield {"type": "content_block_delta", "index": index,
-                           "delta": {"type": "input_json_delta", "partial_json": piece}}
+                    yield {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    }
         elif kind == "thinking":
-            yield {"type": "content_block_start", "index": index,
-                   "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+            yield {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            }
             for piece in _chunks(block.get("thinking", ""), reply.chunk_size):
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "thinking_delta", "thinking": piece}}
-            yield {"type": "content_block_delta", "index": index,
-                   "delta": {"type": "signature_delta", "signature": block.get("signature", "")}}
+                yield {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "thinking_delta", "thinking": piece},
+                }
+            yield {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "signature_delta", "signature": block.get("signature", "")},
+            }
         else:
             raise ValueError(f"fake_anthropic cannot stream a {kind!r} block")
         yield {"type": "content_block_stop", "index": index}
-    yield {"type": "message_delta",
-           "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-           "usage": {"output_tokens": usage["output_tokens"]}}
+    yield {
+        "type": "message_delta",
+        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+        "usage": {"output_tokens": usage["output_tokens"]},
+    }
     yield {"type": "message_stop"}
 
 
 def _stream_error_event(reply: Reply) -> dict[str, Any]:
     etype = reply.stream_error or "overloaded_error"
-    return {"type": "error",
-            "error": {"type": etype, "message": _DEFAULT_MESSAGES.get(etype, etype)}}
+    return {
+        "type": "error",
+        "error": {"type": etype, "message": _DEFAULT_MESSAGES.get(etype, etype)},
+    }
 
 
 class FakeAnthropic(FakeHTTPServer[RecordedRequest]):

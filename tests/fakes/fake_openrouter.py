@@ -82,7 +82,8 @@ class FakeModel:
     completion_price: str = "0"
     context_length: int = 131072
     supported_parameters: list[str] = field(
-        default_factory=lambda: ["max_tokens", "temperature", "tools", "tool_choice", "stop"])
+        default_factory=lambda: ["max_tokens", "temperature", "tools", "tool_choice", "stop"]
+    )
     reply: ReplySpec | None = None
 
     def entry(self) -> dict[str, Any]:
@@ -94,14 +95,26 @@ class FakeModel:
             "created": 1750000000,
             "description": f"{self.id} (fake)",
             "context_length": self.context_length,
-            "architecture": {"modality": "text->text", "input_modalities": ["text"],
-                             "output_modalities": ["text"], "tokenizer": "Other",
-                             "instruct_type": None},
-            "pricing": {"prompt": self.prompt_price, "completion": self.completion_price,
-                        "request": "0", "image": "0", "web_search": "0",
-                        "internal_reasoning": "0"},
-            "top_provider": {"context_length": self.context_length,
-                             "max_completion_tokens": 16384, "is_moderated": False},
+            "architecture": {
+                "modality": "text->text",
+                "input_modalities": ["text"],
+                "output_modalities": ["text"],
+                "tokenizer": "Other",
+                "instruct_type": None,
+            },
+            "pricing": {
+                "prompt": self.prompt_price,
+                "completion": self.completion_price,
+                "request": "0",
+                "image": "0",
+                "web_search": "0",
+                "internal_reasoning": "0",
+            },
+            "top_provider": {
+                "context_length": self.context_length,
+                "max_completion_tokens": 16384,
+                "is_moderated": False,
+            },
             "per_request_limits": None,
             "supported_parameters": list(self.supported_parameters),
         }
@@ -155,8 +168,13 @@ class _Handler(FakeHandler):
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
 
-    def send_error_body(self, status: int, message: str, metadata: dict[str, Any] | None = None,
-                        headers: dict[str, str] | None = None) -> None:
+    def send_error_body(
+        self,
+        status: int,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         error: dict[str, Any] = {"message": message, "code": status}
         if metadata is not None:
             error["metadata"] = metadata
@@ -237,12 +255,26 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
         with self._cond:
             self._queue.extend(replies)
 
-    def fail(self, status: int = 502, message: str = "Provider returned error", *,
-             metadata: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             times: int | None = 1) -> None:
+    def fail(
+        self,
+        status: int = 502,
+        message: str = "Provider returned error",
+        *,
+        metadata: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int | None = 1,
+    ) -> None:
         """Answer chat requests with `status` and OpenRouter's error body."""
-        self._add_fault(_Fault("status", times, status=status, message=message,
-                               metadata=metadata, headers=dict(headers or {})))
+        self._add_fault(
+            _Fault(
+                "status",
+                times,
+                status=status,
+                message=message,
+                metadata=metadata,
+                headers=dict(headers or {}),
+            )
+        )
 
     def rate_limit_minute(self, *, retry_after: float | None = None, times: int | None = 1) -> None:
         """The per-minute free-model limit, as if 20 requests had just been made."""
@@ -259,12 +291,16 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
             self.free_used = 0
             self._minute.clear()
 
-    def insufficient_credits(self, *, limit_source: str = "openrouter_credits",
-                             times: int | None = 1) -> None:
+    def insufficient_credits(
+        self, *, limit_source: str = "openrouter_credits", times: int | None = 1
+    ) -> None:
         """A 402 for the next chat requests, whatever the model."""
-        self.fail(402, _CREDIT_MESSAGES.get(limit_source, "Insufficient credits"),
-                  metadata={"limit_source": limit_source, "remedy_hint": "Add credits."},
-                  times=times)
+        self.fail(
+            402,
+            _CREDIT_MESSAGES.get(limit_source, "Insufficient credits"),
+            metadata={"limit_source": limit_source, "remedy_hint": "Add credits."},
+            times=times,
+        )
 
     def delay(self, seconds: float, *, keepalive: bool = False, times: int | None = 1) -> None:
         """Wait before the first byte; `keepalive` sends 200 and processing comments meanwhile
@@ -275,8 +311,14 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
         """Close the connection after `after` `data:` chunks, without `[DONE]` or the last chunk."""
         self._add_fault(_Fault("break", times, after=after))
 
-    def stream_error(self, *, after: int, status: int = 502, message: str = "Provider disconnected",
-                     times: int | None = 1) -> None:
+    def stream_error(
+        self,
+        *,
+        after: int,
+        status: int = 502,
+        message: str = "Provider disconnected",
+        times: int | None = 1,
+    ) -> None:
         """After `after` chunks, an error event (`finish_reason: "error"`), then `[DONE]`."""
         self._add_fault(_Fault("stream_error", times, after=after, status=status, message=message))
 
@@ -285,36 +327,53 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
     def key_info(self) -> dict[str, Any]:
         with self._cond:
             remaining = None if self.key_limit is None else self.key_limit - self.key_usage
-            return {"data": {
-                "label": f"{self.api_key[:11]}...{self.api_key[-3:]}",
-                "limit": self.key_limit,
-                "limit_remaining": remaining,
-                "limit_reset": self.key_limit_reset,
-                "include_byok_in_limit": False,
-                "usage": self.key_usage, "usage_daily": self.key_usage,
-                "usage_weekly": self.key_usage, "usage_monthly": self.key_usage,
-                "byok_usage": 0, "byok_usage_daily": 0, "byok_usage_weekly": 0,
-                "byok_usage_monthly": 0,
-                "is_free_tier": self.is_free_tier,
-                "is_provisioning_key": False, "is_management_key": False,
-                "free_model_daily_requests": {
-                    "used": self.free_used, "limit": self.free_daily_limit,
-                    "remaining": max(0, self.free_daily_limit - self.free_used)},
-                "rate_limit": {"requests": -1, "interval": "10s",
-                               "note": "This field is deprecated and safe to ignore."},
-            }}
+            return {
+                "data": {
+                    "label": f"{self.api_key[:11]}...{self.api_key[-3:]}",
+                    "limit": self.key_limit,
+                    "limit_remaining": remaining,
+                    "limit_reset": self.key_limit_reset,
+                    "include_byok_in_limit": False,
+                    "usage": self.key_usage,
+                    "usage_daily": self.key_usage,
+                    "usage_weekly": self.key_usage,
+                    "usage_monthly": self.key_usage,
+                    "byok_usage": 0,
+                    "byok_usage_daily": 0,
+                    "byok_usage_weekly": 0,
+                    "byok_usage_monthly": 0,
+                    "is_free_tier": self.is_free_tier,
+                    "is_provisioning_key": False,
+                    "is_management_key": False,
+                    "free_model_daily_requests": {
+                        "used": self.free_used,
+                        "limit": self.free_daily_limit,
+                        "remaining": max(0, self.free_daily_limit - self.free_used),
+                    },
+                    "rate_limit": {
+                        "requests": -1,
+                        "interval": "10s",
+                        "note": "This field is deprecated and safe to ignore.",
+                    },
+                }
+            }
 
     def _daily_headers(self, remaining: int) -> dict[str, str]:
         reset = (int(self.clock() // 86400) + 1) * 86400  # the next 00:00 UTC
-        return {"X-RateLimit-Limit": str(self.free_daily_limit),
-                "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset": str(reset * 1000)}
+        return {
+            "X-RateLimit-Limit": str(self.free_daily_limit),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": str(reset * 1000),
+        }
 
     def _minute_headers(self, now: float) -> dict[str, str]:
         limit = self.free_per_minute or 20
         reset = (self._minute[0] + 60) if self._minute else now + 60
-        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(int(reset * 1000))}
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(reset * 1000)),
+        }
 
     def _admit(self, h: _Handler, model: str, faults: list[_Fault]) -> dict[str, str] | None:
         """Apply the account's limits; answer the refusal and return None, or the headers."""
@@ -323,30 +382,48 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
         with self._cond:
             if self.balance < 0 or (not is_free(model) and self.balance <= 0):
                 refusal: tuple[int, str, dict[str, Any], dict[str, str]] | None = (
-                    402, _CREDIT_MESSAGES["openrouter_credits"],
-                    {"limit_source": "openrouter_credits", "remedy_hint": "Add credits."}, {})
-            elif not is_free(model) and self.key_limit is not None and \
-                    self.key_usage >= self.key_limit:
-                refusal = (402, _CREDIT_MESSAGES["openrouter_key_limit"],
-                           {"limit_source": "openrouter_key_limit",
-                            "remedy_hint": "Raise the key's credit limit."}, {})
+                    402,
+                    _CREDIT_MESSAGES["openrouter_credits"],
+                    {"limit_source": "openrouter_credits", "remedy_hint": "Add credits."},
+                    {},
+                )
+            elif (
+                not is_free(model)
+                and self.key_limit is not None
+                and self.key_usage >= self.key_limit
+            ):
+                refusal = (
+                    402,
+                    _CREDIT_MESSAGES["openrouter_key_limit"],
+                    {
+                        "limit_source": "openrouter_key_limit",
+                        "remedy_hint": "Raise the key's credit limit.",
+                    },
+                    {},
+                )
             elif not is_free(model):
                 refusal = None
-            elif minute or (self.free_per_minute is not None
-                            and self._recent(now) >= self.free_per_minute):
+            elif minute or (
+                self.free_per_minute is not None and self._recent(now) >= self.free_per_minute
+            ):
                 headers = self._minute_headers(now)
-                refusal = (429, "Rate limit exceeded: free-models-per-min. ",
-                           {"headers": dict(headers), "provider_name": None}, headers)
+                refusal = (
+                    429,
+                    "Rate limit exceeded: free-models-per-min. ",
+                    {"headers": dict(headers), "provider_name": None},
+                    headers,
+                )
                 if minute and minute.retry_after is not None:
                     headers["Retry-After"] = f"{minute.retry_after:g}"
             elif self.free_used >= self.free_daily_limit:
                 headers = self._daily_headers(0)
-                message = ("Rate limit exceeded: free-models-per-day. Add 10 credits to unlock "
-                           "1000 free model requests per day"
-                           if self.free_daily_limit < 1000 else
-                           "Rate limit exceeded: free-models-per-day-high-balance.")
-                refusal = (429, message, {"headers": dict(headers), "provider_name": None},
-                           headers)
+                message = (
+                    "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock "
+                    "1000 free model requests per day"
+                    if self.free_daily_limit < 1000
+                    else "Rate limit exceeded: free-models-per-day-high-balance."
+                )
+                refusal = (429, message, {"headers": dict(headers), "provider_name": None}, headers)
             else:
                 refusal = None
                 self.free_used += 1
@@ -397,7 +474,7 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
     def _chat(self, h: _Handler, rec: RecordedRequest) -> None:
         body = rec.body
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            h.send_error_body(400, "Input required: specify \"prompt\" or \"messages\"")
+            h.send_error_body(400, 'Input required: specify "prompt" or "messages"')
             return
         name = str(body.get("model") or "")
         model = self.models.get(name)
@@ -449,8 +526,11 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
     def _reply_for(self, model: FakeModel, body: dict[str, Any]) -> Reply:
         with self._cond:
             queued = self._queue.popleft() if self._queue else None
-            spec = next(s for s in (queued, self._scripts.get(model.id), model.reply,
-                                    self.default_reply) if s is not None)
+            spec = next(
+                s
+                for s in (queued, self._scripts.get(model.id), model.reply, self.default_reply)
+                if s is not None
+            )
         if callable(spec):
             spec = spec(body)
         return Reply(text=spec) if isinstance(spec, str) else spec
@@ -460,8 +540,8 @@ _CREDIT_MESSAGES = {
     "openrouter_credits": "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
     "openrouter_key_limit": "Key limit exceeded. Manage it using https://openrouter.ai/settings/keys",
     "openrouter_in_flight_budget": "This request would exceed your available credits given your "
-                                   "current in-flight requests. Retry after in-flight requests "
-                                   "settle, or add credits.",
+    "current in-flight requests. Retry after in-flight requests "
+    "settle, or add credits.",
 }
 
 
@@ -483,58 +563,118 @@ class _Generation:
     @classmethod
     def make(cls, model: str, reply: Reply, body: dict[str, Any]) -> _Generation:
         words = re.findall(r"\s*\S+", reply.text)  # word pieces whose concatenation is the text
-        tail = reply.text[len("".join(words)):]
+        tail = reply.text[len("".join(words)) :]
         if tail:
             words = [*words[:-1], words[-1] + tail] if words else [tail]
-        calls = [{"id": c.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                  "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-                 for c in reply.tool_calls]
+        calls = [
+            {
+                "id": c.id or f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in reply.tool_calls
+        ]
         max_tokens = body.get("max_tokens")
         finish = reply.finish_reason or ("tool_calls" if calls else "stop")
         if isinstance(max_tokens, int) and len(words) > max_tokens:
             words, calls, finish = words[:max_tokens], [], "length"
-        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(
-            1, len(json.dumps(body.get("messages"))) // 4)
+        prompt = (
+            reply.prompt_tokens
+            if reply.prompt_tokens is not None
+            else max(1, len(json.dumps(body.get("messages"))) // 4)
+        )
         completion = len(words) + sum(max(1, len(c["function"]["arguments"]) // 4) for c in calls)
-        return cls(model, f"gen-{int(time.time())}-{uuid.uuid4().hex[:20]}", int(time.time()),
-                   words, calls, finish, prompt, max(1, completion))
+        return cls(
+            model,
+            f"gen-{int(time.time())}-{uuid.uuid4().hex[:20]}",
+            int(time.time()),
+            words,
+            calls,
+            finish,
+            prompt,
+            max(1, completion),
+        )
 
     def usage(self, cost: float) -> dict[str, Any]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.prompt_tokens + self.completion_tokens,
-                "cost": cost, "is_byok": False,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "cost_details": {"upstream_inference_cost": None},
-                "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0}}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost": cost,
+            "is_byok": False,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "cost_details": {"upstream_inference_cost": None},
+            "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
+        }
 
     def _envelope(self, choices: list[dict[str, Any]], obj: str) -> dict[str, Any]:
-        return {"id": self.id, "provider": "FakeProvider", "model": self.model, "object": obj,
-                "created": self.created, "choices": choices}
+        return {
+            "id": self.id,
+            "provider": "FakeProvider",
+            "model": self.model,
+            "object": obj,
+            "created": self.created,
+            "choices": choices,
+        }
 
     def response(self, usage: dict[str, Any]) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.words),
-                                   "refusal": None, "reasoning": None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.words),
+            "refusal": None,
+            "reasoning": None,
+        }
         if self.calls:
             message["tool_calls"] = self.calls
-        choice = {"logprobs": None, "finish_reason": self.finish_reason,
-                  "native_finish_reason": self.finish_reason, "index": 0, "message": message}
+        choice = {
+            "logprobs": None,
+            "finish_reason": self.finish_reason,
+            "native_finish_reason": self.finish_reason,
+            "index": 0,
+            "message": message,
+        }
         return {**self._envelope([choice], "chat.completion"), "usage": usage}
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": finish,
-                  "native_finish_reason": finish, "logprobs": None}
+        choice = {
+            "index": 0,
+            "delta": {"role": "assistant", **delta},
+            "finish_reason": finish,
+            "native_finish_reason": finish,
+            "logprobs": None,
+        }
         return self._envelope([choice], "chat.completion.chunk")
 
     def chunks(self) -> list[dict[str, Any]]:
         out = [self._chunk({"content": word}) for word in self.words]
         for index, call in enumerate(self.calls):
             args = call["function"]["arguments"]
-            out.append(self._chunk({"content": "", "tool_calls": [
-                {"index": index, "id": call["id"], "type": "function",
-                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            out.append(
+                self._chunk(
+                    {
+                        "content": "",
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ],
+                    }
+                )
+            )
             for start in range(0, len(args), 8):
-                out.append(self._chunk({"content": "", "tool_calls": [
-                    {"index": index, "function": {"arguments": args[start:start + 8]}}]}))
+                out.append(
+                    self._chunk(
+                        {
+                            "content": "",
+                            "tool_calls": [
+                                {"index": index, "function": {"arguments": args[start : start + 8]}}
+                            ],
+                        }
+                    )
+                )
         out.append(self._chunk({"content": ""}, self.finish_reason))
         return out
 
@@ -542,4 +682,7 @@ class _Generation:
         return {**self._envelope([], "chat.completion.chunk"), "usage": usage}
 
     def error_chunk(self, status: int, message: str) -> dict[str, Any]:
-        return {**self._chunk({"content": ""}, "error"), "error": {"code": status, "message": message}}
+        return {
+            **self._chunk({"content": ""}, "error"),
+            "error": {"code": status, "message": message},
+        }

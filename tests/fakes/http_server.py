@@ -112,9 +112,15 @@ class FakeHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         fake = self.server.fake
-        rec = fake.record_class(method or self.command, split.path, parse_qs(split.query),
-                                {k.lower(): v for k, v in self.headers.items()}, raw, body,
-                                time.time())
+        rec = fake.record_class(
+            method or self.command,
+            split.path,
+            parse_qs(split.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            raw,
+            body,
+            time.time(),
+        )
         fake._add(rec)
         return rec
 
@@ -130,8 +136,9 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def send_bytes(self, status: int, payload: bytes, content_type: str, *headers: Headers) -> None:
         """A whole body with Content-Type and Content-Length (no body for HEAD)."""
-        self.send_headers(status, {"Content-Type": content_type,
-                                   "Content-Length": str(len(payload))}, *headers)
+        self.send_headers(
+            status, {"Content-Type": content_type, "Content-Length": str(len(payload))}, *headers
+        )
         if self.command != "HEAD":
             self.wfile.write(payload)
         self.wfile.flush()
@@ -192,15 +199,19 @@ class FakeHTTPServer(Generic[R]):
 
     def start(self) -> Self:
         """Listen on 127.0.0.1 (an OS-assigned port; with `sticky_port`, the same one after)."""
-        server = FakeServer(("127.0.0.1", self._port if self.sticky_port else 0),
-                            self.handler_class)
+        server = FakeServer(
+            ("127.0.0.1", self._port if self.sticky_port else 0), self.handler_class
+        )
         server.fake = self
         self._port = server.server_address[1]
         self._stopping.clear()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": self.poll_interval},
-                                        name=f"{self.name}-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": self.poll_interval},
+            name=f"{self.name}-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -288,8 +299,11 @@ class FakeHTTPServer(Generic[R]):
 
     def requests_to(self, path: str, method: str | None = None) -> list[R]:
         with self._cond:
-            return [r for r in self.requests
-                    if r.path == path and (method is None or r.method == method)]
+            return [
+                r
+                for r in self.requests
+                if r.path == path and (method is None or r.method == method)
+            ]
 
     def wait_for(self, predicate: Callable[[list[R]], bool], timeout: float = 10.0) -> list[R]:
         """Block until `predicate(requests)` holds; raise AssertionError on timeout."""
@@ -298,7 +312,9 @@ class FakeHTTPServer(Generic[R]):
             while not predicate(self.requests):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"{self.label}: condition not met after {timeout}s; "
-                                         f"requests: {[(r.method, r.path) for r in self.requests]}")
+                    raise AssertionError(
+                        f"{self.label}: condition not met after {timeout}s; "
+                        f"requests: {[(r.method, r.path) for r in self.requests]}"
+                    )
                 self._cond.wait(remaining)
             return list(self.requests)

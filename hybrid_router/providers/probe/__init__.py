@@ -132,8 +132,9 @@ async def probe_backend(
     `tools=False` skips the tool round trips (their results stay None: untested).
     """
     base_url = base_url.rstrip("/")
-    report = BackendReport(provider=provider_name, kind=provider.kind,
-                           base_url=public_url(base_url))
+    report = BackendReport(
+        provider=provider_name, kind=provider.kind, base_url=public_url(base_url)
+    )
     seen: set[str] = set()
     for model in models:
         if model not in seen:
@@ -204,8 +205,14 @@ async def probe_all(
     async def run(name: str, models: list[str]) -> None:
         provider = config.providers[name]
         results[name] = await probe_backend(
-            client, name, provider, provider_base_url(provider, environ),
-            provider_api_key(provider, environ), models, tools=tools, tool_timeout=tool_timeout,
+            client,
+            name,
+            provider,
+            provider_base_url(provider, environ),
+            provider_api_key(provider, environ),
+            models,
+            tools=tools,
+            tool_timeout=tool_timeout,
         )
 
     async with anyio.create_task_group() as group:

@@ -45,14 +45,19 @@ def _server_root(base_url: str) -> str:
 
 
 async def probe_ollama(
-    client: httpx.AsyncClient, report: BackendReport, provider: Provider, base_url: str,
-    tools: bool, tool_timeout: float,
+    client: httpx.AsyncClient,
+    report: BackendReport,
+    provider: Provider,
+    base_url: str,
+    tools: bool,
+    tool_timeout: float,
 ) -> None:
     shown = public_url(base_url)
     meta = metadata_timeout(provider)
     headers = request_headers(provider, None)
-    response = await probe_request(client, "GET", f"{base_url}/api/version", headers=headers,
-                                   timeout=meta, shown_url=shown)
+    response = await probe_request(
+        client, "GET", f"{base_url}/api/version", headers=headers, timeout=meta, shown_url=shown
+    )
     report.reachable = True
     if response.status_code == 200:
         data = read_json(response, shown)
@@ -61,16 +66,22 @@ async def probe_ollama(
             report.version = version
             report.messages_api = ollama_serves_messages(version)
     else:
-        raise ProbeFailure(f"{shown}/api/version answered HTTP {response.status_code}"
-                           " (is this Ollama?)", status=response.status_code)
-    response = await probe_request(client, "GET", f"{base_url}/api/tags", headers=headers,
-                                   timeout=meta, shown_url=shown)
+        raise ProbeFailure(
+            f"{shown}/api/version answered HTTP {response.status_code} (is this Ollama?)",
+            status=response.status_code,
+        )
+    response = await probe_request(
+        client, "GET", f"{base_url}/api/tags", headers=headers, timeout=meta, shown_url=shown
+    )
     if response.status_code != 200:
         raise ProbeFailure(f"/api/tags: HTTP {response.status_code}: {error_text(response)}")
     data = read_json(response, shown)
     entries = data.get("models") if isinstance(data, dict) else None
-    installed = [str(m.get("name") or m.get("model")) for m in entries or []
-                 if isinstance(m, dict) and (m.get("name") or m.get("model"))]
+    installed = [
+        str(m.get("name") or m.get("model"))
+        for m in entries or []
+        if isinstance(m, dict) and (m.get("name") or m.get("model"))
+    ]
     for entry in report.models:
         name = next((n for n in installed if same_model(entry.model, n)), None)
         entry.present = name is not None
@@ -81,19 +92,36 @@ async def probe_ollama(
         capabilities = await _ollama_show(client, entry, base_url, name, headers, meta, shown)
         if tools:
             entry.tools, entry.detail = await tool_round_trip(
-                client, provider, base_url, None, name, tool_timeout,
-                thinks="thinking" in capabilities)
+                client,
+                provider,
+                base_url,
+                None,
+                name,
+                tool_timeout,
+                thinks="thinking" in capabilities,
+            )
 
 
 async def _ollama_show(
-    client: httpx.AsyncClient, entry: ModelReport, base_url: str, name: str,
-    headers: Mapping[str, str], timeout: httpx.Timeout, shown: str,
+    client: httpx.AsyncClient,
+    entry: ModelReport,
+    base_url: str,
+    name: str,
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout,
+    shown: str,
 ) -> list[str]:
     """Fill in the window and the tools hint from `/api/show`; return the capabilities."""
     try:
-        response = await probe_request(client, "POST", f"{base_url}/api/show",
-                                       json_body={"model": name}, headers=headers, timeout=timeout,
-                                       shown_url=shown)
+        response = await probe_request(
+            client,
+            "POST",
+            f"{base_url}/api/show",
+            json_body={"model": name},
+            headers=headers,
+            timeout=timeout,
+            shown_url=shown,
+        )
     except ProbeFailure as exc:
         entry.detail = f"/api/show: {exc}"
         return []
@@ -111,8 +139,14 @@ async def _ollama_show(
         arch = info.get("general.architecture")
         window = info.get(f"{arch}.context_length") if isinstance(arch, str) else None
         if not isinstance(window, int):
-            window = next((v for k, v in info.items()
-                           if k.endswith(".context_length") and isinstance(v, int)), None)
+            window = next(
+                (
+                    v
+                    for k, v in info.items()
+                    if k.endswith(".context_length") and isinstance(v, int)
+                ),
+                None,
+            )
         entry.context_window = opt_int(window)
     capabilities = data.get("capabilities")
     if not isinstance(capabilities, list):
@@ -122,18 +156,26 @@ async def _ollama_show(
 
 
 async def probe_openai(
-    client: httpx.AsyncClient, report: BackendReport, provider: Provider, base_url: str,
-    api_key: str | None, tools: bool, tool_timeout: float,
+    client: httpx.AsyncClient,
+    report: BackendReport,
+    provider: Provider,
+    base_url: str,
+    api_key: str | None,
+    tools: bool,
+    tool_timeout: float,
 ) -> None:
     shown = public_url(base_url)
     meta = metadata_timeout(provider)
     headers = request_headers(provider, api_key)
-    response = await probe_request(client, "GET", f"{base_url}/models", headers=headers,
-                                   timeout=meta, shown_url=shown)
+    response = await probe_request(
+        client, "GET", f"{base_url}/models", headers=headers, timeout=meta, shown_url=shown
+    )
     report.reachable = True
     if response.status_code != 200:
-        raise ProbeFailure(f"{shown}/models: HTTP {response.status_code}: "
-                           f"{error_text(response)}", status=response.status_code)
+        raise ProbeFailure(
+            f"{shown}/models: HTTP {response.status_code}: {error_text(response)}",
+            status=response.status_code,
+        )
     data = read_json(response, shown)
     listed = data.get("data") if isinstance(data, dict) else None
     listed = [m for m in listed or [] if isinstance(m, dict) and m.get("id")]
@@ -166,7 +208,8 @@ async def probe_openai(
                 entry.detail = "tool probe skipped: not a free model"
                 continue
         entry.tools, entry.detail = await tool_round_trip(
-            client, provider, base_url, api_key, entry.model, tool_timeout)
+            client, provider, base_url, api_key, entry.model, tool_timeout
+        )
 
 
 def _find_listed(listed: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
@@ -186,8 +229,13 @@ def _listed_window(item: dict[str, Any] | None) -> int | None:
         return None
     meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
     top = item.get("top_provider") if isinstance(item.get("top_provider"), dict) else {}
-    for value in (item.get("context_length"), item.get("max_model_len"), meta.get("n_ctx"),
-                  top.get("context_length"), item.get("max_context_length")):
+    for value in (
+        item.get("context_length"),
+        item.get("max_model_len"),
+        meta.get("n_ctx"),
+        top.get("context_length"),
+        item.get("max_context_length"),
+    ):
         window = opt_int(value)
         if window:
             return window
@@ -195,14 +243,24 @@ def _listed_window(item: dict[str, Any] | None) -> int | None:
 
 
 async def _llama_props(
-    client: httpx.AsyncClient, report: BackendReport, provider: Provider, base_url: str,
-    headers: Mapping[str, str], timeout: httpx.Timeout,
+    client: httpx.AsyncClient,
+    report: BackendReport,
+    provider: Provider,
+    base_url: str,
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout,
 ) -> int | None:
     """llama.cpp's `GET /props`: the window in use and the build; None elsewhere (404)."""
     root = _server_root(base_url)
     try:
-        response = await probe_request(client, "GET", f"{root}/props", headers=headers,
-                                       timeout=timeout, shown_url=public_url(root))
+        response = await probe_request(
+            client,
+            "GET",
+            f"{root}/props",
+            headers=headers,
+            timeout=timeout,
+            shown_url=public_url(root),
+        )
         if response.status_code != 200:
             return None
         data = response.json()
@@ -219,23 +277,37 @@ async def _llama_props(
 
 
 async def probe_anthropic(
-    client: httpx.AsyncClient, report: BackendReport, provider: Provider, base_url: str,
+    client: httpx.AsyncClient,
+    report: BackendReport,
+    provider: Provider,
+    base_url: str,
     api_key: str,
 ) -> None:
     shown = public_url(base_url)
-    headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION,
-               "Accept": "application/json"}
-    response = await probe_request(client, "GET", f"{base_url}/v1/models?limit=1000",
-                                   headers=headers, timeout=metadata_timeout(provider),
-                                   shown_url=shown)
+    headers = {
+        "x-api-key": api_key,
+        "anthropic-version": ANTHROPIC_VERSION,
+        "Accept": "application/json",
+    }
+    response = await probe_request(
+        client,
+        "GET",
+        f"{base_url}/v1/models?limit=1000",
+        headers=headers,
+        timeout=metadata_timeout(provider),
+        shown_url=shown,
+    )
     report.reachable = True
     if response.status_code in (401, 403):
         env = provider.api_key_env or "the API key"
-        raise ProbeFailure(f"the API rejected {env} (HTTP {response.status_code})",
-                           status=response.status_code)
+        raise ProbeFailure(
+            f"the API rejected {env} (HTTP {response.status_code})", status=response.status_code
+        )
     if response.status_code != 200:
-        raise ProbeFailure(f"/v1/models: HTTP {response.status_code}: {error_text(response)}",
-                           status=response.status_code)
+        raise ProbeFailure(
+            f"/v1/models: HTTP {response.status_code}: {error_text(response)}",
+            status=response.status_code,
+        )
     data = read_json(response, shown)
     listed = data.get("data") if isinstance(data, dict) else None
     ids = [m.get("id") for m in listed or [] if isinstance(m, dict)]

@@ -59,17 +59,18 @@ async def probe_request(
 ) -> httpx.Response:
     """One request; transport failures become ProbeFailure with a message fit for a user."""
     try:
-        return await client.request(method, url, headers=dict(headers), json=json_body,
-                                    timeout=timeout)
+        return await client.request(
+            method, url, headers=dict(headers), json=json_body, timeout=timeout
+        )
     except httpx.ConnectError:
         raise ProbeFailure(f"cannot connect to {shown_url}", unreachable=True) from None
     except httpx.TimeoutException as exc:
         unreachable = isinstance(exc, httpx.ConnectTimeout)
-        raise ProbeFailure(f"{shown_url} did not answer in time",
-                           unreachable=unreachable) from None
+        raise ProbeFailure(f"{shown_url} did not answer in time", unreachable=unreachable) from None
     except httpx.HTTPError as exc:
-        raise ProbeFailure(f"the connection to {shown_url} failed: {type(exc).__name__}",
-                           unreachable=True) from None
+        raise ProbeFailure(
+            f"the connection to {shown_url} failed: {type(exc).__name__}", unreachable=True
+        ) from None
     except httpx.InvalidURL:
         raise ProbeFailure(f"{shown_url} is not a valid URL", unreachable=True) from None
 

@@ -183,8 +183,10 @@ def save_reports(path: Path | str, reports: Iterable[BackendReport]) -> None:
         raise
 
 
-def load_reports(path: Path | str, max_age_seconds: float | None = DEFAULT_MAX_AGE_SECONDS,
-                 ) -> list[BackendReport]:
+def load_reports(
+    path: Path | str,
+    max_age_seconds: float | None = DEFAULT_MAX_AGE_SECONDS,
+) -> list[BackendReport]:
     """The saved reports, or [] when the file is missing, unreadable, corrupt or too old.
 
     `max_age_seconds=None` accepts any age.

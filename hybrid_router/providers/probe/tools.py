@@ -114,9 +114,15 @@ async def tool_round_trip(
         }
     try:
         with anyio.fail_after(timeout_seconds):
-            response = await probe_request(client, "POST", url, json_body=body, timeout=timeout,
-                                           headers=request_headers(provider, api_key),
-                                           shown_url=shown)
+            response = await probe_request(
+                client,
+                "POST",
+                url,
+                json_body=body,
+                timeout=timeout,
+                headers=request_headers(provider, api_key),
+                shown_url=shown,
+            )
     except TimeoutError:
         return None, f"tool probe: no answer within {timeout_seconds:g} s"
     except ProbeFailure as exc:

@@ -215,8 +215,10 @@ def _tool_result(block: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                 images.append(_image_part(item))
                 texts.append(f"[image {len(images)} is attached in the next user message]")
             elif kind == "search_result":
-                texts.append(f"{item.get('title', '')} ({item.get('source', '')})\n"
-                             + _join_text(item.get("content")))
+                texts.append(
+                    f"{item.get('title', '')} ({item.get('source', '')})\n"
+                    + _join_text(item.get("content"))
+                )
             elif kind == "document":
                 texts.append(_document_text(item))
         text = "\n".join(texts)

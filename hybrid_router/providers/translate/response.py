@@ -313,8 +313,9 @@ def openai_to_anthropic_response(
         scanner = TextToolCallScanner(tool_names)
         items = scanner.push(text) + scanner.flush()
         text = "".join(value for kind, value in items if kind == "text").strip()
-        calls = [(None, name, args) for kind, (name, args) in
-                 ((k, v) for k, v in items if k == "call")]
+        calls = [
+            (None, name, args) for kind, (name, args) in ((k, v) for k, v in items if k == "call")
+        ]
     if text:
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:

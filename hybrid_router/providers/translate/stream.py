@@ -264,4 +264,7 @@ class OpenAIStreamToAnthropic:
 
     def _delta(self, delta: dict[str, Any], index: int | None = None) -> Event:
         index = self._next_index if index is None else index
-        return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+        return (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": index, "delta": delta},
+        )
