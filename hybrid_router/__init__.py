@@ -1,3 +1,3 @@
-"""claude-hybrid-router: send Claude Code work that does not need a frontier model to free models."""
+"""claude-hybrid-router: send the Claude Code work that needs no frontier model to free models."""
 
 __version__ = "0.2.0"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection
 from contextlib import closing
 from datetime import datetime
 
@@ -35,7 +35,7 @@ def frame(
     since: float | None,
     source: str | None = None,
     recent: int = 10,
-    local_providers: set[str] | Mapping[str, object] = frozenset(),
+    local_providers: Collection[str] = frozenset(),
     now: float | None = None,
     interval: float | None = None,
 ) -> str:

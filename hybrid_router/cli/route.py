@@ -1,4 +1,4 @@
-"""`hybrid-router route` (where a prompt or a request would go, and why) and `hybrid-router demo`."""
+"""`hybrid-router route` (where a prompt or request would go, and why) and `hybrid-router demo`."""
 
 from __future__ import annotations
 
@@ -141,9 +141,8 @@ def demo(state: State) -> None:
                 ),
             )
             click.echo(f"  {prompt}")
-            click.echo(
-                f"    -> {decision.provider}/{decision.model}  [{decision.rule}, {decision.complexity}]"
-            )
+            target = f"{decision.provider}/{decision.model}"
+            click.echo(f"    -> {target}  [{decision.rule}, {decision.complexity}]")
         click.echo("")
         click.echo(stats_text(compute_stats(conn)))
 

@@ -28,7 +28,7 @@ def dashboard_mount(environ: Mapping[str, str]) -> list[BaseRoute]:
 @click.command()
 @pass_state
 def mcp(state: State) -> None:
-    """Run the MCP server on stdio (what `claude mcp add hybrid-router -- hybrid-router mcp` runs)."""
+    """Run the MCP server on stdio (`claude mcp add hybrid-router -- hybrid-router mcp` runs it)."""
     from ..mcp_server.server import run_stdio  # the MCP SDK is heavy: only this command pays for it
 
     run_stdio(state.config_file)

@@ -140,7 +140,7 @@ def write_env_template(path: Path) -> tuple[bool, str]:
     return True, f"wrote {path} (mode 600): put your API keys there"
 
 
-# --- API keys --------------------------------------------------------------------------------------
+# --- API keys ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -174,7 +174,7 @@ def key_statuses(config: RouterConfig, environ: Mapping[str, str], dotenv: Path)
     return list(statuses.values())
 
 
-# --- Ollama ------------------------------------------------------------------------------------------
+# --- Ollama --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -353,7 +353,7 @@ async def pull_models(
     return outcome
 
 
-# --- doctor ------------------------------------------------------------------------------------------
+# --- doctor --------------------------------------------------------------------------------------
 
 
 def run_doctor(
@@ -365,7 +365,7 @@ def run_doctor(
     return render_report(probe_and_save(config, environ, no_tools), config)
 
 
-# --- the whole flow ----------------------------------------------------------------------------------
+# --- the whole flow ------------------------------------------------------------------------------
 
 
 def _roles(config: RouterConfig, provider: str, model: str) -> str:

@@ -17,7 +17,7 @@ SINCE_HELP = "Period: 30m, 24h, 7d, 2w, today, all, or an ISO date."
 
 
 class State:
-    """The object every command receives (`ctx.obj`): the `--config` choice and its loaded config."""
+    """What every command receives (`ctx.obj`): the `--config` choice and its loaded config."""
 
     def __init__(self, config_file: Path | None) -> None:
         self.config_file = config_file

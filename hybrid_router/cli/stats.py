@@ -1,4 +1,4 @@
-"""`hybrid-router stats`: requests, tokens and cost per provider, cost without the router, savings."""
+"""`hybrid-router stats`: requests, tokens and cost per provider; cost without router; savings."""
 
 from __future__ import annotations
 

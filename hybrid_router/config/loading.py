@@ -58,7 +58,7 @@ def _describe_error(error: Mapping[str, Any]) -> str:
 
 
 def _pydantic_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's internal steps (dataclass arguments, union branches) from an error location."""
+    """An error location without pydantic's internal steps (dataclass arguments, union branches)."""
     cleaned: list[Any] = []
     for part in loc:
         if part in ("dataclass-arguments", "dataclass-fields") or (
@@ -70,7 +70,7 @@ def _pydantic_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def parse_config(data: Any, source: str) -> RouterConfig:
-    """Validate raw JSON data into a RouterConfig, or raise ConfigError naming `source` and field."""
+    """Validate JSON data into a RouterConfig, or raise ConfigError naming `source` and field."""
     from pydantic import TypeAdapter, ValidationError
 
     if isinstance(data, dict) and "$schema" in data:
@@ -116,7 +116,8 @@ def _check_references(config: RouterConfig, source: str) -> None:
         if tier.provider not in config.providers:
             known = ", ".join(config.providers)
             raise ConfigError(
-                f"{source}: tiers.{name}.provider unknown provider {tier.provider!r} (known: {known})"
+                f"{source}: tiers.{name}.provider unknown provider {tier.provider!r} "
+                f"(known: {known})"
             )
         for index, fallback in enumerate(tier.fallbacks):
             _check_target(fallback, f"tiers.{name}.fallbacks[{index}]", config, source)

@@ -48,7 +48,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Near:
-    """A term of `first` and a term of `second` within `within` words of each other, either order."""
+    """A term of `first` and one of `second` within `within` words of each other, either order."""
 
     __pydantic_config__ = _STRICT
     first: tuple[NonEmptyStr, ...]
@@ -88,7 +88,7 @@ class Route:
 
 @dataclass(frozen=True)
 class Tier:
-    """A named model slot (fast, coder, reasoning, premium). Order in the file = escalation order."""
+    """A named model slot (fast, coder, reasoning, premium). File order = escalation order."""
 
     __pydantic_config__ = _STRICT
     provider: NonEmptyStr

@@ -21,18 +21,26 @@ A `near` pair holds when a term of its first group and a term of its second grou
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` and `collections.abc` cost the prompt hook
+    from collections.abc import Sequence
+
 # A compiled term: (tokens, prefix, text). `tokens` are lower-case; `prefix` means the last token
 # only has to start with tokens[-1].
-Term = tuple  # tuple[tuple[str, ...], bool, str]
-Span = tuple  # tuple[int, int] token positions, end exclusive
+Term = tuple[tuple[str, ...], bool, str]
+Span = tuple[int, int]  # token positions, end exclusive
+TermIndex = dict[str, list[Term]]  # terms by the index key they can start at
+# A compiled `near` pair: (first terms, second terms, at most this many tokens apart).
+NearPair = tuple[TermIndex, TermIndex, int]
 
 
-class Tokens(list):
+class Tokens(list[str]):
     """A text's tokens, and where each index key occurs in them (built on first use): matching
     visits only the positions where one of a term index's keys occurs, and a matcher whose keys
     occur nowhere is ruled out by one set operation."""
 
     __slots__ = ("_places",)
+    _places: dict[str, list[int]]
 
     def places(self) -> dict[str, list[int]]:
         """Positions by index key: each token, and `*` plus its first character (the key of
@@ -103,10 +111,10 @@ def compile_term(term: str) -> Term:
     return (tuple(tokens), prefix and bool(tokens), text)
 
 
-def compile_terms(terms: list[str] | tuple[str, ...]) -> dict[str, list[Term]]:
+def compile_terms(terms: Sequence[str]) -> TermIndex:
     """Index terms by first token. A one-word prefix term (`refactor*`) is indexed under `*` and
     its first character (`*r`), so a token is checked only against prefixes it could start with."""
-    index: dict[str, list[Term]] = {}
+    index: TermIndex = {}
     for term in terms:
         compiled = compile_term(term)
         tokens, prefix, _ = compiled
@@ -135,7 +143,7 @@ def _matches_at(tokens: list[str], position: int, term: Term) -> bool:
     return True
 
 
-def find_terms(tokens: list[str], index: dict[str, list[Term]]) -> list[tuple[Span, str]]:
+def find_terms(tokens: list[str], index: TermIndex) -> list[tuple[Span, str]]:
     """Every occurrence of an indexed term: (token span, the matched text), left to right.
 
     At each position the longest term wins and matching resumes after it, as a regular
@@ -171,7 +179,7 @@ def find_terms(tokens: list[str], index: dict[str, list[Term]]) -> list[tuple[Sp
 
 
 def _joined(tokens: list[str]) -> str:
-    """Matched tokens back as text: words spaced, punctuation attached ("post-mortem", "where's")."""
+    """Matched tokens as text: words spaced, punctuation attached ("post-mortem", "where's")."""
     text = ""
     for token in tokens:
         attach = (
@@ -198,9 +206,9 @@ class Matcher:
 
     def __init__(
         self,
-        keywords: dict[str, list[Term]],
-        exclusions: dict[str, list[Term]],
-        near: tuple = (),
+        keywords: TermIndex,
+        exclusions: TermIndex,
+        near: tuple[NearPair, ...] = (),
     ) -> None:
         self.keywords = keywords
         self.exclusions = exclusions
@@ -210,9 +218,9 @@ class Matcher:
     @classmethod
     def build(
         cls,
-        keywords: list[str] | tuple[str, ...] = (),
-        exclusions: list[str] | tuple[str, ...] = (),
-        near: list[tuple] | tuple = (),
+        keywords: Sequence[str] = (),
+        exclusions: Sequence[str] = (),
+        near: Sequence[tuple[Sequence[str], Sequence[str], int]] = (),
     ) -> Matcher:
         """`near` holds (first terms, second terms, within) triples."""
         pairs = tuple(
@@ -220,11 +228,11 @@ class Matcher:
         )
         return cls(compile_terms(keywords), compile_terms(exclusions), pairs)
 
-    def to_data(self) -> tuple:
+    def to_data(self) -> tuple[TermIndex, TermIndex, tuple[NearPair, ...]]:
         return (self.keywords, self.exclusions, self.near)
 
     @classmethod
-    def from_data(cls, data: tuple) -> Matcher:
+    def from_data(cls, data: tuple[TermIndex, TermIndex, tuple[NearPair, ...]]) -> Matcher:
         return cls(*data)
 
     @property
@@ -268,8 +276,8 @@ class Matcher:
 def _near_pair(
     tokens: list[str],
     excluded: list[Span],
-    first: dict[str, list[Term]],
-    second: dict[str, list[Term]],
+    first: TermIndex,
+    second: TermIndex,
     within: int,
 ) -> str | None:
     """The first pair of a `first` term and a `second` term at most `within` tokens apart."""

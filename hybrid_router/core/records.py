@@ -40,12 +40,11 @@ class RecordMeta(type):
             if field in namespace:  # a default: kept per class, not as a class attribute
                 defaults[field] = namespace.pop(field)
         namespace["__slots__"] = own
-        cls = super().__new__(mcls, name, bases, namespace)
-        cls._fields = inherited + own
-        cls._names = frozenset(cls._fields)
-        cls._defaults = defaults
-        cls._frozen = frozen or any(getattr(base, "_frozen", False) for base in bases)
-        return cls
+        namespace["_fields"] = inherited + own
+        namespace["_names"] = frozenset(inherited + own)
+        namespace["_defaults"] = defaults
+        namespace["_frozen"] = frozen or any(getattr(base, "_frozen", False) for base in bases)
+        return super().__new__(mcls, name, bases, namespace)
 
 
 class Record(metaclass=RecordMeta):

@@ -18,7 +18,7 @@ prompt, can load it from a `marshal` cache without importing the config schema o
 from __future__ import annotations
 
 from .complexity import assess_complexity
-from .matching import overlaps, token_offsets, tokenize
+from .matching import Span, overlaps, token_offsets, tokenize
 from .records import Record
 from .signals import Signals
 from .table import ModelRef, RouteSpec, RoutingTable, Target
@@ -167,7 +167,7 @@ _analyses = _PromptAnalyses(size=256)
 
 
 def _pattern_hits(
-    route: RouteSpec, text: str, tokens: list[str], excluded: list[tuple]
+    route: RouteSpec, text: str, tokens: list[str], excluded: list[Span]
 ) -> list[str]:
     """Pattern matches outside exclusions ("git fetch https://..." is not browsing)."""
     lowered = text.lower()
@@ -227,8 +227,11 @@ def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) ->
     for _, target in table.tiers[start:]:
         if _fits(tokens, reserve, target.context_window):
             return target
-    largest = max((target for _, target in table.tiers), key=lambda target: target.context_window)
-    if chosen.context_window is not None and largest.context_window <= chosen.context_window:
+    # Tiers always have a window (the config requires one); 0 only satisfies the type checker.
+    largest = max(
+        (target for _, target in table.tiers), key=lambda target: target.context_window or 0
+    )
+    if chosen.context_window is not None and (largest.context_window or 0) <= chosen.context_window:
         return None
     return largest
 

@@ -19,6 +19,7 @@ from .records import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
     from collections.abc import Mapping
+    from types import ModuleType
     from typing import Any
 
 CHARS_PER_TOKEN = 3.5
@@ -91,7 +92,7 @@ def strip_injected(text: str) -> str:
     return text.strip()
 
 
-def _json():  # not needed for a bare prompt: the prompt hook never pays for importing it
+def _json() -> ModuleType:  # not for a bare prompt: the prompt hook never pays for importing it
     import json
 
     return json

@@ -12,7 +12,7 @@ from .records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
-    pass
+    from typing import Any
 
 TABLE_FORMAT = 1  # bump when RoutingTable.to_data changes shape
 
@@ -36,12 +36,12 @@ class Target(Record, frozen=True):
     context_window: int | None
     fallbacks: tuple[ModelRef, ...]
 
-    def to_data(self) -> tuple:
+    def to_data(self) -> tuple[Any, ...]:
         fallbacks = tuple((ref.provider, ref.model) for ref in self.fallbacks)
         return (self.provider, self.model, self.tier, self.context_window, fallbacks)
 
     @classmethod
-    def from_data(cls, data: tuple) -> Target:
+    def from_data(cls, data: tuple[Any, ...]) -> Target:
         provider, model, tier, window, fallbacks = data
         return cls(provider, model, tier, window, tuple(ModelRef(p, m) for p, m in fallbacks))
 
@@ -57,7 +57,7 @@ class RouteSpec(Record, frozen=True):
     min_tokens: int | None
     max_tokens: int | None
 
-    def to_data(self) -> tuple:
+    def to_data(self) -> tuple[Any, ...]:
         return (
             self.name,
             self.target.to_data(),
@@ -69,7 +69,7 @@ class RouteSpec(Record, frozen=True):
         )
 
     @classmethod
-    def from_data(cls, data: tuple) -> RouteSpec:
+    def from_data(cls, data: tuple[Any, ...]) -> RouteSpec:
         name, target, matcher, patterns, complexity, low, high = data
         return cls(
             name,
@@ -94,7 +94,7 @@ class RoutingTable(Record, frozen=True):
     background_target: Target
     output_reserve_tokens: int
 
-    def to_data(self) -> tuple:
+    def to_data(self) -> tuple[Any, ...]:
         return (
             TABLE_FORMAT,
             tuple((name, target.to_data()) for name, target in self.tiers),
@@ -108,7 +108,7 @@ class RoutingTable(Record, frozen=True):
         )
 
     @classmethod
-    def from_data(cls, data: tuple) -> RoutingTable:
+    def from_data(cls, data: tuple[Any, ...]) -> RoutingTable:
         version, tiers, kinds, routes, default, web, patterns, background, reserve = data
         if version != TABLE_FORMAT:
             raise ValueError(f"routing table format {version}, expected {TABLE_FORMAT}")

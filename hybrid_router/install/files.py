@@ -66,6 +66,7 @@ def backup_path(path: Path, now: datetime | None = None, directory: Path | None 
 
 def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
     """Write through a temporary file in the same directory and `os.replace` it into place."""
+    keep_mode: int | None
     try:
         keep_mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:

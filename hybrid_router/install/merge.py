@@ -289,7 +289,8 @@ def _object_in(
     if expect_dict(doc, key) is None:
         data[key] = {}
         _add_unique(created_keys, key)
-    return data[key]
+    found: dict[str, Any] = data[key]
+    return found
 
 
 def _add_unique(items: list[Any], item: Any) -> None:

@@ -69,7 +69,7 @@ def _uninstall_json(plan: Plan, path: Path, record: Mapping[str, Any]) -> None:
         current = hooks.get(event) if isinstance(hooks, dict) else None
         for group in groups:
             index = _last_index(current, group)
-            if index is None:
+            if index is None or current is None:
                 continue
             del current[index]
             removed.append(f"hook {event}")

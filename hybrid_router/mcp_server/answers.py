@@ -73,7 +73,10 @@ def code_problem(text: str) -> AnswerProblem | None:
 def corrective_note(problem: AnswerProblem) -> str:
     """What to tell the model when it gets one more try after `problem`."""
     if problem.kind == BAD_CODE:
-        return f"Your previous answer had a problem: {problem.detail}. Reply again with code that parses."
+        return (
+            f"Your previous answer had a problem: {problem.detail}. "
+            "Reply again with code that parses."
+        )
     if problem.kind == TRUNCATED:
         return "Your previous answer was too long and was cut off. Reply again, more concisely."
     if problem.kind == REFUSAL:

@@ -115,7 +115,7 @@ def _usable_fallback(link: Link) -> str | None:
 
 
 def _local_tier_for_forced_task(config: RouterConfig, tokens: int) -> str | None:
-    """With `force`, the default route's tier when it is local, else the local tier that fits best."""
+    """With `force`: the default route's tier if local, else the local tier that fits best."""
     local = [n for n, t in config.tiers.items() if is_local(config.providers[t.provider])]
     default_tier = config.default_route.target.tier
     if default_tier in local and config.tiers[default_tier].context_window >= tokens:
@@ -405,9 +405,15 @@ def _failure_message(
             "has the model (pull_model installs it), then call again — or do the task yourself."
         )
     elif problem.kind == TRUNCATED:
-        advice = f"Call again with a larger max_tokens (it was {max_tokens}) or a smaller task, or do it yourself."
+        advice = (
+            f"Call again with a larger max_tokens (it was {max_tokens}) or a smaller task, "
+            "or do it yourself."
+        )
     else:
-        advice = "The local answer was not usable. Do the task yourself, or call again with a smaller, more specific task."
+        advice = (
+            "The local answer was not usable. Do the task yourself, or call again with a "
+            "smaller, more specific task."
+        )
     return f"Delegation failed: {what}. {advice}"
 
 

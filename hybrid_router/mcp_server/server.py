@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx2 as httpx
 from mcp.server.mcpserver import Context, MCPServer
@@ -129,7 +129,7 @@ def build_server(
     return server
 
 
-def _state(ctx: Context) -> AppState:
+def _state(ctx: Context[AppState, Any]) -> AppState:
     return ctx.request_context.lifespan_context
 
 
@@ -143,7 +143,7 @@ def _register_tools(server: MCPServer[AppState]) -> None:
     )
     async def delegate_to_local(
         task: Annotated[str, Field(min_length=1, description="The complete task, self-contained.")],
-        ctx: Context,
+        ctx: Context[AppState, Any],
         files: Annotated[
             list[str] | None,
             Field(description="Paths of text files the task needs, read by the server."),
@@ -205,7 +205,7 @@ def _register_tools(server: MCPServer[AppState]) -> None:
         ),
     )
     async def route_stats(
-        ctx: Context,
+        ctx: Context[AppState, Any],
         period: Annotated[
             str, Field(description="30m, 24h, 7d, today, all, or an ISO date.")
         ] = "7d",
@@ -244,7 +244,7 @@ def _register_tools(server: MCPServer[AppState]) -> None:
     )
     async def pull_model(
         name: Annotated[str, Field(min_length=1, description="Model name, e.g. qwen2.5-coder:7b.")],
-        ctx: Context,
+        ctx: Context[AppState, Any],
     ) -> str:
         state = _state(ctx)
         config = state.config()
