@@ -9,7 +9,7 @@ from claude_code_bodies import claude_code_body, title_generation_body, with_too
 from hybrid_router.config.compile import routing_table
 from hybrid_router.config.loading import default_config_path, load_config, parse_config
 from hybrid_router.config.schema import RouterConfig
-from hybrid_router.core.routing import decide
+from hybrid_router.core.routing import IntentVote, decide, model_for
 from hybrid_router.core.signals import Signals, signals_from_prompt, signals_from_request
 
 
@@ -248,3 +248,44 @@ def test_a_repeated_prompt_routes_on_the_request_not_on_a_remembered_decision():
         signals_from_prompt(prompt), routing_table(config_with(routes=without_code))
     )
     assert other_table.rule != "code-generation"
+
+
+# --- a second signal plugged into decide() -------------------------------------------------------
+
+
+def test_a_confident_intent_vote_decides_the_route_in_either_direction():
+    table = routing_table(default_config())
+    no_keyword = "can one tenant read another's invoices by changing the id in the url?"
+    assert decide(signals_from_prompt(no_keyword), table).provider == "ollama"  # words miss it
+
+    def security_intent(text: str) -> IntentVote | None:
+        return IntentVote("security", 0.93, "test-embedding") if "tenant" in text else None
+
+    decision = decide(signals_from_prompt(no_keyword), table, security_intent)
+    assert (decision.rule, decision.provider) == ("security", "anthropic")
+    assert "test-embedding intent, confidence 0.93" in decision.reason
+
+    near_miss = "rename the password field to secret in the login form"  # a keyword, no intent
+    assert decide(signals_from_prompt(near_miss), table).rule == "security"
+    cleared = decide(
+        signals_from_prompt(near_miss), table, lambda _: IntentVote("code-generation", 0.9, "t")
+    )
+    assert (cleared.rule, cleared.provider) == ("code-generation", "ollama")
+
+
+def test_an_abstaining_or_unknown_vote_leaves_the_keywords_and_hard_rules_win():
+    table = routing_table(default_config())
+    prompt = signals_from_prompt("write unit tests for parser.py")
+    assert decide(prompt, table, lambda _: None).rule == "code-generation"
+    assert decide(prompt, table, lambda _: IntentVote("no-such-route", 1.0, "t")).rule == (
+        "code-generation"
+    )
+    title = signals_from_request(title_generation_body("fix the tenant check"))
+    voted = decide(title, table, lambda _: IntentVote("security", 1.0, "t"))
+    assert voted.rule == "background"
+
+
+def test_anthropic_keeps_the_clients_claude_model_and_nothing_else_does():
+    assert model_for("anthropic", "claude-sonnet-5", "claude-opus-4-5") == "claude-opus-4-5"
+    assert model_for("anthropic", "claude-sonnet-5", "gpt-4o") == "claude-sonnet-5"
+    assert model_for("ollama", "qwen3-coder:30b", "claude-opus-4-5") == "qwen3-coder:30b"

@@ -25,6 +25,7 @@ from .table import ModelRef, RouteSpec, RoutingTable, Target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
+    from collections.abc import Callable
     from typing import Any
 
 RULE_WEB_TOOLS = "web-tools"
@@ -187,7 +188,10 @@ def _quote(terms: list[str]) -> str:
 
 
 def _choose(
-    signals: Signals, table: RoutingTable, analysis: PromptAnalysis
+    signals: Signals,
+    table: RoutingTable,
+    analysis: PromptAnalysis,
+    intent: IntentSignal | None = None,
 ) -> tuple[Target, str, str, tuple[str, ...]]:
     if signals.server_tools:
         kinds = ", ".join(sorted(set(signals.server_tools)))
@@ -205,6 +209,12 @@ def _choose(
             f"Claude Code background request ({what})",
             (),
         )
+    vote = intent(signals.text) if intent is not None and signals.text else None
+    if vote is not None:
+        voted = _route_named(table, vote.route)
+        if voted is not None:
+            reason = f"{voted.name}: {vote.source} intent, confidence {vote.confidence:.2f}"
+            return voted.target, voted.name, reason, ()
     for index, route in enumerate(table.routes):
         evidence = route_evidence(
             route, signals, analysis.tokens, analysis.complexity, analysis.evidence(index, route)
@@ -214,6 +224,15 @@ def _choose(
             return route.target, route.name, reason, tuple(evidence)
     default = table.default_route
     return default.target, default.name, "no route matched", ()
+
+
+def _route_named(table: RoutingTable, name: str) -> RouteSpec | None:
+    if name == table.default_route.name:
+        return table.default_route
+    for route in table.routes:
+        if route.name == name:
+            return route
+    return None  # a vote for a route this config does not have: the keywords decide
 
 
 def _fits(tokens: int, reserve: int, window: int | None) -> bool:
@@ -236,9 +255,36 @@ def _escalate(chosen: Target, tokens: int, reserve: int, table: RoutingTable) ->
     return largest
 
 
-def decide(signals: Signals, table: RoutingTable) -> Decision:
+def model_for(provider_kind: str | None, model: str, requested_model: str | None) -> str:
+    """The model a request runs on at a provider of `provider_kind`: the configured `model`,
+    except that the client's own Claude model is kept whenever Anthropic answers (a client that
+    asked for Opus is not quietly moved to Sonnet). The one place this rule is written."""
+    if provider_kind == "anthropic" and requested_model and requested_model.startswith("claude"):
+        return requested_model
+    return model
+
+
+class IntentVote(Record, frozen=True):
+    """What a second routing signal (one that reads intent, not words) says about a prompt."""
+
+    route: str  # the name of a route of the table, or of its default route
+    confidence: float  # 0..1, as the signal measures it
+    source: str  # which signal, for the reason and `route --explain`
+
+
+if TYPE_CHECKING:
+    # A second signal plugs in from outside the core (the core stays stdlib-only): it reads the
+    # prompt's text and votes, or abstains (None) when it is not confident.
+    IntentSignal = Callable[[str], IntentVote | None]
+
+
+def decide(signals: Signals, table: RoutingTable, intent: IntentSignal | None = None) -> Decision:
+    """Where the request goes. With `intent`, a vote it casts decides the route (in either
+    direction: it can send a prompt with no keyword to a premium route, or clear a keyword
+    near-miss); when it abstains, the keyword routes decide. Hard rules come first either way,
+    and the context-window rule applies after."""
     analysis = _analyses.get(signals.text, table)
-    chosen, rule, reason, matched = _choose(signals, table, analysis)
+    chosen, rule, reason, matched = _choose(signals, table, analysis, intent)
     return _finish(signals, table, chosen, rule, reason, matched, analysis.complexity)
 
 
@@ -247,14 +293,19 @@ HARD_RULES = (RULE_WEB_TOOLS, RULE_BACKGROUND, RULE_CONTEXT_WINDOW)
 
 
 def decide_with_pin(
-    signals: Signals, table: RoutingTable, target: Target, rule: str, reason: str
+    signals: Signals,
+    table: RoutingTable,
+    target: Target,
+    rule: str,
+    reason: str,
+    intent: IntentSignal | None = None,
 ) -> Decision:
     """The decision for a request of a turn the prompt hook pinned to `target`.
 
     The pin wins over the routes (a tool-result continuation has no prompt words to route on),
     but not over the hard rules; and the context-window check still applies to the pinned model.
     """
-    decision = decide(signals, table)
+    decision = decide(signals, table, intent)
     if decision.rule in HARD_RULES:
         return decision
     return _finish(signals, table, target, rule, reason, (), decision.complexity)
@@ -282,17 +333,11 @@ def _finish(
             )
             rule = RULE_CONTEXT_WINDOW
             chosen = bigger
-    model = chosen.model
-    requested = signals.requested_model
-    if (
-        table.provider_kinds.get(chosen.provider) == "anthropic"
-        and requested
-        and requested.startswith("claude")
-    ):
-        model = requested  # the client's own Claude model is kept when Anthropic answers
     return Decision(
         provider=chosen.provider,
-        model=model,
+        model=model_for(
+            table.provider_kinds.get(chosen.provider), chosen.model, signals.requested_model
+        ),
         rule=rule,
         reason=reason,
         complexity=complexity,

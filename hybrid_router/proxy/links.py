@@ -5,7 +5,7 @@ an exhausted free tier, server tools a non-Anthropic model cannot run)."""
 from __future__ import annotations
 
 from ..config.schema import RouterConfig
-from ..core.routing import Decision
+from ..core.routing import Decision, model_for
 from ..core.signals import Signals
 from ..core.table import RoutingTable
 from ..providers.link import Link, make_link
@@ -47,12 +47,7 @@ def candidate_links(
         provider = config.providers.get(name)
         if provider is None:
             continue
-        if (
-            provider.kind == "anthropic"
-            and requested_model
-            and requested_model.startswith("claude")
-        ):
-            model = requested_model
+        model = model_for(provider.kind, model, requested_model)
         if (name, model) in seen:
             continue
         seen.add((name, model))
