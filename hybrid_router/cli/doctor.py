@@ -1,7 +1,7 @@
 """`hybrid-router doctor`: probe every configured backend, print what works, save the results.
 
-The probe itself lives in `providers/probe.py` (imported inside the command: cli.py registers
-this on every start, and the Claude Code hooks start `hybrid-router` on every event).
+The probe itself lives in `providers/probe/` (imported inside the command: the CLI registers
+every command at start-up, and most commands never probe anything).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`hybrid-router install` and `hybrid-router uninstall`: thin over `install` (plan, print, apply).
 
-`install` is imported inside the commands: cli.py registers these on every start, and the
-Claude Code hooks start `hybrid-router` on every event.
+The `install` package is imported inside the commands: the CLI registers every command at
+start-up, and only these two need it.
 """
 
 from __future__ import annotations

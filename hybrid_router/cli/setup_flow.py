@@ -6,8 +6,8 @@ install instructions: nothing is ever downloaded without consent); the recommend
 config's Ollama tiers), pulled with a progress bar only when the user agrees; which API keys are
 present (never their values); `doctor`; and `install` into Claude Code when the user agrees.
 
-Heavy imports (httpx2, anyio, the probe) happen inside the functions: cli.py registers the
-commands on every start.
+Heavy imports (httpx2, anyio, the probe) happen inside the functions: the CLI registers every
+command at start-up.
 """
 
 from __future__ import annotations

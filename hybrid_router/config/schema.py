@@ -1,8 +1,8 @@
 """The router configuration's schema: frozen dataclasses that pydantic validates at load time.
 
-Plain dataclasses so that the routing code (and the Claude Code hooks, which run as a fresh
-process on every event) can use a loaded config without importing pydantic; pydantic is imported
-lazily, inside `loading.parse_config`.
+Plain dataclasses, so that code reading a loaded config never imports pydantic; pydantic is
+imported lazily, inside `loading.parse_config`. (The prompt hook does not even load the config:
+it reads the compiled routing table from a `marshal` cache, hooks/table_cache.py.)
 
 JSON keys are camelCase (`maxContextTokens`, `contextWindow`), as in the seed's
 `router-config.json`; the Python attributes are their snake_case twins.
