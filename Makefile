@@ -33,8 +33,8 @@ run: $(VENV)/.installed
 	$(BIN)/hybrid-router init --if-missing
 	$(BIN)/hybrid-router proxy
 
-## test: install the test dependencies and run the whole suite
-test: $(VENV)/.test-installed
+## test: install the test dependencies, run the gate (lint, format, types), then the whole suite
+test: lint
 	$(BIN)/python -m pytest
 
 ## bench: the benchmarks under bench/ (each prints its ratios)
@@ -46,9 +46,12 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/proxy_overhead.py --quick
 
+## lint: the gate `make test` runs first: ruff (lint and format, pinned in the test extras) and
+## mypy --strict over hybrid_router (configured in pyproject.toml)
 lint: $(VENV)/.test-installed
-	$(BIN)/python -m pip install --quiet ruff
 	$(BIN)/ruff check hybrid_router tests bench
+	$(BIN)/ruff format --check hybrid_router tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) bench/.results .pytest_cache

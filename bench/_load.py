@@ -35,8 +35,9 @@ class Request:
     stream: bool
 
     def encode(self, host: str) -> bytes:
+        length = len(self.body)
         head = (
-            f"POST {self.path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(self.body)}\r\n".encode()
+            f"POST {self.path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {length}\r\n".encode()
             + HEADERS
             + b"\r\n"
         )

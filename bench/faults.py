@@ -157,7 +157,8 @@ class Rig:
             return Counter(
                 dict(
                     conn.execute(
-                        "SELECT outcome, COUNT(*) FROM decisions WHERE source = 'proxy' GROUP BY outcome"
+                        "SELECT outcome, COUNT(*) FROM decisions WHERE source = 'proxy' "
+                        "GROUP BY outcome"
                     ).fetchall()
                 )
             )
@@ -317,8 +318,8 @@ def _nested(depth: int, inside: str) -> bytes:
     if inside == "top":
         return deep.encode()
     return (
-        b'{"model": "%s", "max_tokens": 64, "messages": [{"role": "user", "content": [{"type": "text", '
-        b'"text": "hi", "x": %s}]}], "metadata": %s}'
+        b'{"model": "%s", "max_tokens": 64, "messages": [{"role": "user", "content": '
+        b'[{"type": "text", "text": "hi", "x": %s}]}], "metadata": %s}'
         % (MODEL.encode(), deep.encode(), deep.encode())
     )
 
@@ -567,14 +568,16 @@ def print_report(report: Report) -> None:
     for outcome, n in report.outcomes.most_common():
         print(f"  {outcome:40} {n:7,}")
     share = report.answered / report.requests * 100 if report.requests else 0.0
+    met = "meets" if report.answered == report.requests else "MISSES"
     print(
-        f"  answered (a message, or an Anthropic-shaped error): {report.answered:,} / {report.requests:,} "
-        f"= {share:.2f} % — {'meets' if report.answered == report.requests else 'MISSES'} the 100 % target"
+        f"  answered (a message, or an Anthropic-shaped error): {report.answered:,} / "
+        f"{report.requests:,} = {share:.2f} % — {met} the 100 % target"
     )
     logged = sum(report.rows.values())
+    kinds = ", ".join(f"{k} {v:,}" for k, v in report.rows.most_common())
+    equals = "equals" if logged == report.expected_rows else "DIFFERS FROM"
     print(
-        f"  decision rows logged: {logged:,} ({', '.join(f'{k} {v:,}' for k, v in report.rows.most_common())}) "
-        f"— {'equals' if logged == report.expected_rows else 'DIFFERS FROM'} the {report.answered:,} answered "
+        f"  decision rows logged: {logged:,} ({kinds}) — {equals} the {report.answered:,} answered "
         f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected)"
     )
     print(f"hostile bodies: {sum(report.hostile.values()):,} requests")
@@ -582,7 +585,8 @@ def print_report(report: Report) -> None:
         print(f"  {outcome:40} {n:7,}")
     bad = sum(report.hostile_bad.values())
     print(
-        f"  5xx from the proxy itself, malformed answers, transport errors: {report.hostile_crashes:,} — "
+        "  5xx from the proxy itself, malformed answers, transport errors: "
+        f"{report.hostile_crashes:,} — "
         f"{'meets' if not report.hostile_crashes else 'MISSES'} the no-5xx target"
     )
     print(

@@ -52,9 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import _load
-import httpx2 as httpx
-from _timing import percentile
+import _load  # noqa: E402 - bench/ is on sys.path only from here
+import httpx2 as httpx  # noqa: E402
+from _timing import percentile  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CCR_VERSION = "2.0.0"
@@ -593,7 +593,7 @@ async def interleaved(
     rounds: int,
     warm_up: Callable[[str], Awaitable[list[float]]] | None = None,
 ) -> dict[str, list[float]]:
-    """`run` against every target in `rounds` interleaved rounds, so machine noise hits all alike."""
+    """`run` against every target in `rounds` interleaved rounds: machine noise hits all alike."""
     results: dict[str, list[float]] = {name: [] for name in targets}
     if warm_up is not None:
         for url in targets.values():
@@ -684,9 +684,10 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
     per_case = 240 if quick else 800
     session_rounds = 3 if quick else 4
     print(
-        f"\n2. Concurrency 16 as 16 sessions: each has one request in flight, the upstream answers after "
-        f"{delay_ms} ms (a fast model), sessions start at random moments and pause 0-{spread_s * 1000:.0f} ms "
-        f"between requests; {per_case} requests per target per case; the {delay_ms} ms is subtracted"
+        "\n2. Concurrency 16 as 16 sessions: each has one request in flight, the upstream answers "
+        f"after {delay_ms} ms (a fast model), sessions start at random moments and pause "
+        f"0-{spread_s * 1000:.0f} ms between requests; {per_case} requests per target per case; "
+        f"the {delay_ms} ms is subtracted"
     )
     sessions = Table(names, subtract_ms=delay_ms)
     for body in bodies(f"[delay={delay_ms}]"):
@@ -753,9 +754,9 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
             f"worst p99 {p99:.3f} ms — {verdict(p99 <= 5.0)}"
         )
     print(
-        "  (saturated, every request queues behind the others' CPU time: latency is about 16 x the CPU "
-        "per request that client, proxy and upstream share on this machine's cores; section 3 is the "
-        "throughput side of the same thing)"
+        "  (saturated, every request queues behind the others' CPU time: latency is about 16 x "
+        "the CPU per request that client, proxy and upstream share on this machine's cores; "
+        "section 3 is the throughput side of the same thing)"
     )
     for table, label in ((closed, "closed loop"), (sessions, "sessions")):
         for case in sorted(table.ccr):
@@ -764,8 +765,9 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
             ours, theirs = table.overheads[case][0], table.ccr[case][0]
             ratio = ours / theirs if theirs > 0 else float("inf")
             print(
-                f"  80KB {case[1]} c={case[2]} ({label}): p50 overhead {ours:.3f} ms vs claude-code-router "
-                f"{theirs:.3f} ms = {ratio:.2f}x — {verdict(ratio <= 0.5)} the 0.5x goal"
+                f"  80KB {case[1]} c={case[2]} ({label}): p50 overhead {ours:.3f} ms vs "
+                f"claude-code-router {theirs:.3f} ms = {ratio:.2f}x — "
+                f"{verdict(ratio <= 0.5)} the 0.5x goal"
             )
 
 

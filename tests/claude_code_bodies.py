@@ -103,8 +103,8 @@ def system_blocks() -> list[dict[str, Any]]:
         },
         {
             "type": "text",
-            "text": "\nYou are an interactive agent that helps users with software engineering tasks.\n"
-            + _filler("a software project", 5700),
+            "text": "\nYou are an interactive agent that helps users with software engineering "
+            "tasks.\n" + _filler("a software project", 5700),
             "cache_control": {"type": "ephemeral"},
         },
     ]

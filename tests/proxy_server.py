@@ -1,4 +1,4 @@
-"""Run the real proxy app under uvicorn on 127.0.0.1 in a background thread, for tests and benches."""
+"""The real proxy app under uvicorn on 127.0.0.1 in a background thread, for tests and benches."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 def config_data(**changes: Any) -> dict[str, Any]:
-    """The default router config as data, with top-level keys replaced (deep edits by the caller)."""
+    """The default router config as data, top-level keys replaced (deep edits by the caller)."""
     data = json.loads(default_config_path().read_text())
     data.update(changes)
     return data

@@ -191,5 +191,5 @@ def test_the_core_imports_only_the_standard_library():
     ],
 )
 def test_the_rule_itself(source, target, allowed):
-    """The rule the test enforces is the one the README states (a guard against a loosened table)."""
+    """The rule enforced is the one the README states (a guard against a loosened table)."""
     assert (target in ALLOWED[source]) is allowed

@@ -53,7 +53,8 @@ def test_every_hostile_case_is_covered() -> None:
 
 def test_sse_verdicts() -> None:
     ok = (
-        b'event: message_start\ndata: {"type": "message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n'
+        b'event: message_start\ndata: {"type": "message_start"}\n\n'
+        b'event: ping\ndata: {"type": "ping"}\n\n'
         b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
     )
     assert faults.sse_verdict(ok) == "ok"

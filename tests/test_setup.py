@@ -65,7 +65,7 @@ def pulls(server: FakeOllama) -> list[str]:
     return [r.body["model"] for r in server.requests_to("/api/pull")]
 
 
-# --- Ollama found / missing --------------------------------------------------------------------
+# --- Ollama found / missing ----------------------------------------------------------------------
 
 
 def test_found_with_version_and_models(ready_ollama: FakeOllama, router_home: Path) -> None:
@@ -219,7 +219,7 @@ def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     assert frames[2].endswith("(100%)\n")
 
 
-# --- config, .env, keys ----------------------------------------------------------------------------
+# --- config, .env, keys --------------------------------------------------------------------------
 
 
 def test_config_written_like_init(ready_ollama: FakeOllama, router_home: Path) -> None:
@@ -287,7 +287,7 @@ def test_missing_keys(ready_ollama: FakeOllama, router_home: Path) -> None:
     assert result.exit_code == 0  # keys are optional
 
 
-# --- install ---------------------------------------------------------------------------------------
+# --- install -------------------------------------------------------------------------------------
 
 
 def _settings(sandbox: dict[str, Path]) -> dict[str, Any]:

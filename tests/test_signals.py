@@ -91,7 +91,7 @@ def test_server_web_tools_are_detected():
 
 
 def test_client_tools_named_like_web_tools_are_not_server_tools():
-    # Claude Code's own WebSearch/WebFetch tools are client tools (no `type`): any model can call them.
+    # Claude Code's own WebSearch/WebFetch are client tools (no `type`): any model can call them.
     assert signals_from_request(claude_code_body("hi")).server_tools == ()
 
 
