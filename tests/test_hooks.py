@@ -155,6 +155,20 @@ def test_mcp_server_registered_in_claude_json_user_and_local_scope(claude_dirs):
     assert hook("UserPromptSubmit", prompt("list the files in src"), claude_dirs)[0] == ""
 
 
+@pytest.mark.parametrize(
+    "claude_json",
+    [
+        '{"mcpServers": {"hybrid-router": ',  # cut short
+        '{"hybrid-router": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than json reads
+    ],
+)
+def test_an_unreadable_claude_json_is_skipped_quietly(claude_dirs, router_home, claude_json):
+    (Path(claude_dirs["CLAUDE_CONFIG_DIR"]) / ".claude.json").write_text(claude_json)
+    out, err = hook("UserPromptSubmit", prompt("list the files in src"), claude_dirs)
+    assert out == "" and err == ""  # no hint (no server found), and no error either
+    assert db(router_home).execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1
+
+
 def test_plugin_hooks_name_the_plugin_tool(claude_dirs):
     env = {**claude_dirs, "CLAUDE_PLUGIN_ROOT": "/plugins/hybrid-router"}
     out, _ = hook("UserPromptSubmit", prompt("grep for TODO"), env)

@@ -109,7 +109,7 @@ def delegate_tool_name(environ: dict, project_dir: str) -> str | None:
             continue
         try:
             data = _read_json_file(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable, invalid, nested too deep
             continue
         if not isinstance(data, dict):
             continue
