@@ -289,3 +289,44 @@ def test_anthropic_keeps_the_clients_claude_model_and_nothing_else_does():
     assert model_for("anthropic", "claude-sonnet-5", "claude-opus-4-5") == "claude-opus-4-5"
     assert model_for("anthropic", "claude-sonnet-5", "gpt-4o") == "claude-sonnet-5"
     assert model_for("ollama", "qwen3-coder:30b", "claude-opus-4-5") == "qwen3-coder:30b"
+
+
+# --- free cloud before premium on size ------------------------------------------------------------
+
+
+def _with_free_windows(window: int = 262_144, **changes: object) -> RouterConfig:
+    """The default config with stated windows on the free fallbacks, and size left to the
+    context-window rule (no `large-context` route), as the model profiles have it."""
+    data = json.loads(default_config_path().read_text())
+    data["routes"] = [r for r in data["routes"] if r["name"] != "large-context"]
+    for tier in data["tiers"].values():
+        for fallback in tier.get("fallbacks", []):
+            if fallback.get("model", "").endswith(":free"):
+                fallback["contextWindow"] = window
+    data.update(changes)
+    return parse_config(data, "test-config.json")
+
+
+def test_a_request_too_large_for_every_local_window_tries_a_free_cloud_model_first():
+    table = routing_table(_with_free_windows())
+    big = Signals(text="write tests for the parser", estimated_tokens=90_000, max_tokens=4096)
+    decision = decide(big, table)
+    assert (decision.rule, decision.provider) == ("context-window", "openrouter")
+    assert decision.model.endswith(":free")
+    assert "free cloud model" in decision.reason and "before the premium tier" in decision.reason
+
+
+def test_free_cloud_on_size_needs_a_window_that_fits_and_can_be_turned_off():
+    big = Signals(text="write tests for the parser", estimated_tokens=90_000, max_tokens=4096)
+    too_small = decide(big, routing_table(_with_free_windows(window=65_536)))
+    assert too_small.provider == "anthropic"
+    unstated = decide(big, routing_table(default_config()))  # no window in the config: not tried
+    assert unstated.provider == "anthropic"
+    off = decide(big, routing_table(_with_free_windows(freeCloudOnSize=False)))
+    assert off.provider == "anthropic"
+
+
+def test_premium_work_never_goes_to_the_free_cloud_on_size():
+    table = routing_table(_with_free_windows())
+    review = Signals(text="review the login handler for sql injection", estimated_tokens=90_000)
+    assert decide(review, table).provider == "anthropic"

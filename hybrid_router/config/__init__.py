@@ -5,8 +5,8 @@ part into the table `decide` runs on (compile.py), and prices (pricing.py).
 The public names of the first three are importable from here.
 """
 
+from ..core.table import LOCAL_PROVIDER_KINDS
 from .endpoints import (
-    LOCAL_PROVIDER_KINDS,
     is_local,
     normalize_base_url,
     provider_api_key,

@@ -23,9 +23,9 @@ def _tier_target(name: str, config: RouterConfig) -> Target:
 def _fallback_ref(target: TargetConfig, config: RouterConfig) -> ModelRef:
     if target.tier is not None:
         tier = config.tiers[target.tier]
-        return ModelRef(tier.provider, tier.model)
+        return ModelRef(tier.provider, tier.model, tier.context_window)
     assert target.provider is not None and target.model is not None  # checked at load time
-    return ModelRef(target.provider, target.model)
+    return ModelRef(target.provider, target.model, target.context_window)
 
 
 def resolve_target(target: TargetConfig, config: RouterConfig) -> Target:
@@ -68,6 +68,7 @@ def compile_table(config: RouterConfig) -> RoutingTable:
         background_patterns=tuple(p.lower() for p in config.background.model_patterns),
         background_target=resolve_target(config.background.target, config),
         output_reserve_tokens=config.output_reserve_tokens,
+        free_cloud_on_size=config.free_cloud_on_size,
     )
 
 

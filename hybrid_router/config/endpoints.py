@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ..core.table import LOCAL_PROVIDER_KINDS
 from .schema import Provider
-
-# Kinds of backend that run on the user's machine (free, and never told the client's secrets).
-LOCAL_PROVIDER_KINDS = frozenset({"ollama", "openai"})
 
 
 def normalize_base_url(value: str, kind: str) -> str:

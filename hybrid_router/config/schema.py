@@ -187,6 +187,10 @@ class RouterConfig:
     # Room kept for the answer when checking that a request fits a context window: the smaller of
     # this and the request's max_tokens (Claude Code asks for 32k-64k, which no local model has).
     output_reserve_tokens: Annotated[int, constraints.Ge(0)] = 4096
+    # A request too large for every local window tries the tiers' OpenRouter `:free` fallbacks
+    # whose `contextWindow` fits before the premium tier. Free endpoints may keep what they are
+    # sent: false sends such requests to the premium tier instead.
+    free_cloud_on_size: bool = True
     prices: dict[str, Price] = field(default_factory=dict)
     delegate: Delegate = field(default_factory=Delegate)
     hooks: Hooks = field(default_factory=Hooks)

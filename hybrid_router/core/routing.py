@@ -21,7 +21,14 @@ from .complexity import assess_complexity
 from .matching import Span, overlaps, token_offsets, tokenize
 from .records import Record
 from .signals import Signals
-from .table import ModelRef, RouteSpec, RoutingTable, Target
+from .table import (
+    FREE_MODEL_SUFFIX,
+    LOCAL_PROVIDER_KINDS,
+    ModelRef,
+    RouteSpec,
+    RoutingTable,
+    Target,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
@@ -235,6 +242,34 @@ def _route_named(table: RoutingTable, name: str) -> RouteSpec | None:
     return None  # a vote for a route this config does not have: the keywords decide
 
 
+def _free_cloud(
+    chosen: Target, bigger: Target | None, tokens: int, reserve: int, table: RoutingTable
+) -> Target | None:
+    """Before a local request moves up to a paid tier on size: the first free cloud fallback,
+    tier by tier up the order from the chosen one, whose stated window fits (or None)."""
+    kinds = table.provider_kinds
+    if (
+        not table.free_cloud_on_size
+        or bigger is None
+        or kinds.get(chosen.provider) not in LOCAL_PROVIDER_KINDS
+        or kinds.get(bigger.provider) in LOCAL_PROVIDER_KINDS
+        or bigger.model.endswith(FREE_MODEL_SUFFIX)
+    ):
+        return None
+    names = [name for name, _ in table.tiers]
+    start = names.index(chosen.tier) if chosen.tier in names else 0
+    for name, target in table.tiers[start:]:
+        for ref in target.fallbacks:
+            if (
+                kinds.get(ref.provider) == "openrouter"
+                and ref.model.endswith(FREE_MODEL_SUFFIX)
+                and ref.context_window is not None
+                and _fits(tokens, reserve, ref.context_window)
+            ):
+                return Target(ref.provider, ref.model, name, ref.context_window, ())
+    return None
+
+
 def _fits(tokens: int, reserve: int, window: int | None) -> bool:
     return window is None or tokens + reserve <= window
 
@@ -325,7 +360,17 @@ def _finish(
     reserve = min(table.output_reserve_tokens, signals.max_tokens or table.output_reserve_tokens)
     if not _fits(tokens, reserve, chosen.context_window):
         bigger = _escalate(chosen, tokens, reserve, table)
-        if bigger is not None:
+        free = _free_cloud(chosen, bigger, tokens, reserve, table)
+        if free is not None:
+            reason = (
+                f"~{tokens:,} tokens (+{reserve:,} for the answer) exceed the "
+                f"{chosen.context_window:,}-token window of {chosen.model}; moved to the free "
+                f"cloud model {free.model} ({free.context_window:,} tokens) before the "
+                f"{bigger.tier if bigger else 'premium'} tier (was {reason})"
+            )
+            rule = RULE_CONTEXT_WINDOW
+            chosen = free
+        elif bigger is not None:
             reason = (
                 f"~{tokens:,} tokens (+{reserve:,} for the answer) exceed the "
                 f"{chosen.context_window:,}-token window of {chosen.model}; moved up to "

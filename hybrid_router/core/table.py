@@ -14,7 +14,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
     from typing import Any
 
-TABLE_FORMAT = 1  # bump when RoutingTable.to_data changes shape
+TABLE_FORMAT = 2  # bump when RoutingTable.to_data changes shape
+# Provider kinds that run on the user's machine: free, and never sent the client's secrets.
+LOCAL_PROVIDER_KINDS = frozenset({"ollama", "openai"})
+FREE_MODEL_SUFFIX = ":free"  # OpenRouter's free variants
 
 
 class ModelRef(Record, frozen=True):
@@ -22,8 +25,9 @@ class ModelRef(Record, frozen=True):
 
     provider: str
     model: str
+    context_window: int | None = None  # when the config states it (free cloud models do)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model}
 
 
@@ -37,13 +41,14 @@ class Target(Record, frozen=True):
     fallbacks: tuple[ModelRef, ...]
 
     def to_data(self) -> tuple[Any, ...]:
-        fallbacks = tuple((ref.provider, ref.model) for ref in self.fallbacks)
+        fallbacks = tuple((ref.provider, ref.model, ref.context_window) for ref in self.fallbacks)
         return (self.provider, self.model, self.tier, self.context_window, fallbacks)
 
     @classmethod
     def from_data(cls, data: tuple[Any, ...]) -> Target:
         provider, model, tier, window, fallbacks = data
-        return cls(provider, model, tier, window, tuple(ModelRef(p, m) for p, m in fallbacks))
+        refs = tuple(ModelRef(p, m, w) for p, m, w in fallbacks)
+        return cls(provider, model, tier, window, refs)
 
 
 class RouteSpec(Record, frozen=True):
@@ -93,6 +98,10 @@ class RoutingTable(Record, frozen=True):
     background_patterns: tuple[str, ...]
     background_target: Target
     output_reserve_tokens: int
+    # A request too large for every local window tries the tiers' free cloud models whose
+    # window fits before the premium tier (config `freeCloudOnSize`; the proxy turns it off
+    # when no OpenRouter key is set).
+    free_cloud_on_size: bool = True
 
     def to_data(self) -> tuple[Any, ...]:
         return (
@@ -105,11 +114,12 @@ class RoutingTable(Record, frozen=True):
             self.background_patterns,
             self.background_target.to_data(),
             self.output_reserve_tokens,
+            self.free_cloud_on_size,
         )
 
     @classmethod
     def from_data(cls, data: tuple[Any, ...]) -> RoutingTable:
-        version, tiers, kinds, routes, default, web, patterns, background, reserve = data
+        version, tiers, kinds, routes, default, web, patterns, background, reserve, free = data
         if version != TABLE_FORMAT:
             raise ValueError(f"routing table format {version}, expected {TABLE_FORMAT}")
         return cls(
@@ -121,6 +131,7 @@ class RoutingTable(Record, frozen=True):
             patterns,
             Target.from_data(background),
             reserve,
+            free,
         )
 
     def tier(self, name: str) -> Target:
