@@ -17,6 +17,7 @@ from fakes.fake_anthropic import FakeAnthropic, text
 
 from hybrid_router import install as inst
 from hybrid_router.cli import cli
+from hybrid_router.config import default_config_path
 
 VENV_BIN = Path(sys.executable).parent
 SCRIPT = VENV_BIN / "hybrid-router"
@@ -292,7 +293,8 @@ def test_dry_run_writes_nothing_but_shows_the_diff(claude_dirs):
     assert inst.manifest_path().exists()
 
 
-def test_proxy_env_added_and_removed_alone(claude_dirs):
+def test_proxy_env_added_and_removed_alone(claude_dirs, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-proxy-holds-it")
     write(claude_dirs["settings"], {"env": {"FOO": "1", "CLAUDE_CODE_ATTRIBUTION_HEADER": "1"}})
     before = claude_dirs["settings"].read_bytes()
     result = invoke("install", "--proxy")
@@ -476,3 +478,21 @@ def test_a_later_install_with_proxy_adds_to_the_record(claude_dirs, tmp_path):
     )
     assert result.exit_code == 1
     assert "no such project directory" in result.stderr
+
+
+def test_install_proxy_writes_the_configured_address_and_the_banners_credentials(
+    claude_dirs, router_home, monkeypatch
+):
+    """What `install --proxy` writes is what `hybrid-router proxy` says to use: the configured
+    host and port (not a fixed 127.0.0.1:3000, where `claude -p` would hang), and no placeholder
+    token when the proxy holds no Anthropic key (Claude Code's own login then passes through)."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    data = json.loads(default_config_path().read_text())
+    data["proxy"]["port"] = 3999
+    router_home.mkdir(parents=True, exist_ok=True)
+    (router_home / "router-config.json").write_text(json.dumps(data))
+    assert invoke("install", "--proxy").exit_code == 0
+    env = load(claude_dirs["settings"])["env"]
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:3999"
+    assert "ANTHROPIC_AUTH_TOKEN" not in env
+    assert env["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"

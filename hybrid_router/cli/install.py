@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..core import home
+from .state import State, pass_state
+
 if TYPE_CHECKING:
     from .. import install as inst
 
@@ -84,8 +87,14 @@ def _run(action: str, plan: inst.Plan, dry_run: bool) -> None:
 )
 @_DRY_RUN
 @_PROJECT_DIR
+@pass_state
 def install(
-    scope: Any, proxy: bool, statusline: bool, dry_run: bool, project_dir: Path | None
+    state: State,
+    scope: Any,
+    proxy: bool,
+    statusline: bool,
+    dry_run: bool,
+    project_dir: Path | None,
 ) -> None:
     """Add the hooks, the MCP server, the status line and /route-stats to Claude Code.
 
@@ -94,11 +103,19 @@ def install(
     exactly that.
     """
     from .. import install as inst
+    from ..install.proxy_env import proxy_env_for
 
     if scope == "project" and project_dir is not None and not project_dir.is_dir():
         raise click.ClickException(f"no such project directory: {project_dir}")
     try:
-        plan = inst.plan_install(scope, project_dir=project_dir, proxy=proxy, statusline=statusline)
+        env_block = None
+        if proxy:  # the address and credentials of the proxy as configured, as its banner says
+            env_block = proxy_env_for(
+                inst.load_templates().proxy_env, state.loaded().config, home.load_environment()
+            )
+        plan = inst.plan_install(
+            scope, project_dir=project_dir, proxy=proxy, proxy_env=env_block, statusline=statusline
+        )
     except inst.InstallError as exc:
         raise click.ClickException(str(exc)) from None
     where = (

@@ -82,6 +82,7 @@ def plan_install(
     *,
     project_dir: Path | None = None,
     proxy: bool = False,
+    proxy_env: Mapping[str, str] | None = None,
     statusline: bool = True,
     environ: Mapping[str, str] | None = None,
     templates: Templates | None = None,
@@ -160,7 +161,8 @@ def plan_install(
         env_block = _object_in(settings, data, "env", created_keys)
         added_env = added.setdefault("env", {})
         new_keys = []
-        for key, value in tpl.proxy_env.items():
+        wanted_env = proxy_env if proxy_env is not None else tpl.proxy_env
+        for key, value in wanted_env.items():
             if key not in env_block:
                 env_block[key] = value
                 added_env[key] = value
