@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from hybrid_router.cli import cli
 from hybrid_router.dashboard import create_dashboard_app, dashboard_routes, summary
 from hybrid_router.dashboard.app import STATIC_DIR
-from hybrid_router.dashboard.data import RuleHitCache, percentile, rule_hits
+from hybrid_router.dashboard.data import RuleHitCache, percentile, rule_hits, timeline
 from hybrid_router.log.database import connect
 from hybrid_router.log.rows import DecisionRow, record, record_many
 
@@ -192,6 +192,51 @@ def test_rule_cache_rereads_a_day_that_changed(tmp_path):
         again = rule_hits(conn, now - 30 * DAY, now, cache)
         assert again == rule_hits(conn, now - 30 * DAY, now)  # same as without a cache
     assert {"rule": "default", "hits": 1} in first and {"rule": "default", "hits": 2} in again
+
+
+def test_daily_timeline_and_rule_hits_match_a_row_by_row_count_at_any_boundary(tmp_path):
+    # Whole days come from the daily totals (the rule counts from the per-day cache), partial
+    # days from the rows: the seams must not drop or double-count a row.
+    import random
+
+    rng = random.Random(4)
+    start = 1_799_000_000.0
+    rows = [
+        _row(
+            rng.choice(["ollama", "anthropic"]),
+            rng.choice(["a", "b", "c"]),
+            start + rng.random() * 9 * DAY,
+            outcome=rng.choice(["ok", "fallback", "error", "routed"]),
+            cost=rng.random(),
+        )
+        for _ in range(500)
+    ]
+    instants = [start + rng.random() * 9 * DAY for _ in range(10)]
+    instants += [(start // DAY + k) * DAY for k in (1, 4, 6)] + [rows[0].ts, rows[1].ts]
+    cache = RuleHitCache()
+    with closing(connect(tmp_path / "d.db")) as conn:
+        record_many(conn, rows)
+        for _ in range(30):
+            since, until = sorted(rng.sample(instants, 2))
+            since = None if rng.random() < 0.2 else since
+            inside = [r for r in rows if (since is None or since <= r.ts) and r.ts <= until]
+            rules: dict[str, int] = {}
+            for r in inside:
+                rules[r.rule] = rules.get(r.rule, 0) + 1
+            expected_rules = sorted(rules.items(), key=lambda item: (-item[1], item[0]))
+            for hits in (rule_hits(conn, since, until), rule_hits(conn, since, until, cache)):
+                assert [(h["rule"], h["hits"]) for h in hits] == expected_rules
+            bucket, points = timeline(conn, since, until)
+            if since is None or until - since > 2 * DAY:
+                assert bucket == "day"
+            per_day = {int(p["t"] // DAY): p for p in points}
+            requests = [r for r in inside if r.outcome != "routed"]
+            for day in {int(r.ts // DAY) for r in requests} if bucket == "day" else ():
+                today = [r for r in requests if int(r.ts // DAY) == day]
+                assert per_day[day]["requests"] == len(today)
+                assert per_day[day]["cost"] == pytest.approx(sum(r.cost for r in today), abs=1e-5)
+                assert per_day[day]["errors"] == sum(r.outcome == "error" for r in today)
+            assert sum(p["requests"] for p in points) == len(requests)
 
 
 def test_percentile_is_nearest_rank():

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.outcomes import OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_ROUTED
 from ..log.migrations import SECONDS_PER_DAY
+from ..log.periods import period_rows, split_period
 from ..log.stats import compute_stats, parse_since
 
 SECONDS_PER_HOUR = 3600
@@ -46,8 +47,9 @@ RECENT_COLUMNS = (
     "output_tokens",
 )
 
+# `{size}` is the bucket's length in seconds (an hour or a day), written into the SQL.
 _RAW_BUCKETS = """
-    SELECT CAST(ts / ? AS INTEGER) AS bucket, outcome, COUNT(*), TOTAL(cost),
+    SELECT CAST(ts / {size} AS INTEGER) AS bucket, outcome, COUNT(*), TOTAL(cost),
            TOTAL(baseline_cost), COUNT(fallback_from)
     FROM decisions WHERE ts >= ? AND ts <= ? GROUP BY bucket, outcome
 """
@@ -69,20 +71,11 @@ def _bucket_rows(
     Hour buckets read the rows; day buckets take whole days from `decision_totals` and read
     only the partial first and last day.
     """
+    raw = _RAW_BUCKETS.format(size=int(size))
     if size == SECONDS_PER_HOUR:
         low = since if since is not None else float("-inf")
-        return conn.execute(_RAW_BUCKETS, (size, low, until)).fetchall()
-    last_day = int(until // SECONDS_PER_DAY)
-    first_day = None if since is None else -int(-since // SECONDS_PER_DAY)
-    if since is not None and first_day is not None and first_day >= last_day:
-        return conn.execute(_RAW_BUCKETS, (size, since, until)).fetchall()
-    low_day = first_day if first_day is not None else -(2**62)
-    rows = conn.execute(_DAY_BUCKETS, (low_day, last_day)).fetchall()
-    if since is not None and first_day is not None:
-        head_end = math.nextafter(first_day * SECONDS_PER_DAY, -math.inf)
-        rows += conn.execute(_RAW_BUCKETS, (size, since, head_end)).fetchall()
-    rows += conn.execute(_RAW_BUCKETS, (size, last_day * SECONDS_PER_DAY, until)).fetchall()
-    return rows
+        return conn.execute(raw, (low, until)).fetchall()
+    return period_rows(conn, since, until, _DAY_BUCKETS, raw)
 
 
 def timeline(
@@ -217,19 +210,11 @@ def rule_hits(
     """
     counts: dict[str, int] = {}
     cache = cache if cache is not None else RuleHitCache()
-    last_day = int(until // SECONDS_PER_DAY)
-    first_day = None if since is None else -int(-since // SECONDS_PER_DAY)
-    if first_day is not None and first_day >= last_day:
-        _raw_rule_counts(conn, since if since is not None else float("-inf"), until, counts)
-    else:
-        if first_day is None:
-            (low_ts,) = conn.execute("SELECT MIN(ts) FROM decisions").fetchone()
-            first_day = int(low_ts // SECONDS_PER_DAY) if low_ts is not None else last_day
-        counts = cache.whole_days(conn, first_day, last_day)
-        if since is not None:
-            head_end = math.nextafter(first_day * SECONDS_PER_DAY, -math.inf)
-            _raw_rule_counts(conn, since, head_end, counts)
-        _raw_rule_counts(conn, last_day * SECONDS_PER_DAY, until, counts)
+    days, raw = split_period(since, until)
+    if days is not None:
+        counts = cache.whole_days(conn, *days)
+    for low, high in raw:
+        _raw_rule_counts(conn, low, high, counts)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [{"rule": rule, "hits": count} for rule, count in ranked if count]
 

@@ -6,7 +6,6 @@ ends of a period are read row by row, so a million rows stay fast.
 
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 import time
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..core.outcomes import OUTCOME_REJECTED, OUTCOME_ROUTED
-from .migrations import SECONDS_PER_DAY
+from .periods import period_rows
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -170,24 +169,14 @@ def _aggregate_rows(
         raw = _RAW_AGGREGATE.format(filters=f"AND session_id = ? {source_clause}")
         low = since if since is not None else float("-inf")
         return conn.execute(raw, [low, until, session, *source_params]).fetchall()
-    last_day = int(until // SECONDS_PER_DAY)  # the day holding `until` is read raw
-    if since is None:
-        first_day = None
-    else:
-        first_day = -int(-since // SECONDS_PER_DAY)  # first day that starts at or after `since`
-    rows: list[tuple[Any, ...]] = []
-    raw = _RAW_AGGREGATE.format(filters=source_clause)
-    if first_day is not None and first_day >= last_day:
-        # The whole period lies within one or two partial days.
-        return conn.execute(raw, [since, until, *source_params]).fetchall()
-    totals = _TOTALS_AGGREGATE.format(filters=source_clause)
-    low_day = first_day if first_day is not None else -(2**62)
-    rows += conn.execute(totals, [low_day, last_day, *source_params]).fetchall()
-    if since is not None and first_day is not None:
-        head_end = math.nextafter(first_day * SECONDS_PER_DAY, -math.inf)
-        rows += conn.execute(raw, [since, head_end, *source_params]).fetchall()
-    rows += conn.execute(raw, [last_day * SECONDS_PER_DAY, until, *source_params]).fetchall()
-    return rows
+    return period_rows(
+        conn,
+        since,
+        until,
+        _TOTALS_AGGREGATE.format(filters=source_clause),
+        _RAW_AGGREGATE.format(filters=source_clause),
+        source_params,
+    )
 
 
 def compute_stats(
