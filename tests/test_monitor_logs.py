@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from hybrid_router.cli import cli
 from hybrid_router.cli import monitor as mon
+from hybrid_router.core.outcomes import OUTCOMES, SOURCES
 from hybrid_router.log.database import connect
 from hybrid_router.log.export import PROVIDER_COLUMNS
 from hybrid_router.log.rows import COLUMNS, DecisionRow, record, record_many
@@ -247,6 +248,49 @@ def test_logs_filters(seeded: Path) -> None:
     assert empty.stdout == "" and "No matching decisions." in empty.stderr
     bad = CliRunner().invoke(cli, ["logs", "--outcome", "splendid"])
     assert bad.exit_code == 2
+
+
+def test_logs_outcome_takes_rejected_and_cancelled(seeded: Path) -> None:
+    """Both were refused once, by a stale copy of the outcome list in the CLI."""
+    conn = connect(seeded)
+    try:
+        record_many(
+            conn,
+            [
+                _row("none", "none", ago=3 * 60, rule="none", outcome="rejected", session_id=None),
+                _row("ollama", "qwen2.5-coder:7b", ago=2 * 60, outcome="cancelled"),
+                _row("none", "none", ago=60, rule="none", outcome="rejected", session_id=None),
+            ],
+        )
+    finally:
+        conn.close()
+
+    def rows(*args: str) -> list[dict[str, Any]]:
+        return _json_lines(run("logs", "--json", *args))
+
+    assert [(r["id"], r["outcome"]) for r in rows("--outcome", "rejected")] == [
+        (8, "rejected"),
+        (10, "rejected"),
+    ]
+    assert [(r["id"], r["outcome"]) for r in rows("--outcome", "cancelled")] == [(9, "cancelled")]
+    both = rows("--outcome", "cancelled", "--outcome", "rejected", "--outcome", "error")
+    assert [r["id"] for r in both] == [6, 8, 9, 10]
+    text = run("logs", "--outcome", "rejected")
+    assert text.exit_code == 0 and len(text.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_logs_accepts_every_outcome_a_row_can_record(seeded: Path, outcome: str) -> None:
+    result = run("logs", "--json", "--outcome", outcome)
+    assert result.exit_code == 0, result.output
+    assert {row["outcome"] for row in _json_lines(result)} <= {outcome}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_logs_accepts_every_source(seeded: Path, source: str) -> None:
+    result = run("logs", "--json", "--source", source)
+    assert result.exit_code == 0, result.output
+    assert {row["source"] for row in _json_lines(result)} <= {source}
 
 
 def test_logs_json_lines(seeded: Path) -> None:

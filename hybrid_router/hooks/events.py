@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..core.outcomes import OUTCOME_FALLBACK, OUTCOME_OK
 from ..core.routing import Decision, decide
 from ..core.signals import signals_from_prompt
 from ..log.pins import Pin, clear_pin, end_session, prune_pins, start_session, write_pin
@@ -213,8 +214,8 @@ def session_savings(conn: sqlite3.Connection, session_id: str) -> tuple[int, int
     """Model calls answered this session, how many cost nothing, and the estimated saving."""
     answered, free, saved = conn.execute(
         "SELECT COUNT(*), TOTAL(cost = 0), TOTAL(baseline_cost - cost) FROM decisions "
-        "WHERE session_id = ? AND outcome IN ('ok', 'fallback') AND source IN ('proxy', 'mcp')",
-        (session_id,),
+        "WHERE session_id = ? AND outcome IN (?, ?) AND source IN ('proxy', 'mcp')",
+        (session_id, OUTCOME_OK, OUTCOME_FALLBACK),
     ).fetchone()
     return int(answered), int(free), float(saved)
 

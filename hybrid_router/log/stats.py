@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.outcomes import OUTCOME_REJECTED, OUTCOME_ROUTED
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_REJECTED, OUTCOME_ROUTED
 from .periods import period_rows
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -226,10 +226,10 @@ def compute_stats(
         result.requests += count
         result.cost += cost
         result.baseline_cost += baseline
-        if outcome == "error":
+        if outcome == OUTCOME_ERROR:
             result.errors += count
         # A row that says where it fell back from, or that is marked a fallback, counts once.
-        result.fallbacks += count if outcome == "fallback" else int(fallback_rows)
+        result.fallbacks += count if outcome == OUTCOME_FALLBACK else int(fallback_rows)
     for entry in by_provider.values():
         entry.share = entry.requests / result.requests if result.requests else 0.0
     result.providers = sorted(by_provider.values(), key=lambda p: (-p.requests, p.provider))
