@@ -39,16 +39,23 @@ def mcp(state: State) -> None:
     "--host", help="Address to listen on (default 127.0.0.1; others need HYBRID_ROUTER_TOKEN)."
 )
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 3000).")
+@click.option(
+    "--idle-exit",
+    "idle_minutes",
+    type=click.FloatRange(min=0.1),
+    help="Stop after this many minutes without requests (never during one).",
+)
 @pass_state
-def proxy(state: State, host: str | None, port: int | None) -> None:
+def proxy(state: State, host: str | None, port: int | None, idle_minutes: float | None) -> None:
     """Run the Anthropic-compatible proxy: point Claude Code's ANTHROPIC_BASE_URL at it."""
-    from ..proxy.server import serve
+    from ..proxy.server import ProxyStartError, serve
 
     state.loaded()  # a broken config is one line here, before the server starts
     mounted = dashboard_mount(home.load_environment())
+    idle = idle_minutes * 60 if idle_minutes else None
     try:
-        serve(state.config_file, host, port, mounted)
-    except ValueError as exc:
+        serve(state.config_file, host, port, mounted, idle_exit_seconds=idle)
+    except (ValueError, ProxyStartError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
