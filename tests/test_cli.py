@@ -213,3 +213,25 @@ def test_recent_decisions_follow_the_source_filter():
     record(conn, DecisionRow(source="proxy", rule="r", provider="ollama", model="m", outcome="ok"))
     data = json.loads(run("stats", "--json", "--source", "cli", "--recent", "5").output)
     assert [row["source"] for row in data["recent"]] == ["cli"]
+
+
+@pytest.mark.parametrize("command", ["proxy", "dashboard"])
+def test_a_busy_port_is_one_error_line_and_no_banner(command, router_home):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "hybrid-router"), command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "HYBRID_ROUTER_HOME": str(router_home)},
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: the port is in use"
+    ]

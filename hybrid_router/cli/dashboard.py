@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import webbrowser
 
@@ -43,6 +42,8 @@ def dashboard(host: str, port: int, open_browser: bool) -> None:
 
     from ..core.access import is_loopback
     from ..dashboard.app import create_dashboard_app
+    from ..install.proxy_env import client_host
+    from ..proxy.server import ProxyStartError, bind
 
     environ = home.load_environment()
     token = environ.get(TOKEN_ENV) or None
@@ -53,20 +54,19 @@ def dashboard(host: str, port: int, open_browser: bool) -> None:
         )
     database = str(home.database_path(environ))
     app = create_dashboard_app(database, token=token if not is_loopback(host) else None)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    if ":" in shown_host:
-        shown_host = f"[{shown_host}]"
-    url = f"http://{shown_host}:{port}/dashboard"
+    try:
+        sock = bind(host, port)  # before anything is announced: a busy port is one line
+    except ProxyStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    port = sock.getsockname()[1]
+    url = f"http://{client_host(host)}:{port}/dashboard"
     click.echo(f"hybrid-router dashboard on {url}  (log: {database})", err=True)
     if not is_loopback(host):
         click.echo(f"open {url}?token=<your {TOKEN_ENV}>", err=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    except OSError as exc:  # pragma: no cover - e.g. the port is taken
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
 
 
 def register(cli: click.Group) -> None:
