@@ -30,7 +30,7 @@ from hybrid_router.proxy.http1 import (
     ConnectionBroken,
     HttpClient,
     Timeouts,
-    UpstreamError,
+    TransportError,
     UpstreamTimeout,
     _target,
 )
@@ -494,7 +494,7 @@ def test_connection_refused_fails_fast(run: Run) -> None:
             with pytest.raises(ConnectFailed) as failed:
                 await client.post(url, b"{}", {}, Timeouts(connect=5.0, read=5.0))
             assert time.monotonic() - started < 1.0
-            assert isinstance(failed.value, UpstreamError)
+            assert isinstance(failed.value, TransportError)
             with pytest.raises(ConnectFailed):
                 await client.post("ftp://127.0.0.1/x", b"{}", {}, FAST)
 
@@ -717,7 +717,7 @@ def test_unsupported_encoding_is_broken(run: Run) -> None:
 
 
 def test_corrupt_gzip_body_is_an_upstream_error(run: Run) -> None:
-    """A body that claims gzip but is not: an UpstreamError (ConnectionBroken), which the proxy
+    """A body that claims gzip but is not: a TransportError (ConnectionBroken), which the proxy
     handles as a broken answer, not a stray zlib.error that escapes its error handling."""
 
     async def scenario() -> None:

@@ -274,6 +274,27 @@ def test_openrouter_402_moves_on(router_home: Path) -> None:
         assert (row["provider"], row["outcome"]) == ("anthropic", "fallback")
 
 
+def test_openrouter_200_with_an_error_object_moves_on(router_home: Path) -> None:
+    """A non-streaming OpenAI-protocol answer of HTTP 200 whose body is an error object is a
+    failed link like any other: the next link answers and the row shows the fallback."""
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, openrouter=openrouter, ollama_down=True) as r,
+    ):
+        openrouter.error_with_200(status=502, message="Provider returned error")
+        response = r.post(body())
+        assert response.status_code == 200, response.text
+        assert response.json()["content"][0]["text"] == "Hello from the fake Anthropic API."
+        assert len(openrouter.requests_to("/api/v1/chat/completions")) == 1
+        assert len(r.anthropic.main_requests()) == 1
+        [row] = r.rows(1)
+        assert (row["provider"], row["outcome"], row["fallback_from"]) == (
+            "anthropic",
+            "fallback",
+            "ollama",
+        )
+
+
 def test_openrouter_short_retry_after_is_waited_out_on_the_same_link(router_home: Path) -> None:
     with (
         FakeOpenRouter() as openrouter,

@@ -27,10 +27,10 @@ from claude_code_bodies import (
     with_tool_round_trip,
 )
 
+from hybrid_router.providers.errors import ErrorAnswer
 from hybrid_router.providers.translate import (
     OpenAIStreamToAnthropic,
     TranslationError,
-    UpstreamError,
     anthropic_to_openai_request,
     openai_error_to_anthropic,
     openai_to_anthropic_response,
@@ -895,12 +895,16 @@ def test_content_parts_and_empty_text_in_responses() -> None:
     assert openai_to_anthropic_response(completion({"content": ""}), "m")["content"] == []
 
 
-def test_an_error_object_with_status_200_raises_upstream_error() -> None:
+def test_an_error_object_with_status_200_raises_error_answer() -> None:
     data = {"error": {"message": "Provider returned error", "code": 502}}
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(ErrorAnswer) as caught:
         openai_to_anthropic_response(data, "m")
-    assert caught.value.status == 502
-    assert caught.value.body["error"] == {"type": "api_error", "message": "Provider returned error"}
+    assert caught.value.status == 200  # what the backend answered with
+    assert caught.value.retriable and caught.value.error_class == "upstream-error"
+    assert caught.value.client_error is not None
+    status, body = caught.value.client_error
+    assert status == 502
+    assert json.loads(body)["error"] == {"type": "api_error", "message": "Provider returned error"}
 
 
 # --- streaming ----------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 import httpx2 as httpx
 
 from ..config.schema import Provider
-from .chat import BackendError, error_message, installed_models, same_model, timeout_for
+from .chat import error_message, installed_models, same_model, timeout_for
+from .errors import BackendError, BadAnswer, BrokeOff, ErrorAnswer, ErrorStatus
+from .httpx_errors import boundary
 
 PullProgressFn = Callable[[int, int | None, str], Awaitable[None]]
 
@@ -44,10 +46,10 @@ class PullTracker:
                 max(done, completed if isinstance(completed, int) else 0),
                 size if isinstance(size, int) else total,
             )
-        completed = sum(done for done, _ in self.layers.values())
-        total = sum(size for _, size in self.layers.values()) or None
-        self.reported = max(self.reported, completed)
-        return self.reported, total
+        received = sum(done for done, _ in self.layers.values())
+        expected = sum(size for _, size in self.layers.values()) or None
+        self.reported = max(self.reported, received)
+        return self.reported, expected
 
 
 async def pull_model(
@@ -58,6 +60,7 @@ async def pull_model(
     on_progress: PullProgressFn,
 ) -> PullResult:
     """Pull `model` into Ollama, relaying progress. A model already there returns at once.
+    Failures are `BackendError`s.
 
     An interrupted pull leaves its downloaded layers in Ollama, which resumes from them when the
     same model is pulled again.
@@ -67,52 +70,56 @@ async def pull_model(
         return PullResult(model, already_present=True)
     tracker = PullTracker()
     result = PullResult(model, already_present=False)
-    try:
+    where = f"Ollama at {base_url}"
+    timeout = timeout_for(provider)
+    cause: BackendError | None = None
+    with boundary(where, timeout=timeout):
         async with client.stream(
             "POST",
             f"{base_url}/api/pull",
             json={"model": model, "stream": True},
-            timeout=timeout_for(provider),
+            timeout=timeout,
         ) as response:
             if response.status_code != 200:
                 body = (await response.aread()).decode("utf-8", "replace")
-                raise BackendError(
-                    BackendError.HTTP,
+                raise ErrorStatus(
                     f"Ollama answered HTTP {response.status_code}: {error_message(body)}",
                     response.status_code,
                 )
-            async for raw in response.aiter_lines():
-                if not raw.strip():
-                    continue
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    raise BackendError(
-                        BackendError.PROTOCOL, f"Ollama sent a line that is not JSON: {raw[:80]!r}"
-                    ) from None
-                if "error" in line:
-                    raise BackendError(BackendError.HTTP, str(line["error"]))
-                status = str(line.get("status", ""))
-                if status and (not result.statuses or result.statuses[-1] != status):
-                    result.statuses.append(status)
-                completed, total = tracker.update(line)
-                await on_progress(completed, total, status)
-                if status == "success":
-                    result.total_bytes = total or 0
-                    return result
-    except httpx.ConnectError as exc:
-        raise BackendError(
-            BackendError.UNREACHABLE, f"cannot connect to Ollama at {base_url}: {exc}"
-        ) from None
-    except httpx.TimeoutException:
-        raise BackendError(
-            BackendError.TIMEOUT, f"Ollama at {base_url} stopped answering"
-        ) from None
-    except (httpx.RemoteProtocolError, httpx.ReadError):
-        pass  # the stream broke: reported below as an interrupted pull
+            try:
+                with boundary(where, timeout=timeout, began=True):
+                    async for raw in response.aiter_lines():
+                        if await _pulled(raw, tracker, result, on_progress):
+                            return result
+            except BrokeOff as exc:
+                cause = exc  # reported below as an interrupted pull
     done, total = tracker.reported, sum(size for _, size in tracker.layers.values())
     shown = f"{done:,} of {total:,} bytes" if total else "before any bytes arrived"
-    raise BackendError(
-        BackendError.PROTOCOL,
-        f"the pull of {model!r} was interrupted ({shown}); call pull_model again to resume it",
-    )
+    raise BrokeOff(
+        f"the pull of {model!r} was interrupted ({shown}); call pull_model again to resume it"
+    ) from cause
+
+
+async def _pulled(
+    raw: str, tracker: PullTracker, result: PullResult, on_progress: PullProgressFn
+) -> bool:
+    """Take one progress line; True once Ollama says the pull succeeded."""
+    if not raw.strip():
+        return False
+    try:
+        line = json.loads(raw)
+    except ValueError as exc:
+        raise BadAnswer(f"Ollama sent a line that is not JSON: {raw[:80]!r}") from exc
+    if not isinstance(line, dict):
+        raise BadAnswer(f"Ollama sent a line that is not an object: {raw[:80]!r}")
+    if "error" in line:
+        raise ErrorAnswer(str(line["error"]))
+    status = str(line.get("status", ""))
+    if status and (not result.statuses or result.statuses[-1] != status):
+        result.statuses.append(status)
+    completed, total = tracker.update(line)
+    await on_progress(completed, total, status)
+    if status == "success":
+        result.total_bytes = total or 0
+        return True
+    return False

@@ -29,9 +29,9 @@ from ..config.schema import RouterConfig
 from ..core import home
 from ..core.access import TOKEN_ENV, is_loopback
 from ..core.signals import signals_from_request
+from ..providers.link import Link
 from . import jsonio
 from .errors import error_body, request_id
-from .links import Link
 from .messages import UNAUTHORIZED, authorized, messages_endpoint, read_body
 from .state import ProxyState
 from .upstream import Call, anthropic_headers

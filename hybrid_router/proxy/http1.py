@@ -6,9 +6,10 @@ Python, anyio streams). This client does only what an upstream call needs — on
 body in memory, a response read as it arrives — on asyncio protocols with the httptools parser
 (a C library). Probes, version checks and the other occasional calls keep using httpx.
 
-Errors are `UpstreamError`s that say which phase failed (connect, write, read), so the caller can
-tell "never reached" from "broke off". Header values are never part of an error message: they
-carry API keys.
+Errors are `TransportError`s that say which phase failed (connect, write, read), so the caller
+can tell "never reached" from "broke off"; the proxy maps them into the `BackendError` family at
+one boundary (upstream.py). Header values are never part of an error message: they carry API
+keys.
 """
 
 from __future__ import annotations
@@ -32,23 +33,24 @@ _HIGH_WATER = 1 << 20
 _CLOSE_DELIMITED = -1  # a body with neither length nor chunking ends when the server closes
 
 
-class UpstreamError(Exception):
+class TransportError(Exception):
     """An upstream call failed at the transport level."""
 
 
-class ConnectFailed(UpstreamError):
+class ConnectFailed(TransportError):
     """No connection (refused, unresolvable, TLS handshake failed)."""
 
 
-class UpstreamTimeout(UpstreamError):
+class UpstreamTimeout(TransportError):
     """No progress within the phase's timeout. `phase`: connect, write or read."""
 
     def __init__(self, phase: str, seconds: float) -> None:
         super().__init__(f"no {phase} progress within {seconds:g} s")
         self.phase = phase
+        self.seconds = seconds
 
 
-class ConnectionBroken(UpstreamError):
+class ConnectionBroken(TransportError):
     """The connection closed or sent something that is not HTTP/1.1 mid-exchange."""
 
 
@@ -126,7 +128,7 @@ class _Connection(asyncio.Protocol):
         self.body_length: int | None = None
         self.complete = False
         self.keep_alive = False
-        self.error: UpstreamError | None = None
+        self.error: TransportError | None = None
         self.received_any = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0

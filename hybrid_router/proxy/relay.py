@@ -22,10 +22,11 @@ from ..core.routing import Decision
 from ..core.signals import Signals
 from ..core.usage import Usage
 from ..log.rows import DecisionRow, decision_row
+from ..providers.errors import BackendError, ErrorAnswer, TimedOut, Unreachable
+from ..providers.link import Link
 from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
 from .http1 import HttpClient
-from .links import Link
-from .upstream import Call, LinkFailure, Opened, StreamBroken, open_link
+from .upstream import Call, Opened, open_link
 
 # Headers of an upstream's last-word error that tell the client when (and whether) to retry.
 _FORWARDED_ERROR_HEADERS = (
@@ -57,14 +58,14 @@ class Exchange:
     skipped: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     rid: str = field(default_factory=request_id)
-    failures: list[LinkFailure] = field(default_factory=list)
+    failures: list[tuple[str, BackendError]] = field(default_factory=list)  # (link label, why)
     answered_by: Link | None = None
     usage: Usage = field(default_factory=Usage)
     ttft_ms: float | None = None
     outcome: str = OUTCOME_ERROR
     error_class: str | None = None
     stop_chain: bool = False  # a failure no other link would fix (the client's own mistake)
-    on_failure: Callable[[Link, LinkFailure], None] | None = None
+    on_failure: Callable[[Link, BackendError], None] | None = None
     on_response: Callable[[Link, Opened], None] | None = None
 
     async def open(self, link: Link) -> Opened | None:
@@ -73,7 +74,7 @@ class Exchange:
         for attempt in range(2):
             try:
                 opened = await open_link(self.client, link, self.call, protocol)
-            except LinkFailure as failure:
+            except BackendError as failure:
                 limit = self.config.proxy.max_retry_after_seconds
                 if (
                     attempt == 0
@@ -83,7 +84,7 @@ class Exchange:
                 ):
                     await asyncio.sleep(failure.retry_after)
                     continue
-                self.failures.append(failure)
+                self.failures.append((link.label, failure))
                 self.stop_chain = self.stop_chain or not failure.retriable
                 if self.on_failure is not None:
                     self.on_failure(link, failure)
@@ -96,17 +97,17 @@ class Exchange:
     def final_error(self) -> tuple[int, bytes, dict[str, str]]:
         """What the client gets when no link answered: the last word of the chain (with the
         headers that tell a client when to retry, as Anthropic sent them)."""
-        last = self.failures[-1] if self.failures else None
-        if last is not None and last.body and last.status:
+        last = self.failures[-1][1] if self.failures else None
+        if last is not None and last.client_error is not None and last.client_error[1]:
+            # Anthropic's own body, or an upstream error in its shape
+            status, body = last.client_error
             kept = {k: v for k, v in last.headers.items() if k.lower() in _FORWARDED_ERROR_HEADERS}
-            return (
-                last.status,
-                last.body,
-                kept,
-            )  # Anthropic's own body, or an upstream error in its shape
-        tried = "; ".join(str(f) for f in self.failures) or "no link could take the request"
+            return status, body, kept
+        tried = "; ".join(f"{label}: {f}" for label, f in self.failures)
+        tried = tried or "no link could take the request"
         skipped = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
-        status = 529 if any(f.error_class in ("connect", "timeout") for f in self.failures) else 502
+        unanswered = any(isinstance(f, (Unreachable, TimedOut)) for _, f in self.failures)
+        status = 529 if unanswered else 502
         return (
             status,
             error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid),
@@ -134,7 +135,7 @@ class Exchange:
         if outcome == OUTCOME_OK and fallback_from:
             outcome = OUTCOME_FALLBACK
         error_class = self.error_class or (
-            self.failures[-1].error_class if self.failures and link is None else None
+            self.failures[-1][1].error_class if self.failures and link is None else None
         )
         usage = self.usage
         decision, signals, config, priced = (
@@ -328,9 +329,7 @@ class StreamRelay:
             async for item in opened.events:
                 if item.startswith(b"event: error"):
                     if not self.content_sent:  # nothing reached the client: the next link may try
-                        exchange.failures.append(
-                            LinkFailure(f"{link.label}: {item[:300]!r}", "upstream-error")
-                        )
+                        exchange.failures.append((link.label, ErrorAnswer(f"{item[:300]!r}")))
                         return False
                     # The upstream's own error event goes out as it came: Claude Code reads its type.
                     exchange.answered_by, exchange.usage = link, opened.usage
@@ -342,9 +341,9 @@ class StreamRelay:
                     exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
                 await self._start()
                 await self._body(item)
-        except (StreamBroken, LinkFailure) as exc:
+        except BackendError as exc:
             if not self.content_sent:
-                exchange.failures.append(LinkFailure(f"{link.label}: {exc}", "broken"))
+                exchange.failures.append((link.label, exc))
                 return False
             exchange.answered_by, exchange.usage = link, opened.usage
             exchange.outcome, exchange.error_class = OUTCOME_ERROR, "stream-broken"

@@ -20,10 +20,11 @@ from ..log.database import connect
 from ..log.pins import Pin, read_pin
 from ..log.writer import LogWriter
 from ..providers import probe
+from ..providers.errors import BackendError
+from ..providers.link import Link
 from ..providers.openrouter import FreeTierTracker
 from .http1 import HttpClient
-from .links import Link
-from .upstream import LinkFailure, Opened
+from .upstream import Opened
 
 log = logging.getLogger("hybrid_router.proxy")
 OLLAMA_MESSAGES_API = (0, 14)  # Ollama serves /v1/messages from 0.14 on
@@ -87,7 +88,9 @@ class ProxyState:
             return None
         return self.openrouter.exhausted(link.provider_name, link.model, time.time())
 
-    def note_failure(self, link: Link, failure: LinkFailure) -> None:
+    def note_failure(self, link: Link, failure: BackendError) -> None:
+        """An OpenRouter answer that failed (an error status, or an error object with HTTP 200)
+        teaches the free-tier tracker, as a successful one does."""
         if link.provider.kind == "openrouter" and failure.status is not None:
             now = time.time()
             self.openrouter.count_request(link.provider_name, link.model, now)

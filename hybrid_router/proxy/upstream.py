@@ -2,8 +2,10 @@
 Anthropic's shape: a byte-faithful passthrough to Anthropic, Anthropic's Messages API on
 Ollama (0.14+) and llama.cpp, or a translation to and from OpenAI chat completions.
 
-A failure before the answer starts is a `LinkFailure` (the relay then tries the next link); the
-stream itself is an async iterator of complete SSE events, in Anthropic's format.
+A failure is a `BackendError` (providers/errors.py): this module is the one place where the
+HTTP/1.1 client's exceptions, the upstream's JSON and the translation's errors are mapped into
+that family, keeping the cause. Before the answer starts, a failure lets the relay try the next
+link; the stream itself is an async iterator of complete SSE events, in Anthropic's format.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ from typing import Any
 
 from ..core.usage import Usage
 from ..providers.chat import request_headers
+from ..providers.errors import (
+    BackendError,
+    BadAnswer,
+    BrokeOff,
+    ConnectionLost,
+    ErrorAnswer,
+    ErrorStatus,
+    InvalidHeader,
+    MalformedRequest,
+    TimedOut,
+    Unreachable,
+)
+from ..providers.link import Link
 from ..providers.translate import (
-    OpenAIStreamToAnthropic,
-    TranslationError,
+    OpenAIChatStream,
+    StreamDialect,
     anthropic_to_openai_request,
     openai_error_to_anthropic,
     openai_to_anthropic_response,
@@ -31,10 +46,9 @@ from .http1 import (
     HttpClient,
     Response,
     Timeouts,
-    UpstreamError,
+    TransportError,
     UpstreamTimeout,
 )
-from .links import Link
 
 # Client headers that describe the hop, not the request: never forwarded.
 _HOP_HEADERS = frozenset(
@@ -64,33 +78,6 @@ _ANTHROPIC_ONLY_FIELDS = (
 ANTHROPIC_VERSION = "2023-06-01"
 # What `hybrid-router install --proxy` puts in ANTHROPIC_AUTH_TOKEN when the proxy holds the key.
 PLACEHOLDER_TOKEN = "hybrid-router"
-
-
-class LinkFailure(Exception):
-    """This link did not start an answer. `retriable`: the next link may still succeed."""
-
-    def __init__(
-        self,
-        message: str,
-        error_class: str,
-        *,
-        retriable: bool = True,
-        status: int | None = None,
-        body: bytes | None = None,
-        retry_after: float | None = None,
-        headers: Mapping[str, str] | None = None,
-        upstream_body: bytes | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error_class = error_class
-        self.retriable = retriable
-        self.status = status
-        self.body = body  # an Anthropic-shaped error body, forwarded when this is the last word
-        self.retry_after = retry_after
-        self.headers = dict(headers or {})
-        self.upstream_body = (
-            upstream_body  # what the upstream itself said (for rate-limit trackers)
-        )
 
 
 @dataclass
@@ -210,87 +197,88 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -> LinkFailure:
+def _failure(link: Link, status: int, body: bytes, headers: Mapping[str, str]) -> ErrorStatus:
     retry_after = _retry_after(headers)
     if link.is_anthropic:
         # Anthropic's own error bodies go to the client unchanged: Claude Code reads their wording.
-        retriable = status in (408, 429, 500, 502, 503, 504, 529)
-        return LinkFailure(
-            f"{link.label} answered HTTP {status}",
-            f"http-{status}",
-            retriable=retriable,
-            status=status,
-            body=body,
-            retry_after=retry_after,
+        failure = ErrorStatus(
+            f"answered HTTP {status}",
+            status,
             headers=headers,
+            retry_after=retry_after,
+            retriable=status in (408, 429, 500, 502, 503, 504, 529),
         )
+        failure.client_error = (status, body)
+        return failure
     mapped_status, mapped = openai_error_to_anthropic(status, body)
     message = mapped.get("error", {}).get("message", f"HTTP {status}")
-    return LinkFailure(
-        f"{link.label} answered HTTP {status}: {message}",
-        f"http-{status}",
-        status=mapped_status,
-        body=json.dumps(mapped).encode(),
-        retry_after=retry_after,
+    failure = ErrorStatus(
+        f"answered HTTP {status}: {message}",
+        status,
         headers=headers,
+        retry_after=retry_after,
         upstream_body=body,
     )
+    failure.client_error = (mapped_status, json.dumps(mapped).encode())
+    return failure
+
+
+def _mapped(exc: TransportError | BadHeader, *, began: bool = False) -> BackendError:
+    """The HTTP/1.1 client's exception as the family's (raise it `from exc`). `began`: the
+    answer had started, so whatever went wrong, it broke off."""
+    if began:
+        return BrokeOff(f"the answer broke off: {exc}")
+    if isinstance(exc, ConnectFailed):
+        return Unreachable(str(exc))
+    if isinstance(exc, UpstreamTimeout):
+        return TimedOut(f"no answer within {exc.seconds:g} s", exc.phase)
+    if isinstance(exc, BadHeader):  # say, an API key pasted with a line break
+        return InvalidHeader(str(exc))
+    return ConnectionLost(str(exc))
 
 
 async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -> Opened:
-    """Send the request to `link`; return once the answer has started (status 200 seen)."""
-    try:
-        if protocol == "anthropic":
-            if link.is_anthropic:
-                headers = anthropic_headers(link, call)
-                content = _anthropic_body(link, call)
-            else:
-                headers = {
-                    "content-type": "application/json",
-                    "anthropic-version": ANTHROPIC_VERSION,
-                    "x-api-key": link.api_key or "hybrid-router",
-                }
-                content = jsonio.dumps(messages_api_body(link, call))
-            url = _messages_url(link)
+    """Send the request to `link`; return once the answer has started (status 200 seen).
+
+    Anything that stops it is a `BackendError`."""
+    if protocol == "anthropic":
+        if link.is_anthropic:
+            headers = anthropic_headers(link, call)
+            content = _anthropic_body(link, call)
         else:
-            try:
-                payload = anthropic_to_openai_request(call.body, link.model)
-            except TranslationError as exc:
-                raise LinkFailure(f"{link.label}: {exc}", "untranslatable") from None
-            except (TypeError, AttributeError, KeyError, ValueError) as exc:
-                # A body the validator let through but the translation cannot read: the
-                # client's fault, and no other link would read it better.
-                raise LinkFailure(
-                    f"{link.label}: the request cannot be translated: {exc}",
-                    "bad-request",
-                    retriable=False,
-                    status=400,
-                    body=error_body(400, f"malformed request: {exc}", "req_translation"),
-                ) from None
-            if link.window:
-                room = max(256, link.window - call.estimated_tokens)
-                payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
-            url, content = _chat_url(link), jsonio.dumps(payload)
             headers = {
-                **request_headers(link.provider, link.api_key),
                 "content-type": "application/json",
+                "anthropic-version": ANTHROPIC_VERSION,
+                "x-api-key": link.api_key or "hybrid-router",
             }
+            content = jsonio.dumps(messages_api_body(link, call))
+        url = _messages_url(link)
+    else:
+        try:
+            payload = anthropic_to_openai_request(call.body, link.model)  # TranslationError
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A body the validator let through but the translation cannot read: the
+            # client's fault, and no other link would read it better.
+            raise MalformedRequest(
+                f"the request cannot be translated: {exc}",
+                client_error=(400, error_body(400, f"malformed request: {exc}", "req_translation")),
+            ) from exc
+        if link.window:
+            room = max(256, link.window - call.estimated_tokens)
+            payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
+        url, content = _chat_url(link), jsonio.dumps(payload)
+        headers = {
+            **request_headers(link.provider, link.api_key),
+            "content-type": "application/json",
+        }
+    try:
         response = await client.post(url, content, headers, _timeouts(link))
-    except ConnectFailed as exc:
-        raise LinkFailure(f"{link.label}: {exc}", "connect") from None
-    except UpstreamTimeout as exc:
-        seconds = (
-            link.provider.connect_timeout if exc.phase == "connect" else link.provider.read_timeout
-        )
-        raise LinkFailure(f"{link.label}: no answer within {seconds:g} s", "timeout") from None
-    except UpstreamError as exc:
-        raise LinkFailure(f"{link.label}: {exc}", "transport") from None
-    except BadHeader as exc:  # say, an API key pasted with a line break
-        raise LinkFailure(f"{link.label}: {exc}", "bad-header") from None
+    except (TransportError, BadHeader) as exc:
+        raise _mapped(exc) from exc
     if response.status_code != 200:
         try:
             body = await response.aread()
-        except UpstreamError:
+        except TransportError:
             body = b""
         finally:
             await response.aclose()
@@ -300,19 +288,21 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
         if call.stream:
             opened.events = _anthropic_events(response, opened)
         else:
-            opened.body = await _read_all(response, link)
+            opened.body = await _read_all(response)
             _absorb_message(opened.body, opened)
     elif call.stream:
-        translator = OpenAIStreamToAnthropic(
-            call.requested_model, input_tokens=call.estimated_tokens
-        )
-        opened.events = _translated_events(response, translator, opened)
+        dialect = OpenAIChatStream(call.requested_model, input_tokens=call.estimated_tokens)
+        opened.usage = dialect.usage
+        opened.events = _dialect_events(response, dialect)
     else:
-        raw = await _read_all(response, link)
+        raw = await _read_all(response)
         try:
             message = openai_to_anthropic_response(json.loads(raw), call.requested_model)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise LinkFailure(f"{link.label}: unreadable answer ({exc})", "protocol") from None
+        except ErrorAnswer as exc:  # HTTP 200, and an error object instead of a completion
+            exc.headers = response.headers
+            raise
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            raise BadAnswer(f"unreadable answer ({exc})") from exc
         opened.body = json.dumps(message).encode()
         opened.headers["content-type"] = "application/json"
         _absorb_message(opened.body, opened)
@@ -320,20 +310,18 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
 
 
 def _response_headers(response: Response) -> dict[str, str]:
-    kept = {}
+    kept: dict[str, str] = {}
     for name in ("content-type", "request-id", "anthropic-organization-id"):
         if name in response.headers:
             kept[name] = response.headers[name]
     return kept
 
 
-async def _read_all(response: Response, link: Link) -> bytes:
+async def _read_all(response: Response) -> bytes:
     try:
         return await response.aread()
-    except UpstreamError as exc:
-        raise LinkFailure(
-            f"{link.label}: the answer broke off ({type(exc).__name__})", "broken"
-        ) from None
+    except TransportError as exc:
+        raise _mapped(exc, began=True) from exc
     finally:
         await response.aclose()
 
@@ -346,10 +334,6 @@ def _absorb_message(body: bytes, answer: Opened) -> None:
     if isinstance(message, dict):
         answer.usage.absorb(message.get("usage"))
         answer.stop_reason = message.get("stop_reason")
-
-
-class StreamBroken(Exception):
-    """The upstream stream ended abnormally after it had started."""
 
 
 async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerator[bytes, None]:
@@ -382,12 +366,12 @@ async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerato
                     batch.append(event + b"\n\n")
             if batch:
                 yield b"".join(batch)
-    except UpstreamError as exc:
-        raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
+    except TransportError as exc:
+        raise _mapped(exc, began=True) from exc
     if buffer.strip():
         yield buffer + b"\n\n"
     if answer.stop_reason is None:
-        raise StreamBroken("the stream ended before message_stop")
+        raise BrokeOff("the stream ended before message_stop")
 
 
 def _note_usage(event: bytes, answer: Opened) -> None:
@@ -413,46 +397,30 @@ def _note_usage(event: bytes, answer: Opened) -> None:
         answer.stop_reason = (payload.get("delta") or {}).get("stop_reason") or answer.stop_reason
 
 
-async def _translated_events(
-    response: Response, translator: OpenAIStreamToAnthropic, answer: Opened
+async def _dialect_events(
+    response: Response, dialect: StreamDialect
 ) -> AsyncGenerator[bytes, None]:
-    """OpenAI chat-completion chunks in, Anthropic SSE events out."""
-    finished = False
+    """Another protocol's stream in, Anthropic SSE events out, through its dialect (the one the
+    MCP delegate reads it with too). The events of one network read leave together; a `ping`
+    or an `error` event travels alone, as in `_anthropic_events`. The dialect keeps the usage."""
     try:
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue  # event names, comments (": OPENROUTER PROCESSING")
-            data = line[5:].strip()
-            if data == "[DONE]":
-                finished = True
+        async for data in response.aiter_bytes():
+            batch: list[bytes] = []
+            for name, payload in dialect.feed(data):
+                if name == "ping" or name == "error":
+                    if batch:
+                        yield b"".join(batch)
+                        batch = []
+                    yield sse_bytes(name, payload)
+                    if name == "error":
+                        return  # the relay forwards it (or falls back) and ends the answer
+                else:
+                    batch.append(sse_bytes(name, payload))
+            if batch:
+                yield b"".join(batch)
+            if dialect.done:
                 break
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                continue
-            if (
-                isinstance(chunk, dict)
-                and chunk.get("choices")
-                and any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict))
-            ):
-                finished = True
-            for name, payload in translator.feed(chunk):
-                _usage_from_event(name, payload, answer)
-                yield sse_bytes(name, payload)
-                if name == "error":
-                    return  # the relay forwards it (or falls back) and ends the answer
-    except UpstreamError as exc:
-        raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
-    if not finished:
-        raise StreamBroken("the stream ended without a finish reason")
-    for name, payload in translator.finish():
-        _usage_from_event(name, payload, answer)
-        yield sse_bytes(name, payload)
-
-
-def _usage_from_event(name: str, payload: dict[str, Any], answer: Opened) -> None:
-    if name == "message_start":
-        answer.usage.absorb((payload.get("message") or {}).get("usage"))
-    elif name == "message_delta":
-        answer.usage.absorb(payload.get("usage"))
-        answer.stop_reason = (payload.get("delta") or {}).get("stop_reason") or answer.stop_reason
+    except TransportError as exc:
+        raise _mapped(exc, began=True) from exc
+    closing = dialect.finish()  # BrokeOff if the stream never said it was complete
+    yield b"".join(sse_bytes(name, payload) for name, payload in closing)

@@ -17,7 +17,8 @@ Follows shared PROTOCOLS.md section 4 and OpenRouter's docs page `api_reference/
   key cap 402 `openrouter_key_limit`, and a negative balance refuses free models too.
 - Faults: `rate_limit_minute`, `exhaust_free_daily`, `insufficient_credits`, `fail` (any status,
   e.g. 5xx), `delay` (slow first byte, optionally with processing comments), `break_stream`
-  (connection closed mid-stream) and `stream_error` (an in-stream error event, status 200).
+  (connection closed mid-stream), `stream_error` (an in-stream error event, status 200) and
+  `error_with_200` (a non-streaming answer of HTTP 200 whose body is an error object).
 
     with FakeOpenRouter(free_daily_limit=3) as fake:
         fake.script("qwen/qwen3-coder:free", Reply(tool_calls=[ToolCall("Read", {"path": "a"})]))
@@ -130,7 +131,7 @@ DEFAULT_MODELS = (
 
 @dataclass
 class _Fault:
-    kind: str  # "status" | "minute" | "delay" | "break" | "stream_error"
+    kind: str  # "status" | "minute" | "delay" | "break" | "stream_error" | "error_200"
     times: int | None
     status: int = 500
     message: str = "injected fault"
@@ -322,6 +323,13 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
         """After `after` chunks, an error event (`finish_reason: "error"`), then `[DONE]`."""
         self._add_fault(_Fault("stream_error", times, after=after, status=status, message=message))
 
+    def error_with_200(
+        self, *, status: int = 502, message: str = "Provider returned error", times: int | None = 1
+    ) -> None:
+        """Non-streaming requests: HTTP 200 with `{"error": {...}}` instead of a completion, as
+        OpenRouter answers when the model's provider fails after the request was accepted."""
+        self._add_fault(_Fault("error_200", times, status=status, message=message))
+
     # -- the account -----------------------------------------------------------------------
 
     def key_info(self) -> dict[str, Any]:
@@ -498,6 +506,11 @@ class FakeOpenRouter(FakeHTTPServer[RecordedRequest]):
         cost = self._charge(model, gen.prompt_tokens, gen.completion_tokens)
         usage = gen.usage(cost)
         if not stream:
+            error_200 = next((f for f in faults if f.kind == "error_200"), None)
+            if error_200:
+                error = {"code": error_200.status, "message": error_200.message}
+                h.send_json(200, {"error": error, "user_id": "user_fake"}, headers)
+                return
             h.send_json(200, gen.response(usage), headers)
             return
         h.start_stream(headers)

@@ -37,6 +37,7 @@ import httpx2 as httpx
 
 from ...config.endpoints import provider_api_key, provider_base_url
 from ...config.schema import Provider, RouterConfig
+from ..errors import BackendError
 from .backends import (
     ANTHROPIC_VERSION,
     OLLAMA_MESSAGES_API_SINCE,
@@ -45,7 +46,7 @@ from .backends import (
     probe_ollama,
     probe_openai,
 )
-from .http import METADATA_READ_TIMEOUT, ProbeFailure, public_url
+from .http import METADATA_READ_TIMEOUT, public_url, unreachable
 from .report import (
     CACHE_RELATIVE_PATH,
     CACHE_VERSION,
@@ -155,9 +156,9 @@ async def probe_backend(
             await probe_anthropic(client, report, provider, base_url, api_key)
         else:
             report.error = f"unknown provider kind {provider.kind!r}"
-    except ProbeFailure as exc:
+    except BackendError as exc:
         report.error = str(exc)
-        if exc.unreachable:
+        if unreachable(exc):
             report.reachable = False
     except Exception as exc:  # noqa: BLE001 -- an unforeseen answer must not stop doctor
         report.error = f"the probe failed: {type(exc).__name__}: {exc}"[:300]

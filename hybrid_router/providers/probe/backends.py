@@ -1,7 +1,7 @@
 """The checks per provider kind: reachable and its version, which models are present, their
 context windows and tools hints, then (where `tools`) the tool round trip for each model present.
 
-Each fills in a `BackendReport` and raises `ProbeFailure` when the backend as a whole fails;
+Each fills in a `BackendReport` and raises a `BackendError` when the backend as a whole fails;
 `probe.probe_backend` turns that into the report's error.
 """
 
@@ -15,7 +15,8 @@ import httpx2 as httpx
 
 from ...config.schema import Provider
 from ..chat import request_headers, same_model
-from .http import ProbeFailure, error_text, metadata_timeout, probe_request, public_url, read_json
+from ..errors import BackendError, ErrorStatus
+from .http import error_text, metadata_timeout, probe_request, public_url, read_json
 from .report import MISSING, OK, BackendReport, ModelReport, opt_int
 from .tools import tool_round_trip
 
@@ -66,15 +67,17 @@ async def probe_ollama(
             report.version = version
             report.messages_api = ollama_serves_messages(version)
     else:
-        raise ProbeFailure(
+        raise ErrorStatus(
             f"{shown}/api/version answered HTTP {response.status_code} (is this Ollama?)",
-            status=response.status_code,
+            response.status_code,
         )
     response = await probe_request(
         client, "GET", f"{base_url}/api/tags", headers=headers, timeout=meta, shown_url=shown
     )
     if response.status_code != 200:
-        raise ProbeFailure(f"/api/tags: HTTP {response.status_code}: {error_text(response)}")
+        raise ErrorStatus(
+            f"/api/tags: HTTP {response.status_code}: {error_text(response)}", response.status_code
+        )
     data = read_json(response, shown)
     entries = data.get("models") if isinstance(data, dict) else None
     installed = [
@@ -122,7 +125,7 @@ async def _ollama_show(
             timeout=timeout,
             shown_url=shown,
         )
-    except ProbeFailure as exc:
+    except BackendError as exc:
         entry.detail = f"/api/show: {exc}"
         return []
     if response.status_code != 200:
@@ -172,9 +175,9 @@ async def probe_openai(
     )
     report.reachable = True
     if response.status_code != 200:
-        raise ProbeFailure(
+        raise ErrorStatus(
             f"{shown}/models: HTTP {response.status_code}: {error_text(response)}",
-            status=response.status_code,
+            response.status_code,
         )
     data = read_json(response, shown)
     listed = data.get("data") if isinstance(data, dict) else None
@@ -264,7 +267,7 @@ async def _llama_props(
         if response.status_code != 200:
             return None
         data = response.json()
-    except (ProbeFailure, ValueError):
+    except (BackendError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
@@ -300,13 +303,13 @@ async def probe_anthropic(
     report.reachable = True
     if response.status_code in (401, 403):
         env = provider.api_key_env or "the API key"
-        raise ProbeFailure(
-            f"the API rejected {env} (HTTP {response.status_code})", status=response.status_code
+        raise ErrorStatus(
+            f"the API rejected {env} (HTTP {response.status_code})", response.status_code
         )
     if response.status_code != 200:
-        raise ProbeFailure(
+        raise ErrorStatus(
             f"/v1/models: HTTP {response.status_code}: {error_text(response)}",
-            status=response.status_code,
+            response.status_code,
         )
     data = read_json(response, shown)
     listed = data.get("data") if isinstance(data, dict) else None

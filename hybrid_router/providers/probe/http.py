@@ -1,5 +1,6 @@
-"""The probe's requests: one GET or POST with a short timeout, and its failures turned into
-`ProbeFailure` with a message fit for a user; the URL as it may be shown (no credentials).
+"""The probe's requests: one GET or POST with a short timeout, its failures the `BackendError`
+family (mapped at the httpx2 boundary, with messages fit for a user and no httpx detail); the URL
+as it may be shown (no credentials).
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import httpx2 as httpx
 
 from ...config.schema import Provider
 from ..chat import error_message
+from ..errors import BackendError, BadAnswer, ConnectionLost, TimedOut, Unreachable
+from ..httpx_errors import boundary
 
 METADATA_READ_TIMEOUT = 10.0
 
 
-class ProbeFailure(Exception):
-    """A request failed; `unreachable` when nothing answered at all."""
-
-    def __init__(self, message: str, *, unreachable: bool = False, status: int | None = None):
-        super().__init__(message)
-        self.unreachable = unreachable
-        self.status = status
+def unreachable(failure: BackendError) -> bool:
+    """Whether nothing answered at all (as opposed to an answer the probe could not use)."""
+    if isinstance(failure, TimedOut):
+        return failure.phase == "connect"
+    return isinstance(failure, (Unreachable, ConnectionLost))
 
 
 def public_url(url: str) -> str:
@@ -57,26 +58,15 @@ async def probe_request(
     shown_url: str,
     json_body: Any = None,
 ) -> httpx.Response:
-    """One request; transport failures become ProbeFailure with a message fit for a user."""
-    try:
+    """One request; a transport failure is a `BackendError` whose message names `shown_url`."""
+    with boundary(shown_url, secrets=list(headers.values()), detail=False):
         return await client.request(
             method, url, headers=dict(headers), json=json_body, timeout=timeout
         )
-    except httpx.ConnectError:
-        raise ProbeFailure(f"cannot connect to {shown_url}", unreachable=True) from None
-    except httpx.TimeoutException as exc:
-        unreachable = isinstance(exc, httpx.ConnectTimeout)
-        raise ProbeFailure(f"{shown_url} did not answer in time", unreachable=unreachable) from None
-    except httpx.HTTPError as exc:
-        raise ProbeFailure(
-            f"the connection to {shown_url} failed: {type(exc).__name__}", unreachable=True
-        ) from None
-    except httpx.InvalidURL:
-        raise ProbeFailure(f"{shown_url} is not a valid URL", unreachable=True) from None
 
 
 def read_json(response: httpx.Response, what: str) -> Any:
     try:
         return response.json()
-    except ValueError:
-        raise ProbeFailure(f"{what} did not answer with JSON") from None
+    except ValueError as exc:
+        raise BadAnswer(f"{what} did not answer with JSON") from exc

@@ -13,7 +13,8 @@ import httpx2 as httpx
 
 from ...config.schema import Provider
 from ..chat import request_headers
-from .http import ProbeFailure, error_text, probe_request, public_url
+from ..errors import BackendError
+from .http import error_text, probe_request, public_url
 
 TOOL_PROBE_TIMEOUT = 30.0  # a cold local model may need this long to load and prefill
 TOOL_PROBE_MAX_TOKENS = 128  # a tool call is ~20 tokens; room for a short preamble
@@ -125,7 +126,7 @@ async def tool_round_trip(
             )
     except TimeoutError:
         return None, f"tool probe: no answer within {timeout_seconds:g} s"
-    except ProbeFailure as exc:
+    except BackendError as exc:
         return None, f"tool probe: {exc}"
     if response.status_code != 200:
         message = error_text(response)

@@ -1,7 +1,8 @@
 """Anthropic Messages <-> OpenAI Chat Completions, for relaying Claude Code's requests to
 Ollama's `/v1`, llama.cpp, vLLM, LM Studio or OpenRouter. Pure functions, stdlib only: they
-run on every proxied request. The code lives in translate_request.py, translate_response.py
-and translate_stream.py; import it from here.
+run on every proxied request. The code lives in request.py, response.py and stream.py, and the
+streaming formats a backend may answer in (its dialects) in dialect.py, openai_sse.py and
+ollama_ndjson.py; import it from here.
 
 Choices (PROTOCOLS.md §2; "pitfall N" is §2.5 item N):
 
@@ -58,26 +59,33 @@ Response and stream
   text). Pings are emitted while nothing else goes out. message_delta and message_stop come
   from `finish()`, so usage arriving after finish_reason is included.
 - Errors: see openai_error_to_anthropic; keys (sk-..., Bearer ..., api_key=...) are masked.
+  An error object answered with HTTP 200 instead of a completion raises `ErrorAnswer`
+  (providers/errors.py); in a stream it becomes an `error` event.
 """
 
 from __future__ import annotations
 
+from .dialect import StreamDialect
+from .ollama_ndjson import OllamaChatStream
+from .openai_sse import OpenAIChatStream
 from .request import TranslationError, anthropic_to_openai_request
 from .response import (
     TextToolCallScanner,
-    UpstreamError,
     mask_secrets,
     openai_error_to_anthropic,
     openai_to_anthropic_response,
     parse_tool_arguments,
 )
-from .stream import OpenAIStreamToAnthropic, sse_bytes
+from .stream import Event, OpenAIStreamToAnthropic, sse_bytes
 
 __all__ = [
+    "Event",
+    "OllamaChatStream",
+    "OpenAIChatStream",
     "OpenAIStreamToAnthropic",
+    "StreamDialect",
     "TextToolCallScanner",
     "TranslationError",
-    "UpstreamError",
     "anthropic_to_openai_request",
     "mask_secrets",
     "openai_error_to_anthropic",

@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import Untranslatable
+
 # Keys of an Anthropic tool definition that OpenAI servers do not know (some reject them).
 _ANTHROPIC_TOOL_KEYS = frozenset(
     {"cache_control", "defer_loading", "strict", "input_examples", "eager_input_streaming"}
@@ -19,8 +21,9 @@ _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 SYSTEM_MESSAGE_MODES = ("merge", "keep")
 
 
-class TranslationError(ValueError):
-    """The request uses something a non-Anthropic upstream cannot do. Answer it with a 400."""
+class TranslationError(Untranslatable):
+    """The request uses something the OpenAI protocol cannot express (the next backend may be
+    Anthropic, which can)."""
 
 
 def anthropic_to_openai_request(

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from ..errors import ErrorAnswer
+
 _STOP_REASONS = {
     "stop": "end_turn",
     "eos": "end_turn",
@@ -21,15 +23,6 @@ _STOP_REASONS = {
 }
 _TOOL_ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _FENCE = re.compile(r"^\s*```[\w-]*\s*|\s*```\s*$")
-
-
-class UpstreamError(Exception):
-    """The upstream answered 200 with an error object instead of a completion."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body["error"]["message"])
-        self.status = status
-        self.body = body
 
 
 def message_id() -> str:
@@ -297,9 +290,18 @@ def openai_to_anthropic_response(
     `model` is the model the client asked for. `thinking=True` turns reasoning text into a
     thinking block (with an empty signature); by default it is dropped. `tool_names` turns
     on the fallback parser for tool calls written as text. Repaired or unusable tool
-    arguments are described in `problems` (this module does no logging)."""
+    arguments are described in `problems` (this module does no logging).
+
+    An error object instead of a completion (HTTP 200 all the same) raises `ErrorAnswer`,
+    carrying the error in Anthropic's shape as its `client_error`."""
     if data.get("error") and not data.get("choices"):
-        raise UpstreamError(*openai_error_to_anthropic(200, json.dumps(data)))
+        raw = json.dumps(data)
+        status, body = openai_error_to_anthropic(200, raw)
+        raise ErrorAnswer(
+            body["error"]["message"],
+            client_error=(status, json.dumps(body).encode()),
+            upstream_body=raw.encode(),
+        )
     choices = data.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}

@@ -1,5 +1,6 @@
-"""OpenAI Chat Completions stream chunks -> Anthropic SSE events (see translate.py for the
-documented choices). A small state machine, fed one parsed `data:` chunk at a time.
+"""OpenAI Chat Completions stream chunks -> Anthropic SSE events (see the package docstring for
+the documented choices). A small state machine, fed one parsed `data:` chunk at a time; the
+dialects (`dialect.py`) feed it from a backend's bytes.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from ...core.usage import Usage
 from .response import (
     TextToolCallScanner,
     message_id,
@@ -42,7 +44,10 @@ class OpenAIStreamToAnthropic:
     `input_tokens` is the prompt size if the caller knows it (message_start must go out
     before the upstream reports usage). `thinking=True` maps reasoning to thinking blocks
     (empty signature); by default reasoning is dropped. `tool_names` enables the fallback
-    parser for tool calls written as text (pitfall 5)."""
+    parser for tool calls written as text (pitfall 5).
+
+    `usage` and `stop_reason` are what the events sent so far reported (final after
+    `finish()`), so that no caller has to read them back out of the events."""
 
     def __init__(
         self,
@@ -55,6 +60,8 @@ class OpenAIStreamToAnthropic:
         self.model = requested_model
         self.id = message_id()
         self.problems: list[str] = []  # repaired tool arguments etc., for the caller to log
+        self.usage = Usage()
+        self.stop_reason: str | None = None
         self._input_tokens = input_tokens or 0
         self._thinking = thinking
         self._scanner = TextToolCallScanner(tool_names) if tool_names else None
@@ -99,8 +106,10 @@ class OpenAIStreamToAnthropic:
             reason, stop_sequence = "stop_sequence", self._stop_sequence
         usage: dict[str, int] = dict(self._usage)
         if not usage.get("output_tokens"):
-            # No usage from upstream: estimate, as chat.py does (about 3.5 characters a token).
+            # No usage from upstream: estimate (about 3.5 characters a token).
             usage["output_tokens"] = max(1, self._chars * 2 // 7) if self._chars else 0
+        self.usage.absorb(usage)
+        self.stop_reason = reason
         delta = {"stop_reason": reason, "stop_sequence": stop_sequence}
         events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         events.append(("message_stop", {"type": "message_stop"}))
@@ -120,7 +129,8 @@ class OpenAIStreamToAnthropic:
         }
         if isinstance(chunk.get("usage"), dict):  # vLLM's continuous usage stats, say
             usage.update(usage_counts(chunk["usage"]), output_tokens=0)
-        message = {
+        self.usage.absorb(usage)
+        message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
             "role": "assistant",
