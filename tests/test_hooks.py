@@ -76,7 +76,7 @@ def db(router_home: Path) -> sqlite3.Connection:
     return conn
 
 
-# --- UserPromptSubmit ------------------------------------------------------------------------------
+# --- UserPromptSubmit -----------------------------------------------------------------------------
 
 
 def test_prompt_is_logged_and_pinned_for_the_turn(claude_dirs, router_home):
@@ -233,7 +233,7 @@ def test_edited_config_is_picked_up_by_the_next_hook(claude_dirs, router_home):
     assert models == ["deepseek-coder:33b", "qwen2.5-coder:14b"]
 
 
-# --- failing open ----------------------------------------------------------------------------------
+# --- failing open ---------------------------------------------------------------------------------
 
 
 def test_corrupt_database_fails_open_with_one_line(claude_dirs, router_home):

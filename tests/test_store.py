@@ -191,7 +191,8 @@ def test_daily_totals_migration_backfills_an_existing_log():
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate(conn, MIGRATIONS[:2])  # a log written by a version before the daily totals
     conn.executemany(
-        "INSERT INTO decisions (ts, source, rule, provider, model, outcome, cost) VALUES (?, 'cli', 'r', ?, 'm', 'ok', ?)",
+        "INSERT INTO decisions (ts, source, rule, provider, model, outcome, cost) "
+        "VALUES (?, 'cli', 'r', ?, 'm', 'ok', ?)",
         [(1_700_000_000 + i * 30_000, ("a", "b")[i % 2], 0.5) for i in range(30)],
     )
     assert migrate(conn) == ["m003_daily_totals", "m004_pins_and_sessions"]

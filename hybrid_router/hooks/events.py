@@ -84,7 +84,7 @@ def _names_server(servers: Any) -> bool:
     return False
 
 
-def delegate_tool_name(environ: dict, project_dir: str) -> str | None:
+def delegate_tool_name(environ: dict[str, str], project_dir: str) -> str | None:
     """The delegate tool's name as Claude sees it, or None when the MCP server is not registered.
 
     Looks where Claude Code keeps MCP servers: the plugin (when these hooks run from it), the
@@ -139,7 +139,10 @@ def delegate_hint(decision: Decision, settings: HookSettings, tool: str) -> str:
 
 
 def on_user_prompt(
-    payload: dict, settings: HookSettings, conn: sqlite3.Connection, environ: dict
+    payload: dict[str, Any],
+    settings: HookSettings,
+    conn: sqlite3.Connection,
+    environ: dict[str, str],
 ) -> str | None:
     """Classify the prompt, log it, pin the turn; return the hint for Claude's context, if any."""
     prompt = payload.get("prompt")
@@ -187,7 +190,9 @@ def on_user_prompt(
     return delegate_hint(decision, settings, tool) if tool else None
 
 
-def on_session_start(payload: dict, settings: HookSettings, conn: sqlite3.Connection) -> None:
+def on_session_start(
+    payload: dict[str, Any], settings: HookSettings, conn: sqlite3.Connection
+) -> None:
     session_id = payload.get("session_id")
     model = payload.get("model")
     if isinstance(model, dict):  # some versions send {id, display_name}
@@ -203,7 +208,7 @@ def on_session_start(payload: dict, settings: HookSettings, conn: sqlite3.Connec
     prune_pins(conn, time.time() - settings.pin_ttl_seconds)
 
 
-def on_session_end(payload: dict, conn: sqlite3.Connection) -> None:
+def on_session_end(payload: dict[str, Any], conn: sqlite3.Connection) -> None:
     session_id = payload.get("session_id")
     if session_id:
         end_session(conn, session_id, payload.get("reason"))
@@ -220,7 +225,7 @@ def session_savings(conn: sqlite3.Connection, session_id: str) -> tuple[int, int
     return int(answered), int(free), float(saved)
 
 
-def on_stop(payload: dict, conn: sqlite3.Connection) -> str | None:
+def on_stop(payload: dict[str, Any], conn: sqlite3.Connection) -> str | None:
     """At most one line for the user: what the router saved in this session so far."""
     if payload.get("stop_hook_active"):
         return None
@@ -230,4 +235,7 @@ def on_stop(payload: dict, conn: sqlite3.Connection) -> str | None:
     answered, free, saved = session_savings(conn, session_id)
     if not answered or saved < 0.0001:
         return None
-    return f"hybrid-router: {free} of {answered} model calls this session ran free; saved ~${saved:.4f}"
+    return (
+        f"hybrid-router: {free} of {answered} model calls this session ran free; "
+        f"saved ~${saved:.4f}"
+    )

@@ -24,7 +24,7 @@ def run_hook(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
-    environ: dict | None = None,
+    environ: dict[str, str] | None = None,
 ) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -40,7 +40,7 @@ def run_hook(
     return 0
 
 
-def _handle(event: str, raw: str, environ: dict) -> str | None:
+def _handle(event: str, raw: str, environ: dict[str, str]) -> str | None:
     from .fastjson import dumps, loads
 
     if event not in EVENTS:

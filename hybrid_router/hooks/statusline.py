@@ -25,12 +25,13 @@ def _today_start(now: float) -> float:
 
 
 def status_line(
-    conn: sqlite3.Connection, session_id: str | None, provider_kinds: dict, now: float
+    conn: sqlite3.Connection, session_id: str | None, provider_kinds: dict[str, str], now: float
 ) -> str:
     last = None
     if session_id:
         last = conn.execute(
-            "SELECT provider, model, rule FROM decisions WHERE session_id = ? ORDER BY ts DESC, id DESC LIMIT 1",
+            "SELECT provider, model, rule FROM decisions WHERE session_id = ? "
+            "ORDER BY ts DESC, id DESC LIMIT 1",
             (session_id,),
         ).fetchone()
     start = _today_start(now)
@@ -55,7 +56,9 @@ def status_line(
 
 
 def run_statusline(
-    stdin: TextIO | None = None, stdout: TextIO | None = None, environ: dict | None = None
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    environ: dict[str, str] | None = None,
 ) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout

@@ -19,6 +19,8 @@ from ..core.table import RoutingTable, Target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..config.schema import RouterConfig
 
 CACHE_DIRNAME = "cache"
@@ -41,11 +43,11 @@ class HookSettings:
     def __init__(
         self,
         table: RoutingTable,
-        hint_routes: tuple,
+        hint_routes: tuple[str, ...],
         pin_ttl_seconds: float,
         store_prompts: bool,
         premium_model: str,
-        directive_targets: dict,
+        directive_targets: dict[str, Target],
     ) -> None:
         self.table = table
         self.hint_routes = hint_routes
@@ -57,7 +59,8 @@ class HookSettings:
     def is_local(self, provider: str) -> bool:
         return self.table.provider_kinds.get(provider) in LOCAL_KINDS
 
-    def to_data(self) -> tuple:
+    def to_data(self) -> tuple[Any, ...]:
+        """Plain data (tuples, dicts, strings, numbers) that `marshal` can write."""
         targets = {name: target.to_data() for name, target in self.directive_targets.items()}
         return (
             self.table.to_data(),
@@ -69,7 +72,7 @@ class HookSettings:
         )
 
     @classmethod
-    def from_data(cls, data: tuple) -> HookSettings:
+    def from_data(cls, data: tuple[Any, ...]) -> HookSettings:
         table, hints, ttl, store_prompts, premium, targets = data
         return cls(
             RoutingTable.from_data(table),
@@ -81,8 +84,8 @@ class HookSettings:
         )
 
 
-def config_source(environ: dict) -> str:
-    """The config file in effect: $HYBRID_ROUTER_CONFIG, the home's file, or the embedded default."""
+def config_source(environ: dict[str, str]) -> str:
+    """The config in effect: $HYBRID_ROUTER_CONFIG, the home's file, or the embedded default."""
     explicit = environ.get("HYBRID_ROUTER_CONFIG", "").strip()
     if explicit:
         return explicit
@@ -92,7 +95,7 @@ def config_source(environ: dict) -> str:
     return os.path.join(home.templates_path(), home.CONFIG_FILENAME)
 
 
-def _cache_key(source: str) -> tuple:
+def _cache_key(source: str) -> tuple[Any, ...]:
     stat = os.stat(source)
     return (
         __version__,
@@ -103,7 +106,7 @@ def _cache_key(source: str) -> tuple:
     )
 
 
-def load_settings(environ: dict) -> HookSettings:
+def load_settings(environ: dict[str, str]) -> HookSettings:
     source = config_source(environ)
     key = _cache_key(source)
     cache_file = os.path.join(home.home_path(environ), CACHE_DIRNAME, CACHE_FILENAME)
@@ -119,7 +122,7 @@ def load_settings(environ: dict) -> HookSettings:
     return settings
 
 
-def _write_cache(cache_file: str, key: tuple, settings: HookSettings) -> None:
+def _write_cache(cache_file: str, key: tuple[Any, ...], settings: HookSettings) -> None:
     try:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
         temporary = f"{cache_file}.{os.getpid()}.tmp"

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 
-try:  # the C module alone; `sqlite3` is a thin wrapper that also imports datetime and collections
-    import _sqlite3 as sqlite
-except ImportError:  # pragma: no cover - interpreters without the private module
-    import sqlite3 as sqlite
-
 from .migrations import MIGRATIONS, migrate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _sqlite3 as sqlite
     import sqlite3
     from pathlib import Path
+else:
+    try:  # the C module alone; `sqlite3` is a thin wrapper that also imports datetime, collections
+        import _sqlite3 as sqlite
+    except ImportError:  # pragma: no cover - interpreters without the private module
+        import sqlite3 as sqlite
 
 
 BUSY_TIMEOUT_MS = 5000

@@ -131,10 +131,12 @@ def _m003_daily_totals(db: Any) -> None:
         "PRIMARY KEY (day, provider, outcome, source))"
     )
     db.execute(
-        f"CREATE TRIGGER decisions_totals_insert AFTER INSERT ON decisions BEGIN {_totals_add('NEW')} END"
+        "CREATE TRIGGER decisions_totals_insert AFTER INSERT ON decisions "
+        f"BEGIN {_totals_add('NEW')} END"
     )
     db.execute(
-        f"CREATE TRIGGER decisions_totals_delete AFTER DELETE ON decisions BEGIN {_totals_subtract('OLD')} END"
+        "CREATE TRIGGER decisions_totals_delete AFTER DELETE ON decisions "
+        f"BEGIN {_totals_subtract('OLD')} END"
     )
     db.execute(
         "CREATE TRIGGER decisions_totals_update AFTER UPDATE ON decisions BEGIN "
@@ -142,8 +144,8 @@ def _m003_daily_totals(db: Any) -> None:
     )
     db.execute(
         f"INSERT INTO decision_totals ({', '.join(_TOTALS_KEY + _TOTALS_SUMS)}) "
-        f"SELECT CAST(ts / {SECONDS_PER_DAY} AS INTEGER) AS d, provider, outcome, source, COUNT(*), "
-        "TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), "
+        f"SELECT CAST(ts / {SECONDS_PER_DAY} AS INTEGER) AS d, provider, outcome, source, "
+        "COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), TOTAL(cache_read_tokens), "
         "TOTAL(cache_write_tokens), TOTAL(cost), TOTAL(baseline_cost), COUNT(fallback_from) "
         "FROM decisions GROUP BY d, provider, outcome, source"
     )
@@ -184,7 +186,7 @@ def migrate(
     db = sqlite_utils.Database(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        recorded = db["_migrations"]
+        recorded = db.table("_migrations")
         if not recorded.exists():
             recorded.create({"name": str, "applied_at": float}, pk="name")
         done = {row["name"] for row in recorded.rows}

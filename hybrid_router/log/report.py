@@ -20,7 +20,7 @@ def period_label(stats: Stats) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], left_columns: int = 1) -> list[str]:
-    """Columns padded to width; the first `left_columns` text columns left-aligned, numbers right."""
+    """Columns padded to width: the first `left_columns` (text) left-aligned, the rest right."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = []
     for index, row in enumerate([headers, *rows]):

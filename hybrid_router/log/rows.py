@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import time
 
-try:  # hashlib loads OpenSSL (a few ms); the builtin SHA-256 gives the same digest
-    from _sha256 import sha256
-except ImportError:  # pragma: no cover
-    from hashlib import sha256
-
 from ..core.outcomes import OUTCOME_ROUTED
 from ..core.records import Record
 
@@ -20,10 +15,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Iterable
+    from hashlib import sha256
 
     from ..core.routing import Decision
     from ..core.signals import Signals
     from ..core.usage import Usage
+else:
+    # hashlib loads OpenSSL (a few ms); CPython's builtin SHA-256 gives the same digest. It is
+    # `_sha2` from Python 3.12, `_sha256` before; these private modules have no type stubs.
+    try:
+        from _sha2 import sha256
+    except ImportError:
+        try:
+            from _sha256 import sha256
+        except ImportError:  # pragma: no cover - builds without the builtin hashes
+            from hashlib import sha256
 
 
 class DecisionRow(Record):
