@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..core.text import shown
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -218,7 +220,8 @@ def render_report(reports: list[BackendReport], config: RouterConfig) -> tuple[s
         lines.append("")
         lines.append("Hints:")
         lines.extend(f"  - {hint}" for hint in hints)
-    return "\n".join(lines), not bad
+    # Model names, versions and errors come from the servers: printed with escapes (core.text).
+    return "\n".join(shown(line) for line in lines), not bad
 
 
 def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..core.outcomes import OUTCOMES, SOURCES
+from ..core.text import shown
 from ..log.queries import LogFilter, latest, max_id
 from ..log.queries import follow as follow_rows
 from .state import SINCE_HELP, open_log, parse_period
@@ -47,15 +48,15 @@ def _money(value: float | None) -> str:
 def text_line(row: dict[str, Any]) -> str:
     """One readable line per row; the prompt (when selected and stored) on an indented line."""
     when = datetime.fromtimestamp(row["ts"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    target = f"{row['provider']}/{row['model']}"
+    target = shown(f"{row['provider']}/{row['model']}")
     tokens = f"{row.get('input_tokens') or 0:,}/{row.get('output_tokens') or 0:,} tok"
     parts = [
         when,
         f"#{row['id']}".ljust(6),
-        str(row["source"]).ljust(5),
-        str(row["outcome"]).ljust(9),
+        shown(row["source"]).ljust(5),
+        shown(row["outcome"]).ljust(9),
         target.ljust(30),
-        str(row["rule"]).ljust(16),
+        shown(row["rule"]).ljust(16),
         tokens.rjust(16),
         _money(row.get("cost")),
     ]
@@ -65,14 +66,14 @@ def text_line(row: dict[str, Any]) -> str:
     if row.get("latency_ms") is not None:
         parts.append(f"{row['latency_ms']:,.0f} ms")
     if row.get("fallback_from"):
-        parts.append(f"fallback from {row['fallback_from']}")
+        parts.append(f"fallback from {shown(row['fallback_from'])}")
     if row.get("error_class"):
-        parts.append(f"error {row['error_class']}")
+        parts.append(f"error {shown(row['error_class'])}")
     if row.get("session_id"):
-        parts.append(f"session {row['session_id']}")
+        parts.append(f"session {shown(row['session_id'])}")
     line = "  ".join(parts)
     if row.get("prompt_text") is not None:
-        prompt = " ".join(str(row["prompt_text"]).split())
+        prompt = shown(" ".join(str(row["prompt_text"]).split()))
         line += f"\n    prompt: {prompt}"
     return line
 

@@ -13,6 +13,7 @@ import click
 from ..config.compile import routing_table
 from ..core.routing import Decision, decide
 from ..core.signals import Signals, signals_from_prompt, signals_from_request
+from ..core.text import shown
 from ..log.report import stats_text
 from ..log.rows import decision_row, record
 from ..log.stats import compute_stats
@@ -32,15 +33,15 @@ SAMPLE_PROMPTS = (
 def decision_text(decision: Decision) -> str:
     tier = f" (tier {decision.tier})" if decision.tier else ""
     lines = [
-        f"provider    {decision.provider}",
-        f"model       {decision.model}{tier}",
-        f"rule        {decision.rule}",
-        f"reason      {decision.reason}",
+        f"provider    {shown(decision.provider)}",
+        f"model       {shown(decision.model)}{shown(tier)}",
+        f"rule        {shown(decision.rule)}",
+        f"reason      {shown(decision.reason)}",
         f"complexity  {decision.complexity}",
         f"tokens      ~{decision.estimated_tokens:,} (estimated)",
     ]
     if decision.fallbacks:
-        chain = ", ".join(f"{ref.provider}/{ref.model}" for ref in decision.fallbacks)
+        chain = ", ".join(shown(f"{ref.provider}/{ref.model}") for ref in decision.fallbacks)
         lines.append(f"fallbacks   {chain}")
     return "\n".join(lines)
 
