@@ -6,6 +6,7 @@ A prompt is kept as a SHA-256 and a length; its text only when the user opted in
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ..core.outcomes import OUTCOME_ROUTED
@@ -22,14 +23,15 @@ if TYPE_CHECKING:
     from ..core.usage import Usage
 else:
     # hashlib loads OpenSSL (a few ms); CPython's builtin SHA-256 gives the same digest. It is
-    # `_sha2` from Python 3.12, `_sha256` before; these private modules have no type stubs.
+    # `_sha2` from Python 3.12, `_sha256` before (these private modules have no type stubs).
+    # Chosen by version: a failed import searches the whole sys.path.
     try:
-        from _sha2 import sha256
-    except ImportError:
-        try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256
+        else:
             from _sha256 import sha256
-        except ImportError:  # pragma: no cover - builds without the builtin hashes
-            from hashlib import sha256
+    except ImportError:  # pragma: no cover - builds without the builtin hashes
+        from hashlib import sha256
 
 
 class DecisionRow(Record):
