@@ -29,6 +29,7 @@ from hybrid_router.proxy.http1 import (
     ConnectFailed,
     ConnectionBroken,
     HttpClient,
+    State,
     Timeouts,
     TransportError,
     UpstreamTimeout,
@@ -331,6 +332,45 @@ def test_sequential_requests_share_one_connection(run: Run, framing: str) -> Non
                 assert up.closed == set()  # still open, in the pool
             await asyncio.sleep(0.05)
             assert up.closed == {0}  # HttpClient.aclose closes the pool
+
+    run(scenario())
+
+
+def test_a_connection_walks_through_its_states(run: Run) -> None:
+    """SENDING until a byte of the answer comes, BODY once the head is parsed, COMPLETE at the
+    end of the body, IDLE back in the pool; a connection lost mid-body is CLOSED, and a move
+    the state table does not list is refused."""
+    release = asyncio.Event()
+
+    async def handler(
+        up: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
+    ) -> None:
+        while (seen := await up.read_request(reader, index)) is not None:
+            writer.write(chunked_head() + chunk(b"one"))
+            await writer.drain()
+            await release.wait()
+            if seen.body == b"drop":
+                return  # closes the connection mid-body
+            writer.write(chunk(b"two") + b"0\r\n\r\n")
+            await writer.drain()
+
+    async def scenario() -> None:
+        async with Upstream(handler) as up, aclosing(HttpClient()) as client:
+            answer = await client.post(up.url + "/", b"{}", {}, FAST)
+            conn = answer._conn
+            assert conn is not None and conn.state is State.BODY
+            release.set()
+            assert await answer.aread() == b"onetwo"
+            assert conn.state is State.IDLE  # released to the pool
+            release.clear()
+            again = await client.post(up.url + "/", b"drop", {}, FAST)
+            assert again._conn is conn and conn.state is State.BODY  # the same connection
+            release.set()
+            with pytest.raises(ConnectionBroken):
+                await again.aread()
+            assert conn.state is State.CLOSED
+            with pytest.raises(RuntimeError, match="CLOSED -> SENDING"):
+                conn.begin()
 
     run(scenario())
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import enum
 import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -52,6 +54,11 @@ class UpstreamTimeout(TransportError):
 
 class ConnectionBroken(TransportError):
     """The connection closed or sent something that is not HTTP/1.1 mid-exchange."""
+
+
+class ClosedBeforeAnswer(ConnectionBroken):
+    """The connection closed before a byte of the answer came: on a connection that had been
+    idle, the server had dropped it meanwhile, and the request may go again on a fresh one."""
 
 
 class BadHeader(ValueError):
@@ -107,45 +114,84 @@ def _request_head(method: str, target: _Target, headers: Mapping[str, str], leng
         return head.encode("utf-8")
 
 
+class State(enum.Enum):
+    """Where a connection is. Every change goes through `_Connection._enter`, along `_NEXT`:
+
+        IDLE -> SENDING -> HEAD -> BODY -> COMPLETE -> IDLE (back in the pool) ...
+        IDLE, SENDING, HEAD, BODY -> CLOSED   (closed by either side, or unusable)
+
+    A complete answer stays COMPLETE when its socket goes (the answer is whole; only the
+    connection cannot carry another one: `keep_alive` turns false)."""
+
+    IDLE = "idle"  # connected, no exchange (in the pool, or just opened)
+    SENDING = "sending"  # a request is going out; no byte of the answer yet
+    HEAD = "receiving the head"  # the answer's status line and headers are arriving
+    BODY = "receiving the body"
+    COMPLETE = "complete"  # the whole answer is in
+    CLOSED = "closed"
+
+
+_IDLE, _SENDING, _HEAD, _BODY, _COMPLETE, _CLOSED = State  # module constants: the hot path
+_NEXT: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.SENDING, State.CLOSED}),
+    State.SENDING: frozenset({State.HEAD, State.CLOSED}),
+    State.HEAD: frozenset({State.BODY, State.CLOSED}),
+    State.BODY: frozenset({State.COMPLETE, State.CLOSED}),
+    State.COMPLETE: frozenset({State.IDLE}),
+    State.CLOSED: frozenset(),
+}
+
+
 class _Connection(asyncio.Protocol):
-    """One socket to an upstream, reused for one exchange after another."""
+    """One socket to an upstream, reused for one exchange after another (see `State`).
+
+    Besides its state a connection holds the exchange's data (status, headers, body chunks,
+    `error`: the failure to raise to the reader) and asyncio's flow control (`_write_paused`,
+    `_reading_paused`), which is the transport's business, not the exchange's."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.closed = False
+        self.state = _IDLE
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._reading_paused = False
-        self._begin_state()
+        # One parser for the connection's life: after a complete answer it is ready for the next.
+        self.parser = httptools.HttpResponseParser(self)
+        self.chunks: collections.deque[bytes] = collections.deque()  # drained between exchanges
+        self._reset()
 
-    def _begin_state(self) -> None:
-        self.parser: httptools.HttpResponseParser | None = None
+    def _reset(self) -> None:
         self.status = 0
         self.header_list: list[tuple[bytes, bytes]] = []
-        self.headers_done = False
         self.body_length: int | None = None
-        self.complete = False
-        self.keep_alive = False
+        self.keep_alive = False  # decided when the answer completes
         self.error: TransportError | None = None
-        self.received_any = False
-        self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
 
+    def _enter(self, state: State) -> None:
+        """The one place the state changes. A move `_NEXT` does not list is a bug here (in a
+        parser callback it surfaces as an invalid answer, which closes the connection)."""
+        if state not in _NEXT[self.state]:
+            raise RuntimeError(f"http1 connection: {self.state.name} -> {state.name}")
+        self.state = state
+
     def begin(self) -> None:
-        """Ready for the next response on this connection."""
-        self._begin_state()
-        self.parser = httptools.HttpResponseParser(self)
+        """A new exchange on this (idle) connection: its request is about to go out."""
+        self._reset()
+        self._enter(_SENDING)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] - uvloop's are not asyncio classes
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio classes
 
     def data_received(self, data: bytes) -> None:
-        self.received_any = True
-        if self.parser is None or self.complete:
+        state = self.state
+        if state is _SENDING:
+            self._enter(_HEAD)
+        elif state is not _HEAD and state is not _BODY:
             self.error = ConnectionBroken("the upstream sent data outside a response")
             self.close()
             return
@@ -160,15 +206,22 @@ class _Connection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.parser is not None and not self.complete and self.error is None:
-            if self.headers_done and self.body_length == _CLOSE_DELIMITED:
-                self.complete = True
-            else:
+        state = self.state
+        if state is _COMPLETE:
+            self.keep_alive = False
+        elif state is _BODY and self.body_length == _CLOSE_DELIMITED:
+            self._enter(_COMPLETE)  # such a body ends when the server closes
+        elif state is not _CLOSED:
+            if state is not _IDLE and self.error is None:
                 reason = f": {exc}" if exc else ""
-                self.error = ConnectionBroken(
-                    f"the upstream closed the connection mid-answer{reason}"
+                self.error = (
+                    ClosedBeforeAnswer(
+                        f"the upstream closed the connection before answering{reason}"
+                    )
+                    if state is _SENDING
+                    else ConnectionBroken(f"the upstream closed the connection mid-answer{reason}")
                 )
+            self._enter(_CLOSED)
         self._wake()
 
     def pause_writing(self) -> None:
@@ -184,12 +237,10 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name, value))
 
     def on_headers_complete(self) -> None:
-        assert self.parser is not None
         self.status = self.parser.get_status_code()
         if 100 <= self.status < 200:  # an interim answer: the real one follows
             self.header_list = []
             return
-        self.headers_done = True
         length: int | None = _CLOSE_DELIMITED
         for name, value in self.header_list:
             lowered = name.lower()
@@ -200,6 +251,7 @@ class _Connection(asyncio.Protocol):
         if self.status in (204, 304):
             length = 0
         self.body_length = length
+        self._enter(_BODY)
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -211,10 +263,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:
             return
-        self.complete = True
         # Asked now: once feed_data() returns, the parser has reset for the next message.
-        assert self.parser is not None
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive() and self.body_length != _CLOSE_DELIMITED
+        self._enter(_COMPLETE)
 
     # -- used by the client and the response --------------------------------------------------
 
@@ -248,30 +299,35 @@ class _Connection(asyncio.Protocol):
     async def send(self, head: bytes, body: bytes, seconds: float) -> None:
         assert self.transport is not None
         self.transport.writelines((head, body))
-        while self._write_paused and not self.closed:
+        while self._write_paused and self.state is not _CLOSED:
             await self.wait("write", seconds)
         if self.error is not None:
             raise self.error
 
     async def wait_for_headers(self, seconds: float) -> None:
-        while not self.headers_done:
+        while True:
+            state = self.state
+            if state is _BODY or state is _COMPLETE:
+                return
             if self.error is not None:
                 raise self.error
-            if self.closed:
+            if state is _CLOSED:
                 raise ConnectionBroken("the upstream closed the connection before answering")
             await self.wait("read", seconds)
 
     def reusable(self) -> bool:
-        return (
-            self.complete
-            and self.keep_alive
-            and not self.closed
-            and self.error is None
-            and self.body_length != _CLOSE_DELIMITED
-        )
+        return self.state is _COMPLETE and self.keep_alive
+
+    def idle(self) -> None:
+        """Back in the pool: anything the server sends now is an error (see data_received)."""
+        self._enter(_IDLE)
+        self.idle_since = time.monotonic()
 
     def close(self) -> None:
-        self.closed = True
+        if self.state is _COMPLETE:
+            self.keep_alive = False
+        elif self.state is not _CLOSED:
+            self._enter(_CLOSED)
         if self.transport is not None:
             self.transport.close()
 
@@ -324,15 +380,16 @@ class Response:
                         except zlib.error as exc:
                             raise ConnectionBroken(
                                 f"the upstream's compressed answer is corrupt ({exc})"
-                            ) from None
+                            ) from exc
                     if data:
                         yield data
                     continue  # more may have come in meanwhile: it goes before the end
-                if conn.complete:
+                state = conn.state
+                if state is _COMPLETE:
                     break
                 if conn.error is not None:
                     raise conn.error
-                if conn.closed:
+                if state is _CLOSED:
                     raise ConnectionBroken("the upstream closed the connection mid-answer")
                 await conn.wait("read", self._read_timeout)
         except BaseException:
@@ -361,7 +418,7 @@ class Response:
         conn = self._conn
         if conn is None:
             return
-        if conn.complete and not conn.chunks:
+        if conn.state is _COMPLETE and not conn.chunks:
             self._release()
         else:
             self._abandon()
@@ -411,9 +468,9 @@ class HttpClient:
             try:
                 await conn.send(head, body, timeouts.write)
                 await conn.wait_for_headers(timeouts.read)
-            except ConnectionBroken:
+            except ClosedBeforeAnswer:
                 conn.close()
-                if reused and not conn.received_any:
+                if reused:
                     continue  # the server had closed this idle connection: a fresh one will do
                 raise
             except BaseException:
@@ -426,7 +483,7 @@ class HttpClient:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self.idle_seconds:
+            if conn.state is _IDLE and now - conn.idle_since < self.idle_seconds:
                 return conn
             conn.close()
         return None
@@ -435,8 +492,7 @@ class HttpClient:
         if not conn.reusable():
             conn.close()
             return
-        conn.parser = None  # anything the server sends while idle is an error (see data_received)
-        conn.idle_since = time.monotonic()
+        conn.idle()
         idle = self._idle.setdefault(key, [])
         if len(idle) >= self.max_idle_per_host:
             idle.pop(0).close()
@@ -456,10 +512,10 @@ class HttpClient:
                 ),
                 seconds,
             )
-        except TimeoutError:
-            raise UpstreamTimeout("connect", seconds) from None
+        except TimeoutError as exc:
+            raise UpstreamTimeout("connect", seconds) from exc
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectFailed(f"cannot connect to {target.host}:{target.port} ({exc})") from None
+            raise ConnectFailed(f"cannot connect to {target.host}:{target.port} ({exc})") from exc
         return conn
 
     async def aclose(self) -> None:
