@@ -1,4 +1,4 @@
-"""The OpenRouter free-tier tracker, against the fake OpenRouter (tests/fakes/fake_openrouter.py)."""
+"""The OpenRouter free-tier tracker against the fake OpenRouter (tests/fakes/fake_openrouter.py)."""
 
 from __future__ import annotations
 

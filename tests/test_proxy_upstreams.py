@@ -230,7 +230,7 @@ def test_openrouter_429_moves_on_and_the_exhausted_free_tier_is_then_skipped(
         rig(router_home, openrouter=openrouter, ollama_down=True) as r,
     ):
         _refreshed(r)
-        openrouter.exhaust_free_daily()  # the account hits its daily cap; the proxy does not know yet
+        openrouter.exhaust_free_daily()  # the account hits its daily cap, unknown to the proxy
         first = r.post(body(stream=True))
         assert first.status_code == 200
         assert "Hello from the fake Anthropic API." in "".join(
@@ -314,7 +314,10 @@ def test_openrouter_short_retry_after_is_waited_out_on_the_same_link(router_home
 
 # -- Anthropic -------------------------------------------------------------------------------
 
-BETA = "interleaved-thinking-2025-05-14,context-management-2025-06-27,fine-grained-tool-streaming-2025-05-14"
+BETA = (
+    "interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+    "fine-grained-tool-streaming-2025-05-14"
+)
 
 
 def _odd_bytes(payload: dict[str, Any]) -> bytes:

@@ -768,7 +768,8 @@ TEXT_CALLS = [
     ('[TOOL_CALLS]Bash[ARGS]{"command": "ls"}', ""),
     ('{"name": "Bash", "parameters": {"command": "ls"}}', ""),
     (
-        '{"type": "function", "function": {"name": "Bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
+        '{"type": "function", "function": '
+        '{"name": "Bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
         "",
     ),
 ]

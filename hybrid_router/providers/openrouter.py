@@ -200,7 +200,8 @@ def _window(message: str, reset: float | None, now: float) -> str | None:
 
 
 class FreeTierTracker:
-    """Per provider name (one OpenRouter key each): today's free-model count and ceiling, and blocks.
+    """Per provider name (one OpenRouter key each): today's free-model count and ceiling, and
+    blocks.
 
     A block is `{"until": epoch, "reason": str}` under one of the keys `free` (free models: daily
     cap or negative balance), `paid` (paid models: 402), `minute` (all models: a short per-minute
@@ -254,15 +255,17 @@ class FreeTierTracker:
         with self._lock:
             self._load()
             block = self._provider(provider_name, now)["blocks"].get("minute")
-            if block and block["until"] > now:
-                return block["until"] - now
+            until: float | None = block["until"] if block else None
+            if until is not None and until > now:
+                return until - now
             return None
 
     def snapshot(self, provider_name: str, now: float) -> dict[str, Any]:
         """A copy of what is known (for `status` commands and tests)."""
         with self._lock:
             self._load()
-            return json.loads(json.dumps(self._provider(provider_name, now)))
+            copy: dict[str, Any] = json.loads(json.dumps(self._provider(provider_name, now)))
+            return copy
 
     # -- learning ------------------------------------------------------------------------------
 
@@ -317,7 +320,8 @@ class FreeTierTracker:
         api_key: str | None,
         now: float,
     ) -> bool:
-        """Read `GET {base_url}/key` into the state. Never raises; False leaves the state as it was."""
+        """Read `GET {base_url}/key` into the state. Never raises; False leaves the state as it
+        was."""
         if not api_key:
             return False
         headers = {
@@ -552,7 +556,7 @@ class FreeTierTracker:
 
     def _provider(self, name: str, now: float) -> dict[str, Any]:
         """The provider's entry, rolled over to the UTC day of `now` and without expired blocks."""
-        p = self._state["providers"].setdefault(name, {})
+        p: dict[str, Any] = self._state["providers"].setdefault(name, {})
         p.setdefault("free_used", 0)
         p.setdefault("free_limit", None)
         p.setdefault("blocks", {})

@@ -2,8 +2,9 @@
 
 `POST /v1/messages` (streaming and not), `POST /v1/messages/count_tokens`, `GET|HEAD /` for
 health, `GET /v1/models`, and any routes the caller mounts beside them (the CLI mounts the web
-dashboard under `/dashboard`: see cli/serve.py); anything else is an Anthropic-shaped 404. Listens on 127.0.0.1 unless
-told otherwise; any other address needs HYBRID_ROUTER_TOKEN, checked on every request.
+dashboard under `/dashboard`: see cli/serve.py); anything else is an Anthropic-shaped 404.
+Listens on 127.0.0.1 unless told otherwise; any other address needs HYBRID_ROUTER_TOKEN, checked
+on every request.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def create_app(
     token = env.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
         raise ValueError(
-            f"listening on {host} needs {TOKEN_ENV}: anyone who can reach the port could spend your keys"
+            f"listening on {host} needs {TOKEN_ENV}: "
+            "anyone who can reach the port could spend your keys"
         )
     loaded = config or load_config(config_file, env).config
 

@@ -208,7 +208,7 @@ class StreamRelay:
         self._silence_timer: asyncio.TimerHandle | None = None
         self._ping_task: asyncio.Task[None] | None = None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self._send = send
         loop = asyncio.get_running_loop()
         answering = asyncio.current_task()
@@ -277,7 +277,9 @@ class StreamRelay:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    async def _start(self, status: int = 200, headers: list | None = None) -> None:
+    async def _start(
+        self, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         if not self.response_started:
             self.response_started = True
             rid = [(b"request-id", self.exchange.rid.encode())]
@@ -331,7 +333,8 @@ class StreamRelay:
                     if not self.content_sent:  # nothing reached the client: the next link may try
                         exchange.failures.append((link.label, ErrorAnswer(f"{item[:300]!r}")))
                         return False
-                    # The upstream's own error event goes out as it came: Claude Code reads its type.
+                    # The upstream's own error event goes out as it came: Claude Code reads its
+                    # type.
                     exchange.answered_by, exchange.usage = link, opened.usage
                     exchange.outcome, exchange.error_class = OUTCOME_ERROR, "upstream-error"
                     await self._body(item, more=False)

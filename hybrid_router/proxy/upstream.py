@@ -130,7 +130,8 @@ def _chat_url(link: Link) -> str:
 
 
 def anthropic_headers(link: Link, call: Call) -> dict[str, str]:
-    """The client's headers, as they came, for Anthropic — auth replaced only by a configured key."""
+    """The client's headers, as they came, for Anthropic; auth replaced only by a configured
+    key."""
     headers: dict[str, str] = {}
     for name, value in call.headers.items():
         lowered = name.lower()
@@ -139,7 +140,8 @@ def anthropic_headers(link: Link, call: Call) -> dict[str, str]:
         placeholder = value.removeprefix("Bearer ").strip() == PLACEHOLDER_TOKEN
         replaced = link.api_key or placeholder or (call.proxy_token and call.proxy_token in value)
         if lowered in ("x-api-key", "authorization") and replaced:
-            continue  # our key replaces it; the proxy's token and the placeholder are not Anthropic's
+            # our key replaces it; the proxy's token and the placeholder are not Anthropic's
+            continue
         headers[name] = value
     if link.api_key:
         headers["x-api-key"] = link.api_key

@@ -230,8 +230,8 @@ def _listed_window(item: dict[str, Any] | None) -> int | None:
     """The window a /models entry states: OpenRouter, vLLM, llama.cpp (`meta.n_ctx`)."""
     if item is None:
         return None
-    meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
-    top = item.get("top_provider") if isinstance(item.get("top_provider"), dict) else {}
+    meta: dict[str, Any] = item["meta"] if isinstance(item.get("meta"), dict) else {}
+    top: dict[str, Any] = item["top_provider"] if isinstance(item.get("top_provider"), dict) else {}
     for value in (
         item.get("context_length"),
         item.get("max_model_len"),

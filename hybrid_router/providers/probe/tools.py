@@ -141,19 +141,20 @@ async def tool_round_trip(
         return None, "tool probe: the answer was not JSON"
     if not isinstance(data, dict):
         return None, "tool probe: unexpected answer"
+    reply: dict[str, Any]
     if provider.kind == "ollama":
-        message = data.get("message") if isinstance(data.get("message"), dict) else {}
-        calls = message.get("tool_calls") or []
-        text = str(message.get("content") or "")
+        reply = data["message"] if isinstance(data.get("message"), dict) else {}
+        calls = reply.get("tool_calls") or []
+        text = str(reply.get("content") or "")
         finish = data.get("done_reason")
     else:
         if isinstance(data.get("error"), (dict, str)):
             return None, f"tool probe: {error_text(response)}"
         choices = data.get("choices") or []
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-        calls = message.get("tool_calls") or []
-        text = str(message.get("content") or "")
+        reply = choice["message"] if isinstance(choice.get("message"), dict) else {}
+        calls = reply.get("tool_calls") or []
+        text = str(reply.get("content") or "")
         finish = choice.get("finish_reason")
     if not isinstance(calls, list):
         calls = []

@@ -192,7 +192,8 @@ def _document_text(block: dict[str, Any]) -> str:
     title = block.get("title")
     if source.get("type") == "text":
         head = f"Document: {title}\n" if title else ""
-        return head + source.get("data", "")
+        data: str = source.get("data", "")
+        return head + data
     if source.get("type") == "content":
         return _join_text(source.get("content"))
     # A PDF (base64 or URL) cannot be read by a chat-completions model: say so, visibly.
