@@ -196,4 +196,7 @@ class RouterConfig:
     hooks: Hooks = field(default_factory=Hooks)
     proxy: Proxy = field(default_factory=Proxy)
     store_prompts: bool = False
+    # The model profile the tiers came from (`hybrid-router init --profile`), so `doctor` and
+    # `setup` can compare the machine and the installed models with it. None: hand-made tiers.
+    profile: NonEmptyStr | None = None
     schema: str | None = None  # "$schema", tolerated for editors
