@@ -98,7 +98,7 @@ def test_route_needs_exactly_one_input():
 
 
 def test_init_writes_once_and_force_overwrites(router_home):
-    first = run("init")
+    first = run("init", "--profile", "seed")
     assert first.exit_code == 0
     config_file = router_home / "router-config.json"
     config_file.write_text(config_file.read_text().replace("qwen2.5-coder:7b", "mine:1b"))

@@ -23,6 +23,7 @@ from . import (
     launch,
     logs,
     monitor,
+    profiles,
     route,
     serve,
     setup,
@@ -52,6 +53,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 for _module in (
     route,
     configure,
+    profiles,
     stats,
     serve,
     dashboard,

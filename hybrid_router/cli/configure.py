@@ -1,10 +1,10 @@
 """`hybrid-router config path|show|check` and `hybrid-router init`: where the routing config
-lives, what is in effect, whether a file is valid, and writing the default one."""
+lives, what is in effect, whether a file is valid, and writing one sized to the machine (a model
+profile: cli/profiles.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import click
@@ -75,20 +75,53 @@ def config_check(state: State, file: Path | None) -> None:
 
 
 @click.command()
-@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option(
+    "--profile",
+    "profile_name",
+    metavar="NAME",
+    help="Write this model profile's config (`hybrid-router profiles` lists them).",
+)
+@click.option(
+    "--memory-gb",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Write the largest profile that fits N GB of memory.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing config file (a backup is kept beside it)."
+)
 @click.option("--if-missing", is_flag=True, help="Do nothing (and succeed) when the file exists.")
 @pass_state
-def init(state: State, force: bool, if_missing: bool) -> None:
-    """Write the default routing config to the home directory."""
+def init(
+    state: State,
+    profile_name: str | None,
+    memory_gb: float | None,
+    force: bool,
+    if_missing: bool,
+) -> None:
+    """Write a routing config sized to this machine (or to --profile / --memory-gb).
+
+    Without a flag, the largest model profile this machine's memory holds: GPU memory when an
+    NVIDIA or Apple GPU holds one, else RAM for CPU inference; one line says which and why.
+    An existing config is kept unless --force, which backs it up first.
+    """
+    from .profiles import load_or_fail, pick_profile, write_profile_config
+
+    if profile_name is not None and memory_gb is not None:
+        raise click.UsageError("give --profile or --memory-gb, not both")
     target = state.config_file or home.config_path()
     if target.exists() and not force:
         if if_missing:
             click.echo(f"kept existing config: {target}")
             return
-        raise click.ClickException(f"{target} already exists (use --force to overwrite it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(default_config_path(), target)
-    click.echo(f"wrote default config: {target}")
+        raise click.ClickException(
+            f"{target} already exists (use --force to replace it; a backup is kept)"
+        )
+    profiles = load_or_fail()
+    picked = pick_profile(profiles, profile_name, memory_gb)
+    click.echo(picked.line)
+    for line in write_profile_config(target, picked.profile):
+        click.echo(line)
 
 
 def register(cli: click.Group) -> None:

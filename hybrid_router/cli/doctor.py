@@ -158,9 +158,12 @@ def _model_hints(report: BackendReport, entry: ModelReport, config: RouterConfig
     hints: list[str] = []
     if entry.status == "missing":
         if report.kind == "ollama":
+            tiers = _tier_roles(config).get((report.provider, entry.model), [])
+            used = f" (used by {', '.join(tiers)})" if tiers else ""
             hints.append(
                 f"model {entry.model} not installed: `hybrid-router` MCP pull_model "
-                f"or `ollama pull {entry.model}`"
+                f"or `ollama pull {entry.model}`{used}; `hybrid-router setup --pull` pulls "
+                "every missing tier model"
             )
         elif report.kind == "openrouter":
             hints.append(
@@ -241,6 +244,75 @@ def _json_output(reports: list[BackendReport], config: RouterConfig) -> dict[str
     }
 
 
+def profile_report(
+    config: RouterConfig, reports: list[BackendReport]
+) -> tuple[list[str], dict[str, Any] | None]:
+    """The config's model profile against this machine: whether its need fits the memory
+    detection finds, and which of its tier models are missing. Warnings only: the exit code
+    stays the tiers' business."""
+    from ..config.loading import ConfigError
+    from ..config.profiles import load_profiles
+    from .hardware import choose, detect, fit_of
+
+    if config.profile is None:
+        return [
+            "Profile: none recorded in the config (hand-made tiers). `hybrid-router profiles` "
+            "lists the profiles; `hybrid-router init --profile NAME --force` applies one."
+        ], None
+    try:
+        profiles = load_profiles()
+    except ConfigError as exc:
+        return [f"Profile: {config.profile}; the profiles cannot be read: {exc}"], None
+    profile = profiles.get(config.profile)
+    if profile is None:
+        return [
+            f"Profile: {config.profile} is not a known profile (known: {', '.join(profiles)})"
+        ], {"name": config.profile, "known": False}
+    hardware = detect()
+    fit = fit_of(hardware, profile.required_gb)
+    lines = [
+        f"Profile: {profile.name}, needs {profile.required_gb:.1f} GB "
+        f"(loaded at once: {' + '.join(profile.spec.memory.loaded_together)})"
+    ]
+    if fit.fits:
+        lines.append(f"  fits this machine: {fit.description}")
+    else:
+        best = choose(hardware, profiles)
+        advice = (
+            f"`hybrid-router init --profile {best.profile.name} --force` switches to one that "
+            "fits (a backup is kept)"
+            if best.fits and best.profile.name != profile.name
+            else "expect slow answers and fallbacks to the cloud"
+        )
+        lines.append(
+            f"  warning: profile {profile.name} needs {profile.required_gb:.1f} GB but this "
+            f"machine has {fit.description}: {advice}"
+        )
+    missing: list[dict[str, Any]] = []
+    for name, tier in profile.local_tiers().items():
+        if config.tiers.get(name) is None or config.tiers[name].model != tier.model:
+            continue  # the user changed this tier: it is not the profile's any more
+        entry = _find(reports, config.tiers[name].provider, tier.model)
+        if entry is not None and entry.status == "missing":
+            facts = profile.spec.models[tier.model]
+            missing.append({"tier": name, "model": tier.model, "downloadGb": facts.download_gb})
+            lines.append(
+                f"  warning: tier {name}'s model {tier.model} is not installed "
+                f"({facts.download_gb:g} GB download): `hybrid-router setup --pull` or "
+                f"`ollama pull {tier.model}`"
+            )
+    data = {
+        "name": profile.name,
+        "known": True,
+        "requiredGb": profile.required_gb,
+        "fits": fit.fits,
+        "memoryGb": None if fit.memory_gb is None else round(fit.memory_gb, 2),
+        "memory": fit.description,
+        "missing": missing,
+    }
+    return lines, data
+
+
 def probe_and_save(
     config: RouterConfig, environ: Mapping[str, str], no_tools: bool
 ) -> list[BackendReport]:
@@ -277,8 +349,10 @@ def probe_and_save(
 def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
     """Check every configured backend: reachable, models present, context window, tool calls.
 
-    Exit 0 when every tier's primary model is usable, 1 otherwise. The results are saved to
-    <home>/state/probe.json for the proxy.
+    Also compares the config's model profile with this machine: a warning when its memory
+    need does not fit, or a tier's model is not installed. Exit 0 when every tier's primary
+    model is usable, 1 otherwise. The results are saved to <home>/state/probe.json for the
+    proxy.
     """
 
     from ..config.loading import ConfigError, load_config
@@ -291,12 +365,16 @@ def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
         raise click.ClickException(str(exc)) from None
     config = loaded.config
     reports = probe_and_save(config, home.load_environment(), no_tools)
+    profile_text, profile_data = profile_report(config, reports)
     if as_json:
         data = _json_output(reports, config)
+        data["profile"] = profile_data
         click.echo(json.dumps(data, indent=2))
         ctx.exit(0 if data["ok"] else 1)
     text, ok = render_report(reports, config)
     click.echo(text)
+    click.echo("")
+    click.echo("\n".join(profile_text))
     ctx.exit(0 if ok else 1)
 
 
