@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fakes.fake_ollama import FakeModel, FakeOllama
 
-from hybrid_router.cli import cli, setup_flow
+from hybrid_router.cli import cli, hardware, setup_flow
 from hybrid_router.cli.setup_flow import PullProgress
 
 FAST, CODER, REASONING = "qwen2.5-coder:7b", "deepseek-coder:33b", "llama3:70b"
@@ -58,6 +58,9 @@ def ready_ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
 
 
 def setup(*args: str, input: str | None = None) -> Result:
+    """`hybrid-router setup`, with the seed profile (the fakes' models) unless a test picks."""
+    if "--profile" not in args and "--memory-gb" not in args:
+        args = ("--profile", "seed", *args)
     return CliRunner().invoke(cli, ["setup", *args], input=input, catch_exceptions=False)
 
 
@@ -182,7 +185,10 @@ def test_interactive_prompts(
 ) -> None:
     monkeypatch.setattr(setup_flow, "interactive", lambda: True)
     declined = setup("--no-doctor", input="n\nn\n")
-    assert f"Pull 2 models from Ollama's library ({CODER}, {REASONING})?" in declined.output
+    assert (
+        f"Pull 2 models from Ollama's library ({CODER}, {REASONING})? 59 GB to download."
+        in declined.output
+    )
     assert (
         "Install the hooks, MCP server, status line and /route-stats into Claude Code "
         "(user scope)?" in declined.output
@@ -232,7 +238,10 @@ def test_config_written_like_init(ready_ollama: FakeOllama, router_home: Path) -
     assert f"kept existing config: {config}" in kept.output
     assert json.loads(config.read_text())["outputReserveTokens"] == 1234
     forced = setup("--no-pull", "--no-install", "--no-doctor", "--force")
-    assert f"overwrote config: {config}" in forced.output
+    backups = list(router_home.glob("router-config.json.hybrid-router-backup-*"))
+    assert [json.loads(b.read_text())["outputReserveTokens"] for b in backups] == [1234]
+    assert f"backed up {config} to {backups[0]}" in forced.output
+    assert f"wrote {config} (profile seed, needs 73.9 GB)" in forced.output
     assert json.loads(config.read_text())["outputReserveTokens"] == 4096
 
 
@@ -340,3 +349,69 @@ def test_yes_accepts_the_defaults(ollama: FakeOllama, sandbox: dict[str, Path]) 
     overridden = setup("--yes", "--no-pull", "--no-install", "--no-doctor")
     assert overridden.exit_code == 0
     assert pulls(ollama) == [CODER, REASONING]  # nothing more
+
+
+# --- hardware and model profile ------------------------------------------------------------------
+
+
+@pytest.fixture
+def gpu_16gb(sandbox: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stand-in `nvidia-smi` reporting one 16 GB card, and 32 GiB of RAM."""
+    smi = sandbox["bin"] / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA GeForce RTX 5060 Ti, 16311'\n")
+    smi.chmod(0o755)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       33554432 kB\n")
+    monkeypatch.setattr(hardware, "MEMINFO", str(meminfo))
+
+
+def test_setup_shows_the_hardware_and_pulls_the_profiles_models(
+    gpu_16gb: None, router_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nine = "qwen3.5:9b"
+    with FakeOllama(models=[], registry=[FakeModel(nine, size=6_600_000_000)]) as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        result = CliRunner().invoke(
+            cli, ["setup", "--pull", "--no-install", "--no-doctor"], catch_exceptions=False
+        )
+        assert pulls(server) == [nine]  # its profile's model, once (three tiers share it)
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "== Hardware and profile\n" in out
+    assert "  GPU: NVIDIA GeForce RTX 5060 Ti: 17.1 GB VRAM (nvidia-smi)" in out
+    assert "  RAM: 34.4 GB (/proc/meminfo)" in out
+    assert "  memory: NVIDIA GeForce RTX 5060 Ti: 17.1 GB VRAM (nvidia-smi) -> " in out
+    assert "profile 16gb (needs 11.4 GB; 32gb would need 29.2 GB)" in out
+    config = router_home / "router-config.json"
+    assert f"  wrote {config} (profile 16gb, needs 11.4 GB)" in out
+    assert json.loads(config.read_text())["profile"] == "16gb"
+    assert f"  {nine:<28} missing    fast, coder, reasoning" in out
+    assert f"  pulled {nine} (6.6 GB)" in out
+
+
+def test_an_existing_config_is_switched_only_with_consent_or_force(
+    ready_ollama: FakeOllama, router_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router_home.mkdir(parents=True)
+    config = router_home / "router-config.json"
+    mine = json.loads((Path(setup_flow.home.templates_path()) / "router-config.json").read_text())
+    config.write_text(json.dumps(mine))  # no profile recorded
+    flags = ("--profile", "8gb", "--no-pull", "--no-install", "--no-doctor")
+    kept = setup(*flags, "--yes")  # --yes accepts pulls and installs, never replaces a config
+    assert (
+        f"kept existing config: {config} (no profile recorded); to switch to profile 8gb (a "
+        "backup is kept): hybrid-router setup --force, or hybrid-router init --profile 8gb --force"
+    ) in kept.output
+    assert "profile" not in json.loads(config.read_text())
+    monkeypatch.setattr(setup_flow, "interactive", lambda: True)
+    declined = setup(*flags, input="n\n")
+    assert f"Switch {config} (no profile recorded) to profile 8gb? A backup is kept" in (
+        declined.output
+    )
+    assert "profile" not in json.loads(config.read_text())
+    accepted = setup(*flags, input="y\n")
+    assert json.loads(config.read_text())["profile"] == "8gb"
+    backups = list(router_home.glob("router-config.json.hybrid-router-backup-*"))
+    assert len(backups) == 1 and f"backed up {config} to {backups[0]}" in accepted.output
+    again = setup(*flags)
+    assert f"kept existing config: {config} (profile 8gb)" in again.output

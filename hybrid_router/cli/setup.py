@@ -32,7 +32,23 @@ from .state import State
     show_default=True,
     help="Where `install` writes (see `hybrid-router install`).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option(
+    "--profile",
+    "profile_name",
+    metavar="NAME",
+    help="Use this model profile instead of the one this machine's memory holds.",
+)
+@click.option(
+    "--memory-gb",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Use the largest model profile that fits N GB.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing config with the chosen profile's (a backup is kept beside it).",
+)
 @click.option(
     "--doctor/--no-doctor",
     default=True,
@@ -47,16 +63,21 @@ def setup(
     pull: bool | None,
     install_: bool | None,
     scope: str,
+    profile_name: str | None,
+    memory_gb: float | None,
     force: bool,
     doctor: bool,
     no_tools: bool,
 ) -> None:
-    """Set everything up: config, .env, Ollama and its models, API keys, doctor, install.
+    """Set everything up: hardware and profile, config, .env, Ollama and the profile's models,
+    API keys, doctor, install.
 
     Nothing is downloaded or installed without consent: questions on a terminal, or the
-    flags. Exit 0 when ready, 3 when Ollama is not reachable (install instructions are
-    printed), 4 when setup finished but something is not ready (a model missing, a pull
-    failed, a tier doctor finds unusable), 1 on an error.
+    flags. An existing config is only replaced with --force, or when you agree on a
+    terminal (--yes does not replace it); a backup is kept. Exit 0 when ready, 3 when Ollama
+    is not reachable (install instructions are printed), 4 when setup finished but something
+    is not ready (a model missing, a pull failed, a tier doctor finds unusable), 1 on an
+    error.
     """
     from .setup_flow import SetupOptions, run_setup
 
@@ -66,6 +87,8 @@ def setup(
         pull=pull,
         install=install_,
         scope=scope,
+        profile=profile_name,
+        memory_gb=memory_gb,
         force=force,
         doctor=doctor,
         no_tools=no_tools,

@@ -1,10 +1,12 @@
 """`hybrid-router setup`: get from nothing to a working router, one checked step at a time.
 
-Steps: the config (written like `init`, never overwritten without --force); the home's `.env`
+Steps: the hardware and the model profile it holds; the config (that profile's, written like
+`init`; an existing one is replaced only with --force or a yes on a terminal); the home's `.env`
 template (only when absent, mode 600); Ollama (found with its version and models, or exact
 install instructions: nothing is ever downloaded without consent); the recommended models (the
-config's Ollama tiers), pulled with a progress bar only when the user agrees; which API keys are
-present (never their values); `doctor`; and `install` into Claude Code when the user agrees.
+config's Ollama tiers, so the profile's), pulled with a progress bar only when the user agrees;
+which API keys are present (never their values); `doctor`; and `install` into Claude Code when
+the user agrees.
 
 Heavy imports (httpx2, anyio, the probe) happen inside the functions: the CLI registers every
 command at start-up.
@@ -27,7 +29,9 @@ import click
 from ..core import home
 
 if TYPE_CHECKING:
+    from ..config.profiles import Profile
     from ..config.schema import Provider, RouterConfig
+    from .profiles import Picked
 
 # Exit codes of `hybrid-router setup` (1 and 2 are click's: an error line, a usage error).
 EXIT_OK = 0
@@ -54,6 +58,8 @@ class SetupOptions:
     pull: bool | None = None
     install: bool | None = None
     scope: str = "user"
+    profile: str | None = None  # --profile NAME
+    memory_gb: float | None = None  # --memory-gb N
     force: bool = False
     doctor: bool = True
     no_tools: bool = False
@@ -98,16 +104,33 @@ def human_bytes(count: float) -> str:
 # --- config and .env -----------------------------------------------------------------------------
 
 
-def write_config(target: Path, force: bool) -> str:
-    """`init`'s behaviour: the default config, written when absent or with --force."""
-    from ..config.loading import default_config_path
+def config_step(target: Path, picked: Picked, opts: SetupOptions) -> list[str]:
+    """Write the chosen profile's config when there is none. An existing config is kept when
+    it already records that profile; else it is replaced (a backup first) only with --force
+    or a yes on a terminal. `--yes` does not replace it: it is the user's file."""
+    from ..config.loading import ConfigError, read_config_file
+    from .profiles import write_profile_config
 
-    if target.exists() and not force:
-        return f"kept existing config: {target} (--force overwrites it)"
-    existed = target.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(default_config_path(), target)
-    return f"{'overwrote' if existed else 'wrote default'} config: {target}"
+    profile = picked.profile
+    if not target.exists():
+        return write_profile_config(target, profile)
+    try:
+        current = read_config_file(target).profile
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    what = f"profile {current}" if current else "no profile recorded"
+    if current == profile.name:
+        return [f"kept existing config: {target} ({what})"]
+    if opts.force:
+        return write_profile_config(target, profile)
+    question = f"Switch {target} ({what}) to profile {profile.name}? A backup is kept beside it."
+    if interactive() and click.confirm(f"  {question}", default=True):
+        return write_profile_config(target, profile)
+    return [
+        f"kept existing config: {target} ({what}); to switch to profile {profile.name} (a backup "
+        f"is kept): hybrid-router setup --force, or hybrid-router init --profile {profile.name} "
+        "--force"
+    ]
 
 
 def env_template_text() -> str:
@@ -383,6 +406,16 @@ def _roles(config: RouterConfig, provider: str, model: str) -> str:
     return ", ".join(roles)
 
 
+def _download_sizes(profile: Profile | None, models: list[str]) -> str:
+    """The download the pull question asks consent for: from the profile's figures when the
+    config records a known profile."""
+    facts = profile.spec.models if profile is not None else {}
+    if not models or any(model not in facts for model in models):
+        return "Each is several GB."
+    total = sum(facts[model].download_gb for model in models)
+    return f"{total:g} GB to download."
+
+
 def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
     """Run every step; return the exit code (0 ready, 3 Ollama missing, 4 not ready)."""
     import anyio
@@ -393,9 +426,21 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
 
     click.echo(f"hybrid-router setup (home: {home.home_dir()})")
 
+    heading("Hardware and profile")
+    from .hardware import detect
+    from .profiles import load_or_fail, pick_profile
+
+    hardware = detect()
+    for line in hardware.lines():
+        click.echo(f"  {line}")
+    profiles = load_or_fail()
+    picked = pick_profile(profiles, opts.profile, opts.memory_gb, hardware)
+    click.echo(f"  {picked.line}")
+
     heading("Config")
     target = opts.config_file or home.config_path()
-    click.echo(f"  {write_config(target, opts.force)}")
+    for line in config_step(target, picked, opts):
+        click.echo(f"  {line}")
     try:
         config = load_config(target).config
     except ConfigError as exc:
@@ -462,9 +507,10 @@ def run_setup(ctx: click.Context, opts: SetupOptions) -> int:
         click.echo("  not pulled: Ollama is not reachable")
     if to_pull:
         names = ", ".join(m for _, m in to_pull)
+        sizes = _download_sizes(profiles.get(config.profile or ""), [m for _, m in to_pull])
         question = (
             f"Pull {len(to_pull)} model{'s' if len(to_pull) != 1 else ''} from Ollama's "
-            f"library ({names})? Each is several GB."
+            f"library ({names})? {sizes}"
         )
         if consent(opts.pull, opts.yes, question, "--pull or --no-pull"):
 
