@@ -346,6 +346,8 @@ def test_stop_notes_savings_in_one_line_and_respects_stop_hook_active(claude_dir
 
 
 def test_status_line_shows_last_route_local_share_and_savings(claude_dirs, router_home):
+    """The share counts model calls (proxy and MCP rows), not the hook's classifications, and
+    a turn the hook only classified reads as "routed", not as run."""
     hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
     conn = connect(router_home / "decisions.db")
     record(
@@ -382,8 +384,8 @@ def test_status_line_shows_last_route_local_share_and_savings(claude_dirs, route
     }
     assert run_statusline(io.StringIO(json.dumps(status)), out, claude_dirs) == 0
     assert out.getvalue() == (
-        "hybrid-router | last: ollama/deepseek-coder:33b (code-generation) | local 66% of 3 today"
-        " | saved $1.25 today\n"
+        "hybrid-router | routed: ollama/deepseek-coder:33b (code-generation) | local 50% of 2 calls"
+        " today | saved $1.25 today\n"
     )
 
 
@@ -463,9 +465,19 @@ def test_installed_script_hook_and_statusline_end_to_end(claude_dirs, router_hom
     )
     assert status.returncode == 0
     assert status.stdout.startswith(
-        "hybrid-router | last: ollama/qwen2.5-coder:7b (file-operations)"
+        "hybrid-router | routed: ollama/qwen2.5-coder:7b (file-operations)"
     )
     help_text = subprocess.run(
         [SCRIPT, "hook", "--help"], text=True, env=env, capture_output=True, check=False
     )
     assert "Run the Claude Code hook for EVENT" in help_text.stdout
+
+
+def test_the_hook_leaves_its_own_slash_command_alone(claude_dirs, router_home):
+    """`/route-stats` asks for the numbers: it is not a prompt to classify, pin or count."""
+    hook("UserPromptSubmit", prompt("/route-stats"), claude_dirs)
+    hook("UserPromptSubmit", prompt("/route-stats 7d"), claude_dirs)
+    conn = connect(router_home / "decisions.db")
+    assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
+    hook("UserPromptSubmit", prompt("/review the parser"), claude_dirs)  # another command
+    assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..config.compile import routing_table
+from ..core.outcomes import SOURCE_CLI
 from ..core.routing import Decision, decide
 from ..core.signals import Signals, signals_from_prompt, signals_from_request
 from ..core.text import shown
@@ -115,7 +116,9 @@ def route(
         with closing(open_log()) as conn:
             record(
                 conn,
-                decision_row(decision, signals, source="cli", store_prompts=config.store_prompts),
+                decision_row(
+                    decision, signals, source=SOURCE_CLI, store_prompts=config.store_prompts
+                ),
             )
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2))
@@ -138,7 +141,7 @@ def demo(state: State) -> None:
             record(
                 conn,
                 decision_row(
-                    decision, signals, source="cli", store_prompts=loaded.config.store_prompts
+                    decision, signals, source=SOURCE_CLI, store_prompts=loaded.config.store_prompts
                 ),
             )
             click.echo(f"  {prompt}")

@@ -16,7 +16,14 @@ OUTCOME_ROUTED = "routed"  # a decision only (hooks, `route --log`): nothing was
 OUTCOME_DECLINED = "declined"  # a surface chose not to act (delegate_to_local on premium work)
 OUTCOME_CANCELLED = "cancelled"  # the client went away before the answer ended
 OUTCOME_REJECTED = "rejected"  # refused before routing: malformed body, too large, no token
-SOURCES = ("proxy", "hook", "mcp", "cli")
+# Sources: which surface wrote a row.
+SOURCE_PROXY = "proxy"  # a request the proxy answered (or refused)
+SOURCE_HOOK = "hook"  # a prompt the UserPromptSubmit hook classified
+SOURCE_MCP = "mcp"  # a tool call of the MCP server (delegate_to_local, pull_model)
+SOURCE_CLI = "cli"  # `route --log`, `demo`
+SOURCES = (SOURCE_PROXY, SOURCE_HOOK, SOURCE_MCP, SOURCE_CLI)
+# The surfaces whose rows are model calls (the hook and the CLI only classify).
+CALLING_SOURCES = (SOURCE_PROXY, SOURCE_MCP)
 OUTCOMES = (
     OUTCOME_OK,
     OUTCOME_FALLBACK,

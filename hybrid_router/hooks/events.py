@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import time
 
-from ..core.outcomes import OUTCOME_FALLBACK, OUTCOME_OK
+from ..core import home
+from ..core.outcomes import OUTCOME_FALLBACK, OUTCOME_OK, SOURCE_HOOK, SOURCE_MCP, SOURCE_PROXY
 from ..core.routing import Decision, decide
 from ..core.signals import signals_from_prompt
 from ..log.pins import Pin, clear_pin, end_session, prune_pins, start_session, write_pin
@@ -138,6 +139,21 @@ def delegate_hint(decision: Decision, settings: HookSettings, tool: str) -> str:
     )
 
 
+def is_own_command(prompt: str) -> bool:
+    """Whether the prompt is one of the tool's own slash commands (`/route-stats`): asking for
+    the numbers is not work to route, and logging it would count it as a prompt sent local.
+    The commands are the files of settings-templates/commands/ (what `install` copies)."""
+    stripped = prompt.lstrip()
+    if not stripped.startswith("/"):
+        return False
+    word = stripped[1:].split(maxsplit=1)[0] if len(stripped) > 1 else ""
+    try:
+        names = os.listdir(os.path.join(home.templates_path(), "commands"))
+    except OSError:
+        return False
+    return f"{word}.md" in names
+
+
 def on_user_prompt(
     payload: dict[str, Any],
     settings: HookSettings,
@@ -146,7 +162,7 @@ def on_user_prompt(
 ) -> str | None:
     """Classify the prompt, log it, pin the turn; return the hint for Claude's context, if any."""
     prompt = payload.get("prompt")
-    if not isinstance(prompt, str):
+    if not isinstance(prompt, str) or is_own_command(prompt):
         return None
     session_id = payload.get("session_id") or None
     prompt_id = payload.get("prompt_id") or None
@@ -155,7 +171,7 @@ def on_user_prompt(
     row = decision_row(
         decision,
         None,
-        source="hook",
+        source=SOURCE_HOOK,
         store_prompts=settings.store_prompts,
         session_id=session_id,
         prompt_id=prompt_id,
@@ -219,8 +235,8 @@ def session_savings(conn: sqlite3.Connection, session_id: str) -> tuple[int, int
     """Model calls answered this session, how many cost nothing, and the estimated saving."""
     answered, free, saved = conn.execute(
         "SELECT COUNT(*), TOTAL(cost = 0), TOTAL(baseline_cost - cost) FROM decisions "
-        "WHERE session_id = ? AND outcome IN (?, ?) AND source IN ('proxy', 'mcp')",
-        (session_id, OUTCOME_OK, OUTCOME_FALLBACK),
+        "WHERE session_id = ? AND outcome IN (?, ?) AND source IN (?, ?)",
+        (session_id, OUTCOME_OK, OUTCOME_FALLBACK, SOURCE_PROXY, SOURCE_MCP),
     ).fetchone()
     return int(answered), int(free), float(saved)
 

@@ -11,12 +11,24 @@ import os
 import sys
 import time
 
+from ..core.outcomes import CALLING_SOURCES, OUTCOME_FALLBACK, OUTCOME_OK
+from ..core.table import LOCAL_PROVIDER_KINDS
+from ..core.text import shown
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from typing import TextIO
 
-LOCAL_KINDS = ("ollama", "openai")
+# The status line counts model calls (proxy and MCP rows answered), not the hook's
+# classifications: a prompt the hook sent "to ollama" may well have been answered by Claude.
+_CALLS = (
+    "source IN ('"
+    + "', '".join(CALLING_SOURCES)
+    + "') AND outcome IN ('"
+    + "', '".join((OUTCOME_OK, OUTCOME_FALLBACK))
+    + "')"
+)
 
 
 def _today_start(now: float) -> float:
@@ -30,27 +42,31 @@ def status_line(
     last = None
     if session_id:
         last = conn.execute(
-            "SELECT provider, model, rule FROM decisions WHERE session_id = ? "
+            "SELECT provider, model, rule, source FROM decisions WHERE session_id = ? "
             "ORDER BY ts DESC, id DESC LIMIT 1",
             (session_id,),
         ).fetchone()
     start = _today_start(now)
     rows = conn.execute(
         "SELECT provider, COUNT(*), TOTAL(baseline_cost - cost) FROM decisions "
-        "WHERE ts >= ? GROUP BY provider",
+        f"WHERE ts >= ? AND {_CALLS} GROUP BY provider",
         (start,),
     ).fetchall()
     total = sum(count for _, count, _ in rows)
-    local = sum(count for provider, count, _ in rows if provider_kinds.get(provider) in LOCAL_KINDS)
+    local = sum(
+        count for provider, count, _ in rows if provider_kinds.get(provider) in LOCAL_PROVIDER_KINDS
+    )
     saved = sum(amount for _, _, amount in rows)
     parts = []
     if last:
-        provider, model, rule = last
-        parts.append(f"last: {provider}/{model} ({rule})")
+        provider, model, rule, source = last
+        # A hook row is a classification: where the rules would send the turn, not who answered.
+        verb = "routed" if source not in CALLING_SOURCES else "last"
+        parts.append(f"{verb}: {shown(provider)}/{shown(model)} ({shown(rule)})")
     else:
         parts.append("no route yet this session")
     if total:
-        parts.append(f"local {100 * local // total}% of {total} today")
+        parts.append(f"local {100 * local // total}% of {total} calls today")
     parts.append(f"saved ${saved:.2f} today")
     return "hybrid-router | " + " | ".join(parts)
 

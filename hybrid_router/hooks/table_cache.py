@@ -15,7 +15,7 @@ import sys
 
 from .. import __version__
 from ..core import home
-from ..core.table import RoutingTable, Target
+from ..core.table import LOCAL_PROVIDER_KINDS, RoutingTable, Target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 CACHE_DIRNAME = "cache"
 CACHE_FILENAME = "routing-table.marshal"
-LOCAL_KINDS = ("ollama", "openai")
 
 
 class HookSettings:
@@ -57,7 +56,7 @@ class HookSettings:
         self.directive_targets = directive_targets  # "@local" / "@claude" / "@openrouter" -> Target
 
     def is_local(self, provider: str) -> bool:
-        return self.table.provider_kinds.get(provider) in LOCAL_KINDS
+        return self.table.provider_kinds.get(provider) in LOCAL_PROVIDER_KINDS
 
     def to_data(self) -> tuple[Any, ...]:
         """Plain data (tuples, dicts, strings, numbers) that `marshal` can write."""

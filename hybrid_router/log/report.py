@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..core.text import shown
 from .stats import Stats
 
 
@@ -35,8 +36,8 @@ def _table(headers: list[str], rows: list[list[str]], left_columns: int = 1) -> 
 
 
 def stats_text(stats: Stats) -> str:
-    scope = f", source {stats.source}" if stats.source else ""
-    scope += f", session {stats.session}" if stats.session else ""
+    scope = f", source {shown(stats.source)}" if stats.source else ""
+    scope += f", session {shown(stats.session)}" if stats.session else ""
     noun = "decision" if stats.decisions == 1 else "decisions"
     lines = [f"Routing stats, {period_label(stats)}{scope}: {stats.decisions:,} {noun}"]
     if not stats.decisions:
@@ -44,7 +45,7 @@ def stats_text(stats: Stats) -> str:
         return "\n".join(lines)
     if stats.classified:
         counts = ", ".join(
-            f"{p} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1])
+            f"{shown(p)} {n:,}" for p, n in sorted(stats.classified.items(), key=lambda i: -i[1])
         )
         total = sum(stats.classified.values())
         lines.append(f"Prompts classified without calling a model: {total:,} ({counts})")
@@ -56,7 +57,7 @@ def stats_text(stats: Stats) -> str:
         return "\n".join(lines)
     rows = [
         [
-            p.provider,
+            shown(p.provider),
             f"{p.requests:,}",
             f"{p.share * 100:.1f}%",
             f"{p.input_tokens:,}",
@@ -83,10 +84,10 @@ def recent_text(rows: list[dict[str, Any]]) -> str:
     table_rows = [
         [
             datetime.fromtimestamp(row["ts"]).astimezone().strftime("%m-%d %H:%M:%S"),
-            row["source"],
-            row["rule"],
-            f"{row['provider']}/{row['model']}",
-            row["outcome"],
+            shown(row["source"]),
+            shown(row["rule"]),
+            shown(f"{row['provider']}/{row['model']}"),
+            shown(row["outcome"]),
             money(row["cost"] or 0.0),
         ]
         for row in rows

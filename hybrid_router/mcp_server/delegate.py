@@ -23,6 +23,7 @@ from ..core.outcomes import (
     OUTCOME_OK,
     OUTCOME_REFUSED,
     OUTCOME_TRUNCATED,
+    SOURCE_MCP,
 )
 from ..core.routing import Decision, decide
 from ..core.signals import Signals, estimate_text_tokens, signals_from_prompt
@@ -430,7 +431,7 @@ def _success(
         decision_row(
             decision,
             plan.signals,
-            source="mcp",
+            source=SOURCE_MCP,
             store_prompts=config.store_prompts,
             outcome=OUTCOME_FALLBACK if fallback_from else OUTCOME_OK,
             provider=link.provider_name,
@@ -462,7 +463,7 @@ def _log_failure(
         decision_row(
             decision,
             signals,
-            source="mcp",
+            source=SOURCE_MCP,
             store_prompts=deps.config.store_prompts,
             outcome=outcome,
             rule=None if decision else "delegate",

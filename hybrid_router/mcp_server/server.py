@@ -26,7 +26,7 @@ from ..config.endpoints import provider_base_url
 from ..config.loading import ConfigError, load_config
 from ..config.schema import RouterConfig
 from ..core import home
-from ..core.outcomes import OUTCOME_ERROR, OUTCOME_OK
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_OK, SOURCE_MCP
 from ..log.database import connect
 from ..log.queries import recent as recent_rows
 from ..log.report import recent_text, stats_text
@@ -269,7 +269,7 @@ def _register_tools(server: MCPServer[AppState]) -> None:
                 decision_row(
                     None,
                     None,
-                    source="mcp",
+                    source=SOURCE_MCP,
                     store_prompts=False,
                     outcome=outcome,
                     rule="pull-model",
