@@ -306,10 +306,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _chat(provider: Provider, base_url: str, model: str, **kwargs: Any) -> Any:
+async def _chat(
+    provider: Provider, base_url: str, model: str, api_key: str | None = None, **kwargs: Any
+) -> Any:
     request = ChatRequest(model, (ChatMessage("user", "hi"),), max_tokens=50, **kwargs)
     async with httpx.AsyncClient() as client:
-        return await chat(client, provider, base_url, None, request)
+        return await chat(client, provider, base_url, api_key, request)
 
 
 @pytest.mark.parametrize("kind", ["ollama", "openai"])
@@ -341,3 +343,14 @@ def test_chat_failures_are_the_family_with_their_cause() -> None:
         with pytest.raises(Unreachable) as down:
             asyncio.run(_chat(provider, server.url, "m"))
         assert isinstance(down.value.__cause__, httpx.ConnectError)
+
+
+def test_a_key_the_backend_quotes_back_is_not_in_the_message() -> None:
+    key = "lm-studio-0123456789abcdef"
+    with FakeOllama(models=[FakeModel("m")]) as server:
+        server.fail(401, f"Incorrect API key provided: {key}", path="/v1/chat/completions")
+        provider = Provider(kind="openai", base_url=f"{server.url}/v1")
+        with pytest.raises(ErrorStatus) as refused:
+            asyncio.run(_chat(provider, f"{server.url}/v1", "m", api_key=key))
+    assert refused.value.status == 401 and key not in str(refused.value)
+    assert "Incorrect API key provided" in str(refused.value)

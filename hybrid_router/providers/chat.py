@@ -19,7 +19,7 @@ import httpx2 as httpx
 from ..config.schema import Provider
 from .errors import BackendError as BackendError  # the name the MCP server and the CLI catch
 from .errors import BadAnswer, ErrorAnswer, ErrorStatus, UnsupportedCall
-from .httpx_errors import boundary
+from .httpx_errors import boundary, scrub
 from .translate import Event, OllamaChatStream, OpenAIChatStream, StreamDialect
 
 # OpenRouter's app attribution header; it names the tool in the user's OpenRouter activity.
@@ -87,8 +87,8 @@ def error_message(response_text: str) -> str:
     return str(error or response_text)[:300]
 
 
-def _status_error(status: int, body: str, model: str) -> ErrorStatus:
-    message = error_message(body)
+def _status_error(status: int, body: str, model: str, secrets: list[str]) -> ErrorStatus:
+    message = scrub(error_message(body), secrets)  # a backend may quote the key it refused
     if status == 404:
         return ErrorStatus(f"model {model!r} not found: {message}", status)
     if status == 429:
@@ -151,7 +151,7 @@ async def chat(
         ) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", "replace")
-                raise _status_error(response.status_code, text, request.model)
+                raise _status_error(response.status_code, text, request.model, secrets)
             with boundary(base_url, secrets=secrets, timeout=timeout, began=True):
                 async for data in response.aiter_bytes():
                     await _take(dialect.feed(data), result, started, on_progress)
@@ -194,7 +194,7 @@ async def installed_models(
     with boundary(base_url, secrets=list(headers.values()), timeout=timeout):
         response = await client.get(f"{base_url}{path}", headers=headers, timeout=timeout)
     if response.status_code != 200:
-        raise _status_error(response.status_code, response.text, "")
+        raise _status_error(response.status_code, response.text, "", list(headers.values()))
     try:
         data = response.json()
     except ValueError as exc:
