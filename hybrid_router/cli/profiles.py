@@ -135,7 +135,11 @@ def profile_data(profile: Profile) -> dict[str, Any]:
         "requiredGb": spec.memory.required_gb,
         "autoSelect": spec.auto_select,
         "loadedTogether": list(spec.memory.loaded_together),
-        "largeContextTokens": spec.large_context_tokens,
+        "largeContextTokens": (
+            spec.large_context_route.conditions.min_context_tokens
+            if spec.large_context_route
+            else None
+        ),
         "tiers": {
             name: {
                 "provider": tier.provider,

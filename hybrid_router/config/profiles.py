@@ -16,8 +16,8 @@ GB means 10^9 bytes throughout, as Ollama's library lists sizes. Tiers that shar
 its window: Ollama reloads a loaded model when a request asks for a different `num_ctx`.
 
 `render_config` turns a profile into a full router config: the embedded default with the
-profile's tiers and its name recorded (`"profile"`), and the `large-context` route set to the
-profile's figure or left out, so size is left to the context-window rule.
+profile's tiers and its name recorded (`"profile"`), and the profile's `large-context` route
+(the seed's) or none, leaving size to the context-window rule.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from .schema import (
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
+    Route,
     Tier,
 )
 
@@ -138,8 +139,10 @@ class ProfileSpec:
     tiers: dict[str, Tier]
     models: dict[str, ModelFacts]
     memory: ProfileMemory
-    # The `large-context` route's threshold, or None to leave the route out.
-    large_context_tokens: PositiveInt | None = None
+    # The `large-context` route the profile's config has (placed before the route named in
+    # `large_context_route_before`, else last), or None: size is left to the context-window rule.
+    large_context_route: Route | None = None
+    large_context_route_before: NonEmptyStr | None = None
     cloud_models: dict[str, CloudModel] = field(default_factory=dict)
     sources: tuple[NonEmptyStr, ...] = ()
 
@@ -149,6 +152,7 @@ class Profile:
     spec: ProfileSpec
     path: Path
     tiers_json: dict[str, Any]  # the tiers as written, for rendering a config
+    large_context_json: dict[str, Any] | None = None  # the route as written
 
     @property
     def name(self) -> str:
@@ -336,7 +340,16 @@ def load_profile_file(path: Path, base: Mapping[str, Any] | None = None) -> Prof
             f"{path}: name expected {path.stem!r} (the file's name); got {spec.name!r}"
         )
     _check(spec, str(path), base)
-    profile = Profile(spec, path, copy.deepcopy(data["tiers"]))
+    if spec.large_context_route is not None and spec.large_context_route.name != (
+        LARGE_CONTEXT_ROUTE
+    ):
+        raise ProfileError(f"{path}: largeContextRoute.name expected {LARGE_CONTEXT_ROUTE!r}")
+    profile = Profile(
+        spec,
+        path,
+        copy.deepcopy(data["tiers"]),
+        copy.deepcopy(data.get("largeContextRoute")),
+    )
     # The rendered config must be a valid router config too (fallback providers and so on).
     parse_config(render_config(profile, base), f"{path} (rendered as a router config)")
     return profile
@@ -386,20 +399,18 @@ def profile_for_memory(profiles: Mapping[str, Profile], memory_gb: float) -> Pro
 
 def render_config(profile: Profile, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The full router config for a profile: the default (or `base`) with the profile's tiers,
-    its name recorded first, and the `large-context` route following the profile."""
+    its name recorded first, and the profile's `large-context` route or none. The same profile
+    renders the same config whichever profile the default itself was made from."""
     source = copy.deepcopy(dict(base if base is not None else default_config_data()))
     source.pop("profile", None)
     rendered: dict[str, Any] = {"profile": profile.name, **source}
     rendered["tiers"] = copy.deepcopy(profile.tiers_json)
-    routes = []
-    for route in rendered.get("routes", []):
-        if route.get("name") == LARGE_CONTEXT_ROUTE:
-            if profile.spec.large_context_tokens is None:
-                continue
-            route.setdefault("conditions", {})["minContextTokens"] = (
-                profile.spec.large_context_tokens
-            )
-        routes.append(route)
+    routes = [r for r in rendered.get("routes", []) if r.get("name") != LARGE_CONTEXT_ROUTE]
+    if profile.large_context_json is not None:
+        names = [r.get("name") for r in routes]
+        before = profile.spec.large_context_route_before
+        at = names.index(before) if before in names else len(routes)
+        routes.insert(at, copy.deepcopy(profile.large_context_json))
     rendered["routes"] = routes
     return rendered
 
