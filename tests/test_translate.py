@@ -1,8 +1,9 @@
 """Anthropic <-> OpenAI translation (hybrid_router.providers.translate).
 
-Every PROTOCOLS.md §2.5 pitfall has a test named `test_pitfall<N>_...`. Streamed results are
-checked event by event and then reassembled by the official `anthropic` SDK, fed the bytes
-over a mock HTTP transport exactly as Claude Code's SDK would receive them.
+Every pitfall listed in hybrid_router/providers/translate/__init__.py has a test named
+`test_pitfall<N>_...`. Streamed results are checked event by event and then reassembled by the
+official `anthropic` SDK, fed the bytes over a mock HTTP transport exactly as Claude Code's SDK
+would receive them.
 """
 
 from __future__ import annotations

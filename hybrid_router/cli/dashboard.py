@@ -9,6 +9,7 @@ import click
 
 from ..core import home
 from ..core.access import TOKEN_ENV
+from .state import State, pass_state
 
 DEFAULT_PORT = 3001
 
@@ -30,7 +31,8 @@ DEFAULT_PORT = 3001
     show_default=True,
     help="Open the page in the default web browser once the server is up.",
 )
-def dashboard(host: str, port: int, open_browser: bool) -> None:
+@pass_state
+def dashboard(state: State, host: str, port: int, open_browser: bool) -> None:
     """Serve the web dashboard of the decision log (read-only) at http://HOST:PORT/dashboard.
 
     Charts of savings over time, provider mix, rule hits, fallbacks and errors, and latency
@@ -53,7 +55,13 @@ def dashboard(host: str, port: int, open_browser: bool) -> None:
             "your decision log"
         )
     database = str(home.database_path(environ))
-    app = create_dashboard_app(database, token=token if not is_loopback(host) else None)
+    allowed = state.loaded().config.proxy  # the same allowed origins and hosts as the proxy
+    app = create_dashboard_app(
+        database,
+        token=token if not is_loopback(host) else None,
+        allowed_origins=allowed.allowed_origins,
+        allowed_hosts=allowed.allowed_hosts,
+    )
     try:
         sock = bind(host, port)  # before anything is announced: a busy port is one line
     except ProxyStartError as exc:

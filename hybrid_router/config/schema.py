@@ -169,6 +169,12 @@ class Proxy:
     # How long to wait for an upstream's first event before committing to a 200 SSE response.
     first_byte_grace_seconds: PositiveFloat = 5.0
     max_body_bytes: PositiveInt = 33_554_432
+    # Web pages that may call the proxy (an `Origin` such as "http://localhost:5173"): a request
+    # a browser sends from any other page is refused, since any page can reach 127.0.0.1.
+    allowed_origins: tuple[NonEmptyStr, ...] = ()
+    # Host names besides the loopback ones that the proxy answers to while it has no token (a
+    # rebound DNS name is refused); with HYBRID_ROUTER_TOKEN the token is the gate instead.
+    allowed_hosts: tuple[NonEmptyStr, ...] = ()
     # A 429 whose Retry-After is at most this is waited out once on the same link.
     max_retry_after_seconds: Annotated[float, constraints.Ge(0)] = 2.0
     probe_on_start: bool = True

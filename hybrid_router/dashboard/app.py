@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Collection
 from contextlib import closing
 from typing import Any
 
@@ -18,7 +19,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..core.access import token_offered
+from ..core.access import browser_refusal, token_offered
 from ..log.database import connect
 from ..log.stats import PeriodError
 from .data import RuleHitCache, summary
@@ -90,12 +91,53 @@ def dashboard_routes(database_path: str, token: str | None = None) -> list[BaseR
     ]
 
 
-def create_dashboard_app(database_path: str, token: str | None = None) -> Starlette:
-    """The dashboard alone (what `hybrid-router dashboard` serves); `/` redirects to it."""
+def create_dashboard_app(
+    database_path: str,
+    token: str | None = None,
+    allowed_origins: Collection[str] = (),
+    allowed_hosts: Collection[str] = (),
+) -> BrowserGuard:
+    """The dashboard alone (what `hybrid-router dashboard` serves); `/` redirects to it.
+
+    Like the proxy, it refuses what a web page of another site (or a rebound DNS name) sends
+    (core/access.py): the log's numbers are nobody else's business."""
 
     def root(request: Request) -> Response:
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/dashboard{query}", 307)
 
     routes = [*dashboard_routes(database_path, token), Route("/", root, methods=["GET", "HEAD"])]
-    return Starlette(routes=routes)
+    return BrowserGuard(Starlette(routes=routes), token, allowed_origins, allowed_hosts)
+
+
+class BrowserGuard:
+    """An ASGI app in front of another that answers 403 to what `browser_refusal` refuses."""
+
+    def __init__(
+        self,
+        app: Starlette,
+        token: str | None,
+        allowed_origins: Collection[str],
+        allowed_hosts: Collection[str],
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.allowed_origins = allowed_origins
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {
+                name.decode("latin-1").lower(): value.decode("latin-1")
+                for name, value in scope["headers"]
+            }
+            refusal = browser_refusal(
+                headers,
+                token=self.token,
+                allowed_origins=self.allowed_origins,
+                allowed_hosts=self.allowed_hosts,
+            )
+            if refusal is not None:
+                await JSONResponse({"error": refusal}, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -3,7 +3,7 @@
 The proxy, the MCP server and the CLI consult one `FreeTierTracker` before routing to OpenRouter,
 so an exhausted free tier is skipped instead of costing a round trip (and, per user reports, a
 failed attempt may itself count against the daily cap). The tracker learns from three sources
-(PROTOCOLS.md 4.2, 4.3, 4.7, and OpenRouter's docs page `api_reference/limits`):
+(OpenRouter's documentation: the API reference's pages on limits, keys and errors):
 
 - `GET {base}/key`: `free_model_daily_requests {used, limit, remaining}` (the authoritative daily
   counter and ceiling), `is_free_tier`, and the per-key credit cap `limit` / `limit_remaining` /
@@ -54,8 +54,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The documented free-model limits (PROTOCOLS 4.2): the daily ceiling depends on lifetime credit
-# purchases (< 10 USD: 50, >= 10 USD: 1000), not on `is_free_tier`; the minute limit is fixed.
+# The documented free-model limits (OpenRouter's limits documentation): the daily ceiling
+# depends on lifetime credit purchases (< 10 USD: 50, >= 10 USD: 1000), not on `is_free_tier`;
+# the minute limit is fixed.
 FREE_DAILY_LIMIT_NO_CREDITS = 50
 FREE_DAILY_LIMIT_WITH_CREDITS = 1000
 FREE_REQUESTS_PER_MINUTE = 20

@@ -28,12 +28,21 @@ from ..config.endpoints import provider_api_key, provider_base_url
 from ..config.loading import load_config
 from ..config.schema import RouterConfig
 from ..core import home
-from ..core.access import TOKEN_ENV, is_loopback
+from ..core.access import TOKEN_ENV, browser_refusal, is_loopback
 from ..core.signals import signals_from_request
 from ..providers.link import Link
 from . import jsonio
 from .errors import error_body, request_id
-from .messages import UNAUTHORIZED, authorized, messages_endpoint, read_body
+from .messages import (
+    JSON_ONLY,
+    UNAUTHORIZED,
+    authorized,
+    header_map,
+    is_json_content,
+    messages_endpoint,
+    read_body,
+    send_json,
+)
 from .state import ProxyState
 from .upstream import Call, anthropic_headers
 from .validate import BadRequest
@@ -55,6 +64,8 @@ async def _authorized_body(request: Request, state: ProxyState) -> bytes | Respo
     """The request body, or the Anthropic-shaped error that answers instead (401, 413)."""
     if not authorized(request.headers, state.token):
         return anthropic_error(401, UNAUTHORIZED)
+    if not is_json_content(request.headers):
+        return anthropic_error(415, JSON_ONLY)
     try:
         return await read_body(request.receive, request.headers, state.config.proxy.max_body_bytes)
     except BadRequest as exc:
@@ -218,11 +229,20 @@ class ProxyApp:
         return self.routes.state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == "/v1/messages"
-            and scope["method"] == "POST"
-        ):
+        if scope["type"] != "http":
+            await self.routes(scope, receive, send)  # the lifespan
+        elif scope["path"] == "/v1/messages" and scope["method"] == "POST":
             await messages_endpoint(self.routes.state.proxy, scope, receive, send)
         else:
+            state: ProxyState = self.routes.state.proxy
+            refusal = browser_refusal(
+                header_map(scope),
+                token=state.token,
+                allowed_origins=state.config.proxy.allowed_origins,
+                allowed_hosts=state.config.proxy.allowed_hosts,
+            )
+            if refusal is not None:  # every endpoint, the mounted dashboard included
+                rid = request_id()
+                await send_json(send, 403, error_body(403, refusal, rid), {"request-id": rid})
+                return
             await self.routes(scope, receive, send)

@@ -78,7 +78,7 @@ def skip_reason(
         return f"{link.provider.api_key_env} is not set"
     reserve = min(output_reserve, signals.max_tokens or output_reserve)
     if link.window is not None and signals.estimated_tokens + reserve > link.window:
-        # Ollama would not refuse: it would silently drop the oldest messages (PROTOCOLS §3.5).
+        # Ollama would not refuse: it would silently drop the oldest messages.
         return f"~{signals.estimated_tokens:,} tokens do not fit its {link.window:,}-token window"
     if has_tools and tool_capable is False and not link.is_anthropic:
         return "it failed the tool-call probe (hybrid-router doctor)"

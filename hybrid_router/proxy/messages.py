@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.access import token_offered
+from ..core.access import browser_refusal, token_offered
 from ..core.outcomes import OUTCOME_ERROR, OUTCOME_REJECTED
 from ..core.routing import Decision, decide, decide_with_pin
 from ..core.signals import Signals, signals_from_request
@@ -67,6 +67,19 @@ async def send_json(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+JSON_ONLY = "content-type: the request body must be JSON (application/json)"
+
+
+def is_json_content(headers: Mapping[str, str]) -> bool:
+    """JSON, or no declared type (curl --data-binary, some SDKs): a browser cannot send a JSON
+    type without a preflight, so the form and text types it can send are refused."""
+    declared = headers.get("content-type")
+    if declared is None:
+        return True
+    kind = declared.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
 async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> bytes:
     """The whole request body; BadRequest(413) past `limit` bytes (declared or sent)."""
     declared = headers.get("content-length")
@@ -97,8 +110,20 @@ async def messages_endpoint(
     relay: StreamRelay | None = None
     replying = False  # a response may have begun: a second one must not follow
     try:
+        refusal = browser_refusal(
+            headers,
+            token=state.token,
+            allowed_origins=state.config.proxy.allowed_origins,
+            allowed_hosts=state.config.proxy.allowed_hosts,
+        )
+        if refusal is not None:
+            await _refuse(state, headers, send, 403, refusal, "browser")
+            return
         if not authorized(headers, state.token):
             await _refuse(state, headers, send, 401, UNAUTHORIZED, "unauthorized")
+            return
+        if not is_json_content(headers):
+            await _refuse(state, headers, send, 415, JSON_ONLY, "content-type")
             return
         try:
             raw = await read_body(receive, headers, state.config.proxy.max_body_bytes)

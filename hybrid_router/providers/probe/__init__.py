@@ -21,8 +21,8 @@ What is probed, per provider kind:
 No API key ever appears in a report: keys are sent as headers only, and any error text a server
 echoes back is scrubbed of the key before it is stored.
 
-The code is split by job: the reports and their cache in probe_report.py, the requests in
-probe_http.py, the tool round trip in probe_tools.py, the checks per kind in probe_backends.py;
+The code is split by job: the reports and their cache in report.py, the requests in http.py,
+the tool round trip in tools.py, the checks per kind in backends.py;
 this module runs them (`probe_backend`, `probe_all`). Import from here; but patch a
 constant (`TOOL_PROBE_MAX_TOKENS`, ...) in the module that defines it, where it is read.
 """

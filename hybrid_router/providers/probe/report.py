@@ -2,7 +2,7 @@
 values, the questions the proxy asks of them (`tool_capable`, `reported_window`), and the cache
 file under the home (`save_reports`, `load_reports`).
 
-`probe.py` fills these in; import them from there.
+`probe/__init__.py` fills these in; import them from there.
 """
 
 from __future__ import annotations

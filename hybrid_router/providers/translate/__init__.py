@@ -4,13 +4,27 @@ run on every proxied request. The code lives in request.py, response.py and stre
 streaming formats a backend may answer in (its dialects) in dialect.py, openai_sse.py and
 ollama_ndjson.py; import it from here.
 
-Choices (PROTOCOLS.md §2; "pitfall N" is §2.5 item N):
+The pitfalls of OpenAI-style servers that the translation handles ("pitfall N" below and in
+the code; each has a `test_pitfall<N>_...` in tests/test_translate.py):
+1. streamed tool-call fragments of several calls may interleave;
+2. tool-call arguments may be empty or missing;
+3. arguments may arrive as an object rather than a JSON string (Ollama's native API);
+4. small models write invalid JSON arguments (code fences, trailing text, double encoding);
+5. some models write a tool call as text instead of a tool call;
+6. tool-call ids may be missing, repeated or oddly spelled;
+7. tool messages must come right after the assistant message that called the tools;
+8. tool messages carry text only, so images in tool results need a user message;
+9. some servers reject JSON Schema dialect keys such as `$schema` in tool parameters;
+10. `prompt_tokens` includes cached tokens, which Anthropic counts apart;
+11. temperature ranges differ, and must not be rescaled.
+
+Choices:
 
 Request
 - `system` (string or block array) is flattened in order, blocks joined with a blank line,
   into ONE leading system message. Claude Code also puts `role: "system"` messages inside
   `messages` (the agent list, hook context). Many local chat templates reject a system
-  message anywhere but first (or break on non-alternating roles), and §2.3 prescribes one
+  message anywhere but first (or break on non-alternating roles), and the chat format expects one
   leading system message, so by default their text is appended to it (`system_messages=
   "merge"`); `system_messages="keep"` leaves them in place for servers known to cope.
 - Text-only user content becomes a plain string (blocks joined with a blank line): every

@@ -1,4 +1,4 @@
-"""Anthropic Messages request -> OpenAI Chat Completions request (see translate.py for the
+"""Anthropic Messages request -> OpenAI Chat Completions request (see translate/__init__.py for the
 documented choices). Pure and stdlib-only: it runs on every proxied request.
 """
 
@@ -133,7 +133,7 @@ def _assistant_message(content: Any) -> dict[str, Any]:
 
 def _user_messages(content: Any) -> list[dict[str, Any]]:
     """One Anthropic user turn -> `tool` messages first (OpenAI wants them right after the
-    assistant's tool_calls), then one user message with the rest (§2.5 pitfall 7)."""
+    assistant's tool_calls), then one user message with the rest (pitfall 7)."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     tool_messages: list[dict[str, Any]] = []
@@ -152,7 +152,7 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
             if part is not None:
                 parts.append(part)
     # Images returned by tools (screenshots, image Reads) travel in a user message after the
-    # tool messages, since `tool` messages carry text only (§2.5 pitfall 8).
+    # tool messages, since `tool` messages carry text only (pitfall 8).
     parts = result_images + parts
     out = tool_messages
     if parts:
@@ -261,7 +261,7 @@ def _is_server_tool(tool: dict[str, Any]) -> bool:
 
 
 def _clean_schema(schema: Any, drop: set[str]) -> Any:
-    """A copy of a JSON Schema without the keywords in `drop` (§2.5 pitfall 9)."""
+    """A copy of a JSON Schema without the keywords in `drop` (pitfall 9)."""
     if isinstance(schema, list):
         return [_clean_schema(item, drop) for item in schema]
     if not isinstance(schema, dict):

@@ -1,5 +1,5 @@
 """OpenAI Chat Completions response / error -> Anthropic Messages response / error, and the
-helpers the streaming translator shares (see translate.py for the documented choices).
+helpers the streaming translator shares (see translate/__init__.py for the documented choices).
 Pure and stdlib-only.
 """
 
@@ -34,7 +34,7 @@ def new_tool_id() -> str:
 
 
 def tool_id(raw: Any, seen: set[str]) -> str:
-    """An Anthropic-valid tool_use id. Missing ids are generated (§2.5 pitfall 6: Ollama's
+    """An Anthropic-valid tool_use id. Missing ids are generated (pitfall 6: Ollama's
     may be absent), repeated ones replaced, odd characters (`functions.Bash:0`) made safe so
     the turn can later be replayed to Anthropic, which checks `^[A-Za-z0-9_-]+$`. Claude Code
     echoes the id in its tool_result and the request translation passes it back unchanged,
@@ -56,7 +56,7 @@ def stop_reason(finish_reason: Any, has_tool_calls: bool) -> str:
 def parse_tool_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     """Tool-call arguments -> (input object, problem or None). Never raises.
 
-    Handles §2.5 pitfalls 2 (empty/missing -> {}), 3 (already an object, as from Ollama's
+    Handles pitfalls 2 (empty/missing -> {}), 3 (already an object, as from Ollama's
     native API) and 4 (invalid JSON from small models: code fences, trailing text, a
     double-encoded string are repaired; anything else becomes {} plus a problem to log)."""
     if isinstance(raw, dict):
@@ -96,7 +96,7 @@ def _repair_json(raw: str) -> Any:
 def usage_counts(usage: Any) -> dict[str, int]:
     """OpenAI usage -> Anthropic counts. OpenAI's prompt_tokens *includes* cached tokens while
     Anthropic's input_tokens excludes them (total = input + cache_read + cache_creation), so
-    the cached (and, on OpenRouter, cache-written) tokens are subtracted (§2.5 pitfall 10)."""
+    the cached (and, on OpenRouter, cache-written) tokens are subtracted (pitfall 10)."""
     if not isinstance(usage, dict):
         return {}
     details = usage.get("prompt_tokens_details") or {}
@@ -120,7 +120,7 @@ def reasoning_text(message: dict[str, Any]) -> str:
     return ""
 
 
-# --- tool calls written as text (§2.5 pitfall 5) -------------------------------------------
+# --- tool calls written as text (pitfall 5) -------------------------------------------
 
 _MARKERS = ("<tool_call>", "```", "[TOOL_CALLS]")
 _NON_BLANK = re.compile(r"\S")

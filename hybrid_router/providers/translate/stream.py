@@ -39,7 +39,7 @@ class OpenAIStreamToAnthropic:
     stream ends); each call returns the Anthropic events to send, in order.
 
     Text streams live. Tool calls are buffered by `index` and sent whole, each as one
-    tool_use block, when `finish_reason` arrives: fragments may interleave (§2.5 pitfall 1)
+    tool_use block, when `finish_reason` arrives: fragments may interleave (pitfall 1)
     and arguments may need repair (pitfall 4), neither of which can be undone once sent.
     `input_tokens` is the prompt size if the caller knows it (message_start must go out
     before the upstream reports usage). `thinking=True` maps reasoning to thinking blocks
@@ -185,7 +185,7 @@ class OpenAIStreamToAnthropic:
         if function.get("name") and not entry["name"]:
             entry["name"] = function["name"]
         arguments = function.get("arguments")
-        if isinstance(arguments, dict):  # already parsed (§2.5 pitfall 3)
+        if isinstance(arguments, dict):  # already parsed (pitfall 3)
             entry["args"] = arguments
         elif isinstance(arguments, str) and arguments:
             self._chars += len(arguments)
