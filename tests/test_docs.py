@@ -21,7 +21,10 @@ OUTSIDE = ("PROTOCOLS.md", "OBSERVED.md", "DESIGN.md", "local-llm.md", "§")
 def tracked_files() -> list[str]:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return [name for name in listed if (ROOT / name).exists()]
 
@@ -53,9 +56,7 @@ def names_file(name: str, files: list[str], where: str) -> bool:
         return any(Path(f).name == name for f in files)
     # a path: from the repository, from the package, or from the naming file's own folder
     here = str(Path(where).parent)
-    return any(
-        f == name or f.endswith("/" + name) or f == f"{here}/{name}" for f in files
-    )
+    return any(f == name or f.endswith("/" + name) or f == f"{here}/{name}" for f in files)
 
 
 def test_every_file_named_in_the_readme_and_the_code_exists():
@@ -73,9 +74,6 @@ def test_every_file_named_in_the_readme_and_the_code_exists():
 
 def test_no_text_points_at_documents_outside_the_repository():
     cited = [
-        f"{where}: {word}"
-        for where, text in texts().items()
-        for word in OUTSIDE
-        if word in text
+        f"{where}: {word}" for where, text in texts().items() for word in OUTSIDE if word in text
     ]
     assert not cited, cited
