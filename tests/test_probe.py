@@ -646,13 +646,16 @@ def test_doctor_all_usable(doctor_env: dict[str, Any]) -> None:
     assert result.exit_code == 0, out
     assert (
         f"ollama (ollama) {doctor_env['ollama'].url}: reachable, Ollama 0.14.2, "
-        "/v1/messages: yes" in out
+        "native /api/chat (the window is set per request)" in out
     )
+    # MODEL STATUS CONTEXT (the model's maximum) WINDOW (the tier's) RUNNING AT TOOLS USED BY
+    assert "RUNNING AT" in out
     rows = _rows(out)
-    assert rows[TOOLY][:3] == ["OK", "32768", "yes"]
-    assert rows[CHATTY][:3] == ["OK", "8192", "no"]
-    assert rows["qwen/qwen3-coder:free"][:3] == ["OK", "\u2014", "yes"]
-    assert rows["claude-sonnet-5"][:3] == ["OK", "\u2014", "\u2014"]
+    # status, the model's maximum, the tier's window, the window Ollama runs it at now, tools
+    assert rows[TOOLY][:5] == ["OK", "32768", "32768", "unloaded", "yes"]
+    assert rows[CHATTY][:5] == ["OK", "8192", "8192", "unloaded", "no"]
+    assert rows["qwen/qwen3-coder:free"][:5] == ["OK", "\u2014", "\u2014", "\u2014", "yes"]
+    assert rows["claude-sonnet-5"][:5] == ["OK", "\u2014", "200000", "\u2014", "\u2014"]
     assert "All 3 tiers usable." in out
     assert f"model {CHATTY} did not call a tool" in out
     assert OPENROUTER_KEY not in out and ANTHROPIC_KEY not in out
@@ -700,7 +703,7 @@ def test_doctor_window_larger_than_the_model_is_a_hint(doctor_env: dict[str, Any
     assert (
         f"tier coder says contextWindow 65536 but ollama reports 8192 for {CHATTY}" in result.output
     )
-    assert _rows(result.output)[TOOLY][2] == "\u2014"  # tools untested
+    assert _rows(result.output)[TOOLY][4] == "\u2014"  # tools untested
 
 
 def test_doctor_json_and_no_tools(doctor_env: dict[str, Any]) -> None:
@@ -730,3 +733,17 @@ def test_doctor_bad_config_is_one_line(router_home: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "invalid JSON" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_doctor_shows_the_window_ollama_runs_a_model_at(doctor_env: dict[str, Any]) -> None:
+    """A model another client loaded at Ollama's default window shows it beside the tier's."""
+    import httpx
+
+    loaded = httpx.post(
+        f"{doctor_env['ollama'].url}/api/chat",
+        json={"model": TOOLY, "messages": [{"role": "user", "content": "hi"}], "stream": False},
+        timeout=10,
+    )
+    assert loaded.status_code == 200
+    result = _doctor("--no-tools")
+    assert _rows(result.output)[TOOLY][2:4] == ["32768", "4096"]

@@ -68,7 +68,7 @@ def test_health_models_and_unknown_paths(router_home: Path) -> None:
             response = httpx.request(method, r.url + path)
             assert_anthropic_error(response, 404, "not_found_error")
             assert response.headers["request-id"].startswith("req_")
-        assert r.ollama.requests_to("/v1/messages") == [] and r.anthropic.requests == []
+        assert r.ollama.requests_to("/api/chat") == [] and r.anthropic.requests == []
 
 
 def test_messages_non_streaming_with_the_sdk(router_home: Path) -> None:
@@ -120,7 +120,7 @@ def test_streaming_with_the_sdk_and_beta_messages(router_home: Path) -> None:
             messages=[{"role": "user", "content": CODE_PROMPT}],
         )
         assert beta.content[0].text == "Hello from the fake Ollama."
-        assert r.ollama.requests_to("/v1/messages")[-1].query == {}  # ?beta=true is the proxy's
+        assert r.ollama.requests_to("/api/chat")[-1].query == {}  # ?beta=true is the proxy's
 
 
 def test_count_tokens_is_an_estimate_without_an_anthropic_key(router_home: Path) -> None:
@@ -195,7 +195,7 @@ def test_token_is_required_on_the_api_and_never_forwarded(router_home: Path) -> 
         models = httpx.get(r.url + "/v1/models")
         assert_anthropic_error(models, 401, "authentication_error")
         assert httpx.get(r.url + "/v1/models", headers={"x-api-key": TOKEN}).status_code == 200
-        assert r.ollama.requests_to("/v1/messages") == [] and r.anthropic.requests == []
+        assert r.ollama.requests_to("/api/chat") == [] and r.anthropic.requests == []
 
         with (
             anthropic.Anthropic(base_url=r.url, api_key="wrong", max_retries=0) as client,
@@ -292,7 +292,7 @@ def test_malformed_bodies_get_a_4xx_anthropic_error(shared_rig: Rig, case: str) 
     if case not in ("not json", "not utf-8", "empty", "deep nesting", "deep nesting in content"):
         count = proxy_rig.post(raw, path="/v1/messages/count_tokens")
         assert 400 <= count.status_code < 500 or count.status_code == 200, count.text
-    assert proxy_rig.ollama.requests_to("/v1/messages") == []
+    assert proxy_rig.ollama.requests_to("/api/chat") == []
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +323,7 @@ def test_bodies_over_max_body_bytes_get_413(router_home: Path) -> None:
         counted = r.post(big, path="/v1/messages/count_tokens")
         assert_anthropic_error(counted, 413)
         assert r.post(body()).status_code == 200  # under the limit: answered
-        assert len(r.ollama.requests_to("/v1/messages")) == 1
+        assert len(r.ollama.requests_to("/api/chat")) == 1
 
 
 WRONGLY_TYPED_BLOCKS = {
@@ -339,7 +339,7 @@ WRONGLY_TYPED_BLOCKS = {
 
 def test_wrongly_typed_blocks_on_the_openai_path_are_4xx(router_home: Path) -> None:
     """Valid JSON, valid top-level shape, wrong types inside blocks: still a 4xx, never a 5xx."""
-    with rig(router_home, ollama_version="0.13.5") as r:  # old Ollama: OpenAI chat completions
+    with rig(router_home, ollama_protocol="openai") as r:  # OpenAI chat completions
         statuses = {}
         for name, content in WRONGLY_TYPED_BLOCKS.items():
             for stream in (False, True):
@@ -440,16 +440,12 @@ def test_pinned_turn_keeps_its_route_through_tool_round_trips(router_home: Path)
             second = stream.get_final_message()
         assert second.content[0].text == "done" and second.stop_reason == "end_turn"
 
-        requests = r.ollama.requests_to("/v1/messages")
+        requests = r.ollama.requests_to("/api/chat")
         assert [q.body["model"] for q in requests] == [FAST_MODEL, FAST_MODEL]
-        continuation = requests[1].body["messages"]
-        sent_call = continuation[1]["content"][0]
-        assert (sent_call["type"], sent_call["id"], sent_call["input"]) == (
-            "tool_use",
-            call.id,
-            {"command": "ls -la"},
-        )
-        assert continuation[2]["content"][0]["tool_use_id"] == call.id
+        continuation = requests[1].body["messages"]  # Ollama's native chat
+        sent_call = continuation[1]["tool_calls"][0]["function"]
+        assert (sent_call["name"], sent_call["arguments"]) == ("Bash", {"command": "ls -la"})
+        assert continuation[2] == {"role": "tool", "content": "a.py\nb.py", "tool_name": "Bash"}
         rows = r.rows(2)
         assert [(row["rule"], row["model"], row["session_id"]) for row in rows] == [
             ("file-operations", FAST_MODEL, session)

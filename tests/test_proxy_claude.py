@@ -1,8 +1,9 @@
 """The real Claude Code CLI (`claude -p`, tests/node) through the proxy, offline.
 
-ANTHROPIC_BASE_URL points the CLI at the proxy; the proxy routes to a FakeOllama (Ollama 0.14+,
-so the Messages API on /v1/messages) and falls back to a FakeAnthropic. Each test asserts what
-the CLI answered, what the upstreams received and the decision rows the proxy logged.
+ANTHROPIC_BASE_URL points the CLI at the proxy; the proxy routes to a FakeOllama (through its
+native /api/chat, which sets each request's context window) and falls back to a FakeAnthropic.
+Each test asserts what the CLI answered, what the upstreams received and the decision rows the
+proxy logged.
 
 The CLI's main request is ~20k tokens (24 tools, the long system prompt): over the default
 `coder` window, so the local tiers here get a 200k window to keep it local.
@@ -84,33 +85,21 @@ def proxy_rows(router_home: Path) -> list[dict[str, Any]]:
 
 
 def messages_to(server: FakeOllama) -> list[dict[str, Any]]:
-    return [r.body for r in server.requests_to("/v1/messages", "POST") if isinstance(r.body, dict)]
+    return [r.body for r in server.requests_to("/api/chat", "POST") if isinstance(r.body, dict)]
 
 
 def is_title(body: dict[str, Any]) -> bool:
     """Claude Code's session-title request, as forwarded (the proxy drops `output_config`, which
     only Anthropic reads, so it is known by its system prompt)."""
-    system = body.get("system")
-    text = (
-        system
-        if isinstance(system, str)
-        else " ".join(b.get("text", "") for b in system or [] if isinstance(b, dict))
+    text = " ".join(
+        str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"
     )
     return "title" in text and "<session>" in json.dumps(body.get("messages"))
 
 
 def tool_result_texts(body: dict[str, Any]) -> list[str]:
-    texts = []
-    for message in body.get("messages", []):
-        if message.get("role") != "user" or not isinstance(message.get("content"), list):
-            continue
-        for block in message["content"]:
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                content = block.get("content")
-                if isinstance(content, list):
-                    content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
-                texts.append(str(content))
-    return texts
+    """The tool results of an Ollama `/api/chat` body (`tool` messages)."""
+    return [str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "tool"]
 
 
 def test_cli_answer_comes_from_the_local_backend(
@@ -128,8 +117,10 @@ def test_cli_answer_comes_from_the_local_backend(
     assert len(main) == 1
     body = main[0]
     assert body["model"] == CODER_MODEL
-    assert all(m["role"] != "system" for m in body["messages"])  # moved into `system`
+    roles = [m["role"] for m in body["messages"]]
+    assert roles[0] == "system" and roles.count("system") == 1  # one leading system message
     assert len(body["tools"]) > 10  # Claude Code's tools went along
+    assert body["options"]["num_ctx"] == BIG_WINDOW  # the tier's window, set on the request
     rows = proxy_rows(router_home)
     assert len(rows) == 1, rows
     row = rows[0]
@@ -174,15 +165,13 @@ def test_cli_tool_round_trip_through_the_proxy(
     assert any("hello-proxy" in text for text in tool_result_texts(main[1])), main[1]["messages"][
         -1
     ]
-    # The continuation carries the assistant's tool_use, as the local model produced it.
+    # The continuation carries the assistant's tool call, as the local model produced it.
     assistant = [m for m in main[1]["messages"] if m["role"] == "assistant"]
-    uses = [
-        b
-        for m in assistant
-        for b in m["content"]
-        if isinstance(b, dict) and b.get("type") == "tool_use"
+    calls = [c["function"] for m in assistant for c in m.get("tool_calls", [])]
+    assert [(c["name"], c["arguments"]) for c in calls] == [
+        ("Bash", {"command": "echo hello-proxy"})
     ]
-    assert [(u["name"], u["input"]) for u in uses] == [("Bash", {"command": "echo hello-proxy"})]
+    assert [m.get("tool_name") for m in main[1]["messages"] if m["role"] == "tool"] == ["Bash"]
     rows = proxy_rows(router_home)
     assert [(r["provider"], r["model"], r["outcome"]) for r in rows] == [
         ("ollama", CODER_MODEL, "ok")
@@ -242,8 +231,9 @@ def test_cli_title_request_goes_to_the_fast_tier(
     bodies = messages_to(ollama)
     titles = [b for b in bodies if is_title(b)]
     assert len(titles) == 1, [b["model"] for b in bodies]
-    assert titles[0]["model"] == FAST_MODEL and titles[0]["tools"] == []
+    assert titles[0]["model"] == FAST_MODEL and "tools" not in titles[0]
     assert "output_config" not in titles[0]  # Anthropic-only: not sent to Ollama
+    assert titles[0]["format"]["required"] == ["title"]  # the JSON schema, as Ollama's `format`
     turns = [b for b in bodies if not is_title(b)]
     assert [b["model"] for b in turns] == [CODER_MODEL]
     rows = proxy_rows(router_home)

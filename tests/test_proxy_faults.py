@@ -64,13 +64,13 @@ def test_failures_before_the_first_byte_move_to_the_next_link(
     data["providers"]["ollama"]["readTimeout"] = 0.4
     with rig(router_home, config_data=data, ollama_down=fault == "connection refused") as r:
         if fault == "timeout":
-            r.ollama.delay(5, path="/v1/messages")
+            r.ollama.delay(5, path="/api/chat")
         elif fault == "429 with a long retry-after":
-            r.ollama.fail(429, "slow down", path="/v1/messages", headers={"Retry-After": "30"})
+            r.ollama.fail(429, "slow down", path="/api/chat", headers={"Retry-After": "30"})
         elif fault == "broken before any content":
-            r.ollama.break_stream("/v1/messages", after=0, times=None)
+            r.ollama.break_stream("/api/chat", after=0, times=None)
         elif fault != "connection refused":
-            r.ollama.fail(int(fault), "injected", path="/v1/messages")
+            r.ollama.fail(int(fault), "injected", path="/api/chat")
         started = time.monotonic()
         if fault == "broken before any content":  # (only streams can break: FakeOllama's fault)
             plain = r.post(body(stream=True))
@@ -85,7 +85,7 @@ def test_failures_before_the_first_byte_move_to_the_next_link(
         assert "event: error" not in streamed.text and _text_of(streamed.text) == ANTHROPIC_TEXT
         assert time.monotonic() - started < 4  # no 30 s retry-after, no 5 s delay waited out
         expected_tries = 0 if fault == "connection refused" else 2
-        assert len(r.ollama.requests_to("/v1/messages")) == expected_tries
+        assert len(r.ollama.requests_to("/api/chat")) == expected_tries
         assert [q.body["model"] for q in r.anthropic.main_requests()] == [CLAUDE, CLAUDE]
         rows = r.rows(2)
         for row in rows:
@@ -100,9 +100,7 @@ def test_failures_before_the_first_byte_move_to_the_next_link(
 
 def test_429_with_a_short_retry_after_is_retried_once_on_the_same_link(router_home: Path) -> None:
     with rig(router_home) as r:
-        r.ollama.fail(
-            429, "slow down", path="/v1/messages", headers={"Retry-After": "0.3"}, times=1
-        )
+        r.ollama.fail(429, "slow down", path="/api/chat", headers={"Retry-After": "0.3"}, times=1)
         started = time.monotonic()
         response = r.post(body(stream=True))
         assert response.status_code == 200
@@ -112,12 +110,10 @@ def test_429_with_a_short_retry_after_is_retried_once_on_the_same_link(router_ho
         [row] = r.rows(1)
         assert (row["provider"], row["outcome"], row["fallback_from"]) == ("ollama", "ok", None)
 
-        r.ollama.fail(
-            429, "slow down", path="/v1/messages", headers={"Retry-After": "0.1"}, times=2
-        )
+        r.ollama.fail(429, "slow down", path="/api/chat", headers={"Retry-After": "0.1"}, times=2)
         again = r.post(body())  # a second 429 on the retry: the next link
         assert again.json()["content"][0]["text"] == ANTHROPIC_TEXT
-        assert len(r.ollama.requests_to("/v1/messages")) == 4
+        assert len(r.ollama.requests_to("/api/chat")) == 4
 
 
 def test_anthropic_429_with_retry_after_zero_is_retried(router_home: Path) -> None:
@@ -147,7 +143,7 @@ def test_anthropics_own_error_bodies_reach_the_client_unchanged(
         assert error["request_id"].startswith("req_fake_")  # Anthropic's body, not a rewrap
 
         # Ollama fails first, then Anthropic's 529 is the chain's last word.
-        r.ollama.fail(500, "boom", path="/v1/messages")
+        r.ollama.fail(500, "boom", path="/api/chat")
         r.anthropic.enqueue(anthropic_error_reply(529))
         overloaded = r.post(body(stream=stream))
         error = assert_anthropic_error(overloaded, 529, "overloaded_error")
@@ -207,20 +203,24 @@ def test_nothing_answers_gives_an_anthropic_error_not_a_hang(router_home: Path) 
 
 
 @pytest.mark.parametrize(
-    ("version", "fault"),
+    ("protocol", "fault"),
     [
-        ("0.14.2", "break"),
-        ("0.14.2", "stream_error"),
-        ("0.13.5", "break"),
-        ("0.13.5", "stream_error"),
+        ("ollama", "break"),
+        ("ollama", "stream_error"),
+        ("anthropic", "break"),
+        ("anthropic", "stream_error"),
+        ("openai", "break"),
+        ("openai", "stream_error"),
     ],
 )
 def test_a_failure_mid_stream_ends_with_an_sse_error(
-    router_home: Path, version: str, fault: str
+    router_home: Path, protocol: str, fault: str
 ) -> None:
-    path = "/v1/messages" if version == "0.14.2" else "/v1/chat/completions"
+    path = {"ollama": "/api/chat", "anthropic": "/v1/messages", "openai": "/v1/chat/completions"}[
+        protocol
+    ]
     with (
-        rig(router_home, ollama_version=version) as r,
+        rig(router_home, ollama_protocol=protocol) as r,
         anthropic.Anthropic(
             base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10
         ) as client,
@@ -279,8 +279,8 @@ def test_anthropics_own_mid_stream_error_event_is_forwarded_unchanged(router_hom
 def test_pings_flow_while_the_upstream_is_silent(router_home: Path) -> None:
     data = config(pingIntervalSeconds=0.2, firstByteGraceSeconds=0.2)
     with rig(router_home, config_data=data) as r:
-        r.ollama.delay(1.2, path="/v1/messages", times=1)
-        r.ollama.script(CODER_MODEL, "slow words")
+        r.ollama.delay(1.2, path="/api/chat", times=1)
+        r.ollama.script(CODER_MODEL, "slow words come one by one")
         r.ollama.line_delay = 0.35  # silence between the chunks too
         started = time.monotonic()
         lines = []
@@ -303,8 +303,8 @@ def test_pings_flow_while_the_upstream_is_silent(router_home: Path) -> None:
         before = all_names.index("message_start")
         assert before >= 3, all_names  # 1.2 s of silence, a ping every 0.2 s after 0.2 s of grace
         assert all_names[before:].count("ping") >= 4, all_names  # the 0.35 s gaps between events
-        assert _text_of(raw) == "slow words"
-        assert names.count("content_block_delta") == 2
+        assert _text_of(raw) == "slow words come one by one"
+        assert names.count("content_block_delta") == 6
 
 
 def test_pings_then_fallback_then_error_event(router_home: Path) -> None:
@@ -317,8 +317,8 @@ def test_pings_then_fallback_then_error_event(router_home: Path) -> None:
             base_url=r.url, api_key=CLIENT_KEY, max_retries=0, timeout=10
         ) as client,
     ):
-        r.ollama.delay(0.8, path="/v1/messages")
-        r.ollama.fail(500, "crashed after loading", path="/v1/messages")
+        r.ollama.delay(0.8, path="/api/chat")
+        r.ollama.fail(500, "crashed after loading", path="/api/chat")
         fallback = r.post(body(stream=True))
         assert fallback.status_code == 200
         names = assert_anthropic_sse(fallback.text)
@@ -386,13 +386,13 @@ def test_exactly_one_row_per_answered_request_with_usage_cost_and_timing(router_
             model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": SECURITY_PROMPT}]
         ) as stream:
             usages.append(stream.get_final_message().usage)
-        r.ollama.fail(503, "loading", path="/v1/messages", times=1)
+        r.ollama.fail(503, "loading", path="/api/chat", times=1)
         usages.append(
             client.messages.create(
                 model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": CODE_PROMPT}]
             ).usage
         )
-        r.ollama.fail(503, "loading", path="/v1/messages", times=1)
+        r.ollama.fail(503, "loading", path="/api/chat", times=1)
         r.anthropic.enqueue(anthropic_error_reply(500))
         with pytest.raises(anthropic.InternalServerError):
             client.messages.create(
@@ -485,7 +485,7 @@ def test_no_keys_and_no_prompt_text_in_the_database(router_home: Path, store_pro
             r.post(body(prompt + " " + SECURITY_PROMPT, stream=True), headers=auth).status_code
             == 200
         )
-        r.ollama.fail(500, "down", path="/v1/messages", times=1)
+        r.ollama.fail(500, "down", path="/api/chat", times=1)
         assert r.post(body(prompt), headers=auth).status_code == 200  # OpenRouter
         rows = r.rows(3)
         assert [row["provider"] for row in rows] == ["ollama", "anthropic", "openrouter"]

@@ -118,7 +118,7 @@ class Rig:
         assert len(rows) == expected, rows
         return rows
 
-    def ollama_models(self, path: str = "/v1/messages") -> list[str]:
+    def ollama_models(self, path: str = "/api/chat") -> list[str]:
         return [r.body["model"] for r in self.ollama.requests_to(path)]
 
 
@@ -132,6 +132,7 @@ def rig(
     env: dict[str, str] | None = None,
     ollama_down: bool = False,
     ollama_models: tuple[str, ...] = (CODER_MODEL, FAST_MODEL),
+    ollama_protocol: str | None = None,
 ) -> Iterator[Rig]:
     """FakeOllama (the router's models installed), FakeAnthropic, optionally FakeOpenRouter
     (started by the caller or here), and the proxy in front of them."""
@@ -155,7 +156,10 @@ def rig(
             environ["HYBRID_ROUTER_OPENROUTER_URL"] = openrouter.base_url
             environ["OPENROUTER_API_KEY"] = openrouter.api_key
         environ.update(env or {})
-        proxy = stack.enter_context(running_proxy(environ, config_data or config()))
+        data = config_data or config()
+        if ollama_protocol is not None:  # default: "auto", Ollama's native /api/chat
+            data["providers"]["ollama"]["protocol"] = ollama_protocol
+        proxy = stack.enter_context(running_proxy(environ, data))
         yield Rig(proxy, ollama, anthropic, openrouter, router_home, environ)
 
 

@@ -39,12 +39,19 @@ from test_proxy_support import (
 
 
 @pytest.mark.parametrize(
-    ("version", "path"),
-    [("0.14.2", "/v1/messages"), ("0.33.0", "/v1/messages"), ("0.13.5", "/v1/chat/completions")],
+    ("version", "protocol", "path"),
+    [
+        ("0.13.5", None, "/api/chat"),  # auto: the native API, whatever the version
+        ("0.33.0", None, "/api/chat"),
+        ("0.14.2", "anthropic", "/v1/messages"),  # chosen in the config
+        ("0.14.2", "openai", "/v1/chat/completions"),
+    ],
 )
-def test_ollama_api_follows_its_version(router_home: Path, version: str, path: str) -> None:
+def test_ollama_is_spoken_to_in_the_configured_api(
+    router_home: Path, version: str, protocol: str | None, path: str
+) -> None:
     with (
-        rig(router_home, ollama_version=version) as r,
+        rig(router_home, ollama_version=version, ollama_protocol=protocol) as r,
         anthropic.Anthropic(base_url=r.url, api_key=CLIENT_KEY, max_retries=0) as client,
     ):
         r.ollama.script(
@@ -75,8 +82,11 @@ def test_ollama_api_follows_its_version(router_home: Path, version: str, path: s
 
         sent = r.ollama.requests_to(path)
         assert [q.body["model"] for q in sent] == [CODER_MODEL] * 3
-        other = "/v1/chat/completions" if path == "/v1/messages" else "/v1/messages"
-        assert r.ollama.requests_to(other) == []
+        others = {"/api/chat", "/v1/messages", "/v1/chat/completions"} - {path}
+        assert all(r.ollama.requests_to(other) == [] for other in others)
+        if path == "/api/chat":  # the tier's window on every request, the answer within it
+            assert {q.body["options"]["num_ctx"] for q in sent} == {16384}
+            assert all(q.body["options"]["num_predict"] <= 300 for q in sent)
         rows = r.rows(3)
         assert [(row["provider"], row["outcome"]) for row in rows] == [("ollama", "ok")] * 3
         assert all(row["output_tokens"] > 0 and row["input_tokens"] > 0 for row in rows)
@@ -84,7 +94,7 @@ def test_ollama_api_follows_its_version(router_home: Path, version: str, path: s
 
 def test_claude_code_body_is_adapted_for_ollamas_messages_api(router_home: Path) -> None:
     cc = claude_code_body(CODE_PROMPT, tool_count=3, tool_description_chars=300)
-    with rig(router_home) as r:
+    with rig(router_home, ollama_protocol="anthropic") as r:
         response = r.post(cc)
         assert response.status_code == 200
         assert_anthropic_sse(response.text)
@@ -104,7 +114,7 @@ def test_ollama_never_gets_more_than_its_window(router_home: Path) -> None:
     with rig(router_home) as r:
         response = r.post(claude_code_body(CODE_PROMPT))
         assert response.status_code == 200
-        assert r.ollama.requests_to("/v1/messages") == []
+        assert r.ollama.requests_to("/api/chat") == []
         [row] = r.rows(1)
         assert (row["rule"], row["provider"], row["model"]) == (
             "context-window",
@@ -119,7 +129,7 @@ def test_a_fallback_whose_window_is_too_small_is_skipped(router_home: Path) -> N
     data = config()
     data["tiers"]["fast"]["fallbacks"] = [{"provider": "ollama", "model": CODER_MODEL}]
     with rig(router_home, config_data=data) as r:
-        r.ollama.fail(500, "model crashed", path="/v1/messages", times=1)
+        r.ollama.fail(500, "model crashed", path="/api/chat", times=1)
         payload = body("hello " + "lorem ipsum dolor " * 4000, model=HAIKU, max_tokens=1000)
         response = r.post(payload)
         assert response.status_code == 200, response.text

@@ -24,6 +24,7 @@ def test_migrations_on_an_empty_database_are_recorded_and_idempotent():
         "m002_index_decisions",
         "m003_daily_totals",
         "m004_pins_and_sessions",
+        "m005_index_error_classes",
     ]
     names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     assert names == applied
@@ -195,5 +196,9 @@ def test_daily_totals_migration_backfills_an_existing_log():
         "VALUES (?, 'cli', 'r', ?, 'm', 'ok', ?)",
         [(1_700_000_000 + i * 30_000, ("a", "b")[i % 2], 0.5) for i in range(30)],
     )
-    assert migrate(conn) == ["m003_daily_totals", "m004_pins_and_sessions"]
+    assert migrate(conn) == [
+        "m003_daily_totals",
+        "m004_pins_and_sessions",
+        "m005_index_error_classes",
+    ]
     assert _totals(conn) == _totals_from_raw(conn)

@@ -80,30 +80,46 @@ def _backend_line(report: BackendReport) -> str:
     if report.version:
         version = report.version
         parts.append(f"Ollama {version}" if report.kind == "ollama" else version)
-    if report.kind == "ollama" and report.messages_api is not None:
-        parts.append(f"/v1/messages: {'yes' if report.messages_api else 'no'}")
+    if report.kind == "ollama":
+        # The proxy and the MCP delegate speak /api/chat, setting each request's window.
+        parts.append("native /api/chat (the window is set per request)")
     if report.error:
         parts.append(f"error: {report.error}")
     return f"{head}: {', '.join(parts)}"
 
 
-def _table(report: BackendReport, roles: dict[tuple[str, str], list[str]]) -> list[str]:
-    rows = [("MODEL", "STATUS", "CONTEXT", "TOOLS", "USED BY")]
+def _runtime_text(report: BackendReport, entry: ModelReport) -> str:
+    if report.kind != "ollama":
+        return DASH
+    return str(entry.runtime_context) if entry.runtime_context else "unloaded"
+
+
+def _table(
+    report: BackendReport, roles: dict[tuple[str, str], list[str]], config: RouterConfig
+) -> list[str]:
+    """MODEL, STATUS, CONTEXT (the model's maximum), WINDOW (its tier's, what requests run
+    with), RUNNING AT (Ollama: the window it is loaded with now), TOOLS, USED BY."""
+    windows = {(t.provider, t.model): t.context_window for t in config.tiers.values()}
+    rows = [("MODEL", "STATUS", "CONTEXT", "WINDOW", "RUNNING AT", "TOOLS", "USED BY")]
     for entry in report.models:
+        window = windows.get((report.provider, entry.model))
         rows.append(
             (
                 entry.model,
                 _status_text(report, entry),
                 str(entry.context_window) if entry.context_window else DASH,
+                str(window) if window else DASH,
+                _runtime_text(report, entry),
                 _tools_text(entry),
                 ", ".join(roles.get((report.provider, entry.model), [])),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
     lines = []
     for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
-        lines.append(("  " + "  ".join(cells) + "  " + row[4]).rstrip())
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:columns])]
+        lines.append(("  " + "  ".join(cells) + "  " + row[columns]).rstrip())
     for entry in report.models:
         if entry.detail:
             lines.append(f"    {entry.model}: {entry.detail}")
@@ -145,10 +161,6 @@ def _hints(reports: list[BackendReport], config: RouterConfig) -> list[str]:
             continue
         if report.error:
             hints.append(f"{report.provider}: {report.error}")
-        if report.kind == "ollama" and report.messages_api is False:
-            hints.append(
-                f"Ollama {report.version} has no /v1/messages (added in 0.14): upgrade Ollama"
-            )
         for entry in report.models:
             hints.extend(_model_hints(report, entry, config))
     return hints
@@ -205,7 +217,7 @@ def render_report(reports: list[BackendReport], config: RouterConfig) -> tuple[s
     lines: list[str] = []
     for report in reports:
         lines.append(_backend_line(report))
-        lines.extend(_table(report, roles))
+        lines.extend(_table(report, roles, config))
         lines.append("")
     usable = {
         name: _usable(reports, config, tier.provider, tier.model)

@@ -108,10 +108,13 @@ class Provider:
     connect_timeout: PositiveFloat = 5.0
     read_timeout: PositiveFloat = 300.0
     description: str = ""
-    # The API the proxy speaks to this backend. auto: Anthropic's Messages API for `anthropic`,
-    # and for `ollama` when it is 0.14 or later; OpenAI chat completions otherwise. `anthropic`
-    # suits OpenAI-compatible servers that also serve /v1/messages (llama.cpp's llama-server).
-    protocol: Literal["auto", "anthropic", "openai"] = "auto"
+    # The API the proxy speaks to this backend. auto: Anthropic's Messages API for `anthropic`;
+    # Ollama's native /api/chat for `ollama` (the only Ollama API that sets the context window
+    # per request: its /v1 endpoints run at the server's default and silently drop what does
+    # not fit); OpenAI chat completions otherwise. `anthropic` suits OpenAI-compatible servers
+    # that also serve /v1/messages (llama.cpp's llama-server) and Ollama 0.14+ run with an
+    # OLLAMA_CONTEXT_LENGTH that holds every request.
+    protocol: Literal["auto", "anthropic", "openai", "ollama"] = "auto"
 
 
 @dataclass(frozen=True)

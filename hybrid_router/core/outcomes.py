@@ -16,6 +16,10 @@ OUTCOME_ROUTED = "routed"  # a decision only (hooks, `route --log`): nothing was
 OUTCOME_DECLINED = "declined"  # a surface chose not to act (delegate_to_local on premium work)
 OUTCOME_CANCELLED = "cancelled"  # the client went away before the answer ended
 OUTCOME_REJECTED = "rejected"  # refused before routing: malformed body, too large, no token
+# An error class stats count apart: a local server read fewer than half the prompt tokens the
+# router counted, so it ran with a smaller window than the request and dropped the oldest part.
+ERROR_CONTEXT_TRUNCATED = "context-truncated"
+
 # Sources: which surface wrote a row.
 SOURCE_PROXY = "proxy"  # a request the proxy answered (or refused)
 SOURCE_HOOK = "hook"  # a prompt the UserPromptSubmit hook classified

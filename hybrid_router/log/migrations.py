@@ -164,11 +164,21 @@ def _m004_pins_and_sessions(db: Any) -> None:
     )
 
 
+def _m005_index_error_classes(db: Any) -> None:
+    """Rows by error class and time, only for the few rows that have one: counting one class
+    over a period (say, prompts a local server cut) reads those rows, not the whole log."""
+    db.execute(
+        "CREATE INDEX idx_decisions_error_class ON decisions (error_class, ts) "
+        "WHERE error_class IS NOT NULL"
+    )
+
+
 MIGRATIONS: tuple[Callable[[Any], None], ...] = (
     _m001_create_decisions,
     _m002_index_decisions,
     _m003_daily_totals,
     _m004_pins_and_sessions,
+    _m005_index_error_classes,
 )
 
 

@@ -75,6 +75,11 @@ def stats_text(stats: Stats) -> str:
     lines.append(f"Cost without router  {money(stats.baseline_cost)}")
     lines.append(f"Saved                {money(stats.savings)} ({stats.savings_percent:.1f}%)")
     lines.append(f"Fallbacks {stats.fallbacks:,}   Errors {stats.errors:,}")
+    if stats.context_truncated:
+        lines.append(
+            f"Prompts a local server cut (it read under half the tokens): "
+            f"{stats.context_truncated:,}"
+        )
     return "\n".join(lines)
 
 

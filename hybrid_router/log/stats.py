@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.outcomes import OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_REJECTED, OUTCOME_ROUTED
+from ..core.outcomes import (
+    ERROR_CONTEXT_TRUNCATED,
+    OUTCOME_ERROR,
+    OUTCOME_FALLBACK,
+    OUTCOME_REJECTED,
+    OUTCOME_ROUTED,
+)
 from .periods import period_rows
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -79,6 +85,9 @@ class Stats:
     baseline_cost: float = 0.0
     fallbacks: int = 0
     errors: int = 0
+    # Requests a local server answered after dropping part of the prompt (error class
+    # context-truncated): the answer came from less than the conversation.
+    context_truncated: int = 0
     providers: list[ProviderStats] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -109,6 +118,7 @@ class Stats:
             "savings_percent": round(self.savings_percent, 2),
             "fallbacks": self.fallbacks,
             "errors": self.errors,
+            "context_truncated": self.context_truncated,
             "outcomes": dict(self.outcomes),
             "providers": [
                 {
@@ -233,4 +243,28 @@ def compute_stats(
     for entry in by_provider.values():
         entry.share = entry.requests / result.requests if result.requests else 0.0
     result.providers = sorted(by_provider.values(), key=lambda p: (-p.requests, p.provider))
+    result.context_truncated = _count_error_class(
+        conn, ERROR_CONTEXT_TRUNCATED, since, until, source, session
+    )
     return result
+
+
+def _count_error_class(
+    conn: sqlite3.Connection,
+    error_class: str,
+    since: float | None,
+    until: float,
+    source: str | None,
+    session: str | None,
+) -> int:
+    """Rows of one error class in the period (through the error-class index: few rows)."""
+    sql = "SELECT COUNT(*) FROM decisions WHERE error_class = ? AND ts >= ? AND ts <= ?"
+    params: list[Any] = [error_class, since if since is not None else float("-inf"), until]
+    if source is not None:
+        sql += " AND source = ?"
+        params.append(source)
+    if session is not None:
+        sql += " AND session_id = ?"
+        params.append(session)
+    (count,) = conn.execute(sql, params).fetchone()
+    return int(count)

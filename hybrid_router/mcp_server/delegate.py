@@ -200,12 +200,16 @@ def _estimated_tokens(messages: list[ChatMessage]) -> int:
 
 
 def _num_ctx(link: Link, tokens: int, max_tokens: int) -> int | None:
+    """The window an Ollama call runs with: the tier's, the same value the proxy sends, so that
+    Ollama keeps one loaded copy of the model instead of reloading it for each new size; for a
+    model outside the tiers, enough for this task."""
     if link.provider.kind != "ollama":
         return None
+    if link.window:
+        return link.window
     needed = tokens + max_tokens
     rounded = -(-needed // 1024) * 1024
-    size = max(MIN_OLLAMA_CONTEXT, rounded)
-    return min(size, link.window) if link.window else size
+    return max(MIN_OLLAMA_CONTEXT, rounded)
 
 
 # --- the tool ----------------------------------------------------------------------------------

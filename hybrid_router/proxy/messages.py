@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.access import browser_refusal, token_offered
-from ..core.outcomes import OUTCOME_ERROR, OUTCOME_REJECTED
+from ..core.outcomes import OUTCOME_ERROR, OUTCOME_REJECTED, SOURCE_PROXY
 from ..core.routing import Decision, decide, decide_with_pin
 from ..core.signals import Signals, signals_from_request
 from ..core.table import Target
@@ -175,6 +175,7 @@ def _exchange(
     ]
     has_tools = bool(body.get("tools"))
     client_auth = client_has_auth(headers, state.token)
+    reserve = state.config.output_reserve_tokens
     usable, skipped = [], []
     for link in links:
         reason = skip_reason(
@@ -198,6 +199,7 @@ def _exchange(
         estimated_tokens=signals.estimated_tokens,
         proxy_token=state.token,
         requested_model=body["model"],
+        answer_room=min(reserve, signals.max_tokens or reserve),
     )
     return Exchange(
         call=call,
@@ -255,7 +257,7 @@ def _log_row(
         decision_row(
             None,
             None,
-            source="proxy",
+            source=SOURCE_PROXY,
             store_prompts=False,
             outcome=outcome,
             rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",

@@ -17,7 +17,14 @@ from typing import Any
 
 from ..config.pricing import baseline_cost, request_cost
 from ..config.schema import RouterConfig
-from ..core.outcomes import OUTCOME_CANCELLED, OUTCOME_ERROR, OUTCOME_FALLBACK, OUTCOME_OK
+from ..core.outcomes import (
+    ERROR_CONTEXT_TRUNCATED,
+    OUTCOME_CANCELLED,
+    OUTCOME_ERROR,
+    OUTCOME_FALLBACK,
+    OUTCOME_OK,
+    SOURCE_PROXY,
+)
 from ..core.routing import Decision
 from ..core.signals import Signals
 from ..core.usage import Usage
@@ -138,6 +145,23 @@ class Exchange:
             self.failures[-1][1].error_class if self.failures and link is None else None
         )
         usage = self.usage
+        if (
+            error_class is None
+            and link is not None
+            and not link.is_anthropic
+            and 0 < usage.input_tokens * 2 < self.signals.estimated_tokens
+        ):
+            # The server read fewer than half the tokens the router counted: it ran with a
+            # smaller window than the request and dropped the oldest part (an OpenAI-style
+            # server cannot be told the window). Not the `truncated` outcome, which is an answer
+            # cut at max_tokens.
+            error_class = ERROR_CONTEXT_TRUNCATED
+        reason = self.decision.reason
+        if link is not None and fallback_from and (self.skipped or self.failures):
+            passed = [f"skipped {text}" for text in self.skipped] + [
+                f"failed {label}: {failure}" for label, failure in self.failures
+            ]
+            reason = f"{reason}; {'; '.join(passed)}"
         decision, signals, config, priced = (
             self.decision,
             self.signals,
@@ -150,7 +174,7 @@ class Exchange:
             return decision_row(
                 decision,
                 signals,
-                source="proxy",
+                source=SOURCE_PROXY,
                 store_prompts=config.store_prompts,
                 outcome=outcome,
                 provider=provider,
@@ -165,6 +189,7 @@ class Exchange:
                 ttft_ms=ttft_ms,
                 error_class=error_class,
                 fallback_from=fallback_from,
+                reason=reason,
             )
 
         self.write_row(row)

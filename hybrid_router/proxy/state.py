@@ -27,8 +27,6 @@ from .http1 import HttpClient
 from .upstream import Opened
 
 log = logging.getLogger("hybrid_router.proxy")
-OLLAMA_MESSAGES_API = (0, 14)  # Ollama serves /v1/messages from 0.14 on
-VERSION_TTL_SECONDS = 300.0
 
 
 class ProxyState:
@@ -37,6 +35,13 @@ class ProxyState:
     def __init__(self, config: RouterConfig, environ: dict[str, str], token: str | None) -> None:
         self.config = config
         self.table: RoutingTable = routing_table(config)
+        if not any(
+            provider.kind == "openrouter" and provider_api_key(provider, environ)
+            for provider in config.providers.values()
+        ):
+            # No OpenRouter key: a request too large for the local windows goes to the premium
+            # tier straight away, rather than naming a free cloud model it would skip.
+            self.table = self.table.replace(free_cloud_on_size=False)
         self.environ = environ
         self.token = token
         database = os.path.join(home.home_path(environ), home.DATABASE_FILENAME)
@@ -48,7 +53,6 @@ class ProxyState:
         self.client = httpx.AsyncClient(
             trust_env=False, limits=httpx.Limits(max_connections=32, max_keepalive_connections=4)
         )
-        self._ollama_versions: dict[str, tuple[float, tuple[int, ...] | None]] = {}
         self.openrouter = FreeTierTracker.at_home(environ)
         self.reports: list[Any] = probe.load_reports(probe.cache_path(environ))
 
@@ -117,32 +121,13 @@ class ProxyState:
         self.log_writer.close()
         self.pins.close()
 
-    async def ollama_version(self, base_url: str) -> tuple[int, ...] | None:
-        cached = self._ollama_versions.get(base_url)
-        now = time.monotonic()
-        if cached and now - cached[0] < VERSION_TTL_SECONDS:
-            return cached[1]
-        try:
-            response = await self.client.get(f"{base_url.rstrip('/')}/api/version", timeout=3.0)
-            text = str(response.json().get("version", ""))
-            version = tuple(
-                int(part) for part in text.split("-")[0].split(".")[:3] if part.isdigit()
-            )
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return None  # not cached: ask again next time
-        self._ollama_versions[base_url] = (now, version)
-        return version
-
     async def protocol_for(self, link: Link) -> str:
+        """The API to speak to `link` (see the config's `protocol`)."""
         if link.is_anthropic:
             return "anthropic"
         if link.provider.protocol != "auto":
             return link.provider.protocol
-        if link.provider.kind == "ollama":
-            version = await self.ollama_version(link.base_url)
-            if version is None or version >= OLLAMA_MESSAGES_API:
-                return "anthropic"
-        return "openai"
+        return "ollama" if link.provider.kind == "ollama" else "openai"
 
     def pinned(self, session_id: str | None) -> Pin | None:
         if not session_id:

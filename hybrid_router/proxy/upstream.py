@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.usage import Usage
+from ..install.proxy_env import PLACEHOLDER_TOKEN
 from ..providers.chat import request_headers
 from ..providers.errors import (
     BackendError,
@@ -31,6 +32,7 @@ from ..providers.errors import (
 )
 from ..providers.link import Link
 from ..providers.translate import (
+    OllamaChatStream,
     OpenAIChatStream,
     StreamDialect,
     anthropic_to_openai_request,
@@ -38,6 +40,7 @@ from ..providers.translate import (
     openai_to_anthropic_response,
     sse_bytes,
 )
+from ..providers.translate.ollama_chat import ollama_to_openai_response, openai_to_ollama_chat
 from . import jsonio
 from .errors import error_body
 from .http1 import (
@@ -76,8 +79,6 @@ _ANTHROPIC_ONLY_FIELDS = (
     "mcp_servers",
 )
 ANTHROPIC_VERSION = "2023-06-01"
-# What `hybrid-router install --proxy` puts in ANTHROPIC_AUTH_TOKEN when the proxy holds the key.
-PLACEHOLDER_TOKEN = "hybrid-router"
 
 
 @dataclass
@@ -110,6 +111,9 @@ class Call:
     estimated_tokens: int
     proxy_token: str | None
     requested_model: str
+    # Room kept for the answer when a window is chosen for the request (the config's
+    # outputReserveTokens, or the request's max_tokens when smaller).
+    answer_room: int = 4096
 
 
 def _timeouts(link: Link) -> Timeouts:
@@ -120,6 +124,25 @@ def _timeouts(link: Link) -> Timeouts:
 def _messages_url(link: Link) -> str:
     base = link.base_url.rstrip("/")
     return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+
+def _ollama_chat_url(link: Link) -> str:
+    base = link.base_url.rstrip("/")
+    return f"{base.removesuffix('/v1')}/api/chat"
+
+
+# Without a stated window, Ollama is still never left to its server default: the window is the
+# request plus its answer room, rounded up to this step (fewer distinct sizes, fewer reloads).
+OLLAMA_WINDOW_STEP = 8192
+
+
+def ollama_window(link: Link, call: Call, answer_room: int) -> int:
+    """The context window an Ollama request runs with: the tier's (one fixed value, so Ollama
+    never reloads the model between requests), else enough for this request."""
+    if link.window:
+        return link.window
+    needed = call.estimated_tokens + answer_room
+    return -(-needed // OLLAMA_WINDOW_STEP) * OLLAMA_WINDOW_STEP
 
 
 def _chat_url(link: Link) -> str:
@@ -151,10 +174,52 @@ def anthropic_headers(link: Link, call: Call) -> dict[str, str]:
 
 
 def _anthropic_body(link: Link, call: Call) -> bytes:
-    """Anthropic gets the client's bytes; only `model` may change, when the route says so."""
-    if call.body.get("model") == link.model:
+    """Anthropic gets the client's bytes; only `model` may change, when the route says so.
+
+    One documented exception: with thinking on, Anthropic refuses a request whose last assistant
+    turn used tools without starting with a thinking block. That happens when a turn moves to
+    Anthropic mid-way (a tool-result continuation of a call a local model made, on a fallback
+    or the context-window rule). Such a request goes without `thinking` (and without the
+    context edits that need it), so it is answered rather than refused."""
+    changes: dict[str, Any] = {}
+    if call.body.get("model") != link.model:
+        changes["model"] = link.model
+    if thinking_would_be_refused(call.body):
+        changes["thinking"] = None
+        edits = (call.body.get("context_management") or {}).get("edits")
+        if isinstance(edits, list):
+            kept = [e for e in edits if not str(e.get("type", "")).startswith("clear_thinking")]
+            changes["context_management"] = {**call.body["context_management"], "edits": kept}
+    if not changes:
         return call.raw
-    return jsonio.dumps({**call.body, "model": link.model})
+    body = {**call.body, **changes}
+    for name in [key for key, value in changes.items() if value is None]:
+        body.pop(name)
+    return jsonio.dumps(body)
+
+
+def thinking_would_be_refused(body: dict[str, Any]) -> bool:
+    """Thinking is on, the request continues a tool round trip, and the assistant turn that
+    called the tools does not start with a (signed) thinking block: a model that is not
+    Anthropic's made the call. Anthropic answers such a request with a 400."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return False
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    turns = [m for m in messages if m.get("role") in ("user", "assistant")]
+    if len(turns) < 2 or turns[-1].get("role") != "user" or turns[-2].get("role") != "assistant":
+        return False
+    results = turns[-1].get("content")
+    if not isinstance(results, list) or not any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in results
+    ):
+        return False
+    content = turns[-2].get("content")
+    if not isinstance(content, list) or not content:
+        return False
+    first = content[0].get("type") if isinstance(content[0], dict) else None
+    uses_tools = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content)
+    return uses_tools and first not in ("thinking", "redacted_thinking")
 
 
 def messages_api_body(link: Link, call: Call) -> dict[str, Any]:
@@ -265,10 +330,19 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
                 f"the request cannot be translated: {exc}",
                 client_error=(400, error_body(400, f"malformed request: {exc}", "req_translation")),
             ) from exc
-        if link.window:
-            room = max(256, link.window - call.estimated_tokens)
-            payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
-        url, content = _chat_url(link), jsonio.dumps(payload)
+        if protocol == "ollama":
+            # The window is set per request, and the answer capped to the room it leaves: a
+            # long answer cannot overrun it either.
+            window = ollama_window(link, call, call.answer_room)
+            room = max(256, window - call.estimated_tokens)
+            cap = min(int(payload.get("max_tokens") or room), room)
+            native = openai_to_ollama_chat(payload, num_ctx=window, num_predict=cap)
+            url, content = _ollama_chat_url(link), jsonio.dumps(native)
+        else:
+            if link.window:
+                room = max(256, link.window - call.estimated_tokens)
+                payload["max_tokens"] = min(int(payload.get("max_tokens") or room), room)
+            url, content = _chat_url(link), jsonio.dumps(payload)
         headers = {
             **request_headers(link.provider, link.api_key),
             "content-type": "application/json",
@@ -293,13 +367,17 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
             opened.body = await _read_all(response)
             _absorb_message(opened.body, opened)
     elif call.stream:
-        dialect = OpenAIChatStream(call.requested_model, input_tokens=call.estimated_tokens)
+        reader = OllamaChatStream if protocol == "ollama" else OpenAIChatStream
+        dialect = reader(call.requested_model, input_tokens=call.estimated_tokens)
         opened.usage = dialect.usage
         opened.events = _dialect_events(response, dialect)
     else:
         raw = await _read_all(response)
         try:
-            message = openai_to_anthropic_response(json.loads(raw), call.requested_model)
+            data = json.loads(raw)
+            if protocol == "ollama":
+                data = ollama_to_openai_response(data)
+            message = openai_to_anthropic_response(data, call.requested_model)
         except ErrorAnswer as exc:  # HTTP 200, and an error object instead of a completion
             exc.headers = response.headers
             raise

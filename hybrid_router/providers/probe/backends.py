@@ -85,8 +85,12 @@ async def probe_ollama(
         for m in entries or []
         if isinstance(m, dict) and (m.get("name") or m.get("model"))
     ]
+    running = await _ollama_running(client, base_url, headers, meta, shown)
     for entry in report.models:
         name = next((n for n in installed if same_model(entry.model, n)), None)
+        entry.runtime_context = next(
+            (window for loaded, window in running.items() if same_model(entry.model, loaded)), None
+        )
         entry.present = name is not None
         if name is None:
             entry.status = MISSING
@@ -103,6 +107,28 @@ async def probe_ollama(
                 tool_timeout,
                 thinks="thinking" in capabilities,
             )
+
+
+async def _ollama_running(
+    client: httpx.AsyncClient, base_url: str, headers: dict[str, str], meta: Any, shown: str
+) -> dict[str, int]:
+    """Loaded model -> the window it runs with (`/api/ps`), read before the tool round trips
+    load anything: what the proxy's requests (or another client) left loaded. Empty when the
+    server does not say (older Ollama)."""
+    response = await probe_request(
+        client, "GET", f"{base_url}/api/ps", headers=headers, timeout=meta, shown_url=shown
+    )
+    if response.status_code != 200:
+        return {}
+    data = read_json(response, shown)
+    running: dict[str, int] = {}
+    for item in (data.get("models") if isinstance(data, dict) else None) or []:
+        if not isinstance(item, dict):
+            continue
+        name, window = item.get("name") or item.get("model"), item.get("context_length")
+        if isinstance(name, str) and isinstance(window, int) and window > 0:
+            running[name] = window
+    return running
 
 
 async def _ollama_show(

@@ -41,6 +41,8 @@ class ModelReport:
     tools: bool | None = None  # the round trip: None = untested or inconclusive
     tools_hint: bool | None = None  # what the server claims (Ollama capabilities, OpenRouter)
     detail: str | None = None  # why tools is False/None, or what went wrong
+    # Ollama: the window the model is loaded with right now (/api/ps), None when not loaded.
+    runtime_context: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelReport:
@@ -52,6 +54,7 @@ class ModelReport:
             tools=_opt_bool(data.get("tools")),
             tools_hint=_opt_bool(data.get("tools_hint")),
             detail=_opt_str(data.get("detail")),
+            runtime_context=opt_int(data.get("runtime_context")),
         )
 
 
