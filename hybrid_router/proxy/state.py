@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -27,6 +28,38 @@ from .http1 import HttpClient
 from .upstream import Opened
 
 log = logging.getLogger("hybrid_router.proxy")
+
+
+REPORTS_RECHECK_SECONDS = 2.0
+
+
+def probe_warnings(reports: list[Any], config: RouterConfig) -> list[str]:
+    """One line for each backend a tier uses that is unreachable, and each tier model that is
+    missing or failed the tool-call probe: what makes local routes fall back, said at start-up
+    rather than discovered in the log."""
+    used = {(t.provider, t.model) for t in config.tiers.values()}
+    lines: list[str] = []
+    for report in reports:
+        if report.reachable is False and any(p == report.provider for p, _ in used):
+            lines.append(
+                f"{report.provider} is unreachable at {report.base_url} ({report.error}): "
+                "its routes fall back to the next link"
+            )
+            continue
+        for entry in report.models:
+            if (report.provider, entry.model) not in used:
+                continue
+            if entry.status == "missing":
+                lines.append(
+                    f"{report.provider}/{entry.model} is not installed: its tier falls back "
+                    "(`hybrid-router setup --pull` or `ollama pull`)"
+                )
+            elif entry.tools is False:
+                lines.append(
+                    f"{report.provider}/{entry.model} did not call a tool in the probe: requests "
+                    "that carry tools skip it"
+                )
+    return lines
 
 
 class ProxyState:
@@ -55,6 +88,8 @@ class ProxyState:
         )
         self.openrouter = FreeTierTracker.at_home(environ)
         self.reports: list[Any] = probe.load_reports(probe.cache_path(environ))
+        self._reports_stamp = self._stamp()  # the cache file as last read
+        self._reports_checked = time.monotonic()
 
     async def start_probe(self) -> None:
         """Probe the backends in the background (tool calls, windows); results take effect as
@@ -66,6 +101,29 @@ class ProxyState:
             return
         self.reports = reports
         probe.save_reports(probe.cache_path(self.environ), reports)
+        self._reports_stamp = self._stamp()
+        for line in probe_warnings(reports, self.config):
+            print(f"hybrid-router: {line}", file=sys.stderr)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(probe.cache_path(self.environ))
+        except OSError:
+            return None
+        return (found.st_mtime_ns, found.st_size)
+
+    def _current_reports(self) -> list[Any]:
+        """The probe reports, read again when `doctor` (or another proxy) has written newer ones:
+        a backend fixed after start-up stops being skipped without a restart. The file is
+        looked at no more than once every few seconds."""
+        now = time.monotonic()
+        if now - self._reports_checked >= REPORTS_RECHECK_SECONDS:
+            self._reports_checked = now
+            stamp = self._stamp()
+            if stamp != self._reports_stamp:
+                self._reports_stamp = stamp
+                self.reports = probe.load_reports(probe.cache_path(self.environ))
+        return self.reports
 
     async def refresh_openrouter(self) -> None:
         now = time.time()
@@ -77,12 +135,12 @@ class ProxyState:
                 )
 
     def tool_capable(self, link: Link) -> bool | None:
-        return probe.tool_capable(self.reports, link.provider_name, link.model)
+        return probe.tool_capable(self._current_reports(), link.provider_name, link.model)
 
     def with_reported_window(self, link: Link) -> Link:
         """The smaller of the configured window and the one the backend reports (/api/show):
         a config that promises more than the model has would let Ollama truncate silently."""
-        reported = probe.reported_window(self.reports, link.provider_name, link.model)
+        reported = probe.reported_window(self._current_reports(), link.provider_name, link.model)
         if reported is None or (link.window is not None and link.window <= reported):
             return link
         return dataclasses.replace(link, window=reported)
