@@ -25,6 +25,7 @@ def test_migrations_on_an_empty_database_are_recorded_and_idempotent():
         "m003_daily_totals",
         "m004_pins_and_sessions",
         "m005_index_error_classes",
+        "m006_checked_answers",
     ]
     names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     assert names == applied
@@ -200,5 +201,6 @@ def test_daily_totals_migration_backfills_an_existing_log():
         "m003_daily_totals",
         "m004_pins_and_sessions",
         "m005_index_error_classes",
+        "m006_checked_answers",
     ]
     assert _totals(conn) == _totals_from_raw(conn)

@@ -181,6 +181,11 @@ class Proxy:
     # A 429 whose Retry-After is at most this is waited out once on the same link.
     max_retry_after_seconds: Annotated[float, constraints.Ge(0)] = 2.0
     probe_on_start: bool = True
+    # Answers from a link that is not Anthropic, to a request offering tools, are checked before
+    # the client sees them (a broken tool call moves down the chain): "hold" checks them all,
+    # holding a stream until its answer is whole (pings meanwhile); "stream" lets streams flow
+    # unchecked, for first tokens early, and checks only whole answers; "off" checks nothing.
+    check_answers: Literal["hold", "stream", "off"] = "hold"
 
 
 @dataclass(frozen=True)

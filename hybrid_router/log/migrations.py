@@ -173,12 +173,30 @@ def _m005_index_error_classes(db: Any) -> None:
     )
 
 
+def _m006_checked_answers(db: Any) -> None:
+    """The proxy checks answers from links that are not Anthropic (proxy/checks.py): the row
+    says who gave the first answer that failed (its check is the error class) and whether the
+    answer the client got was checked. Two partial indexes keep counting them cheap: the few
+    failed rows by time, and the checked rows by model and time (a model's failure rate)."""
+    db.execute("ALTER TABLE decisions ADD COLUMN failed_provider TEXT")
+    db.execute("ALTER TABLE decisions ADD COLUMN failed_model TEXT")
+    db.execute("ALTER TABLE decisions ADD COLUMN answer_checked INTEGER")
+    db.execute(
+        "CREATE INDEX idx_decisions_failed_model ON decisions (ts) WHERE failed_model IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX idx_decisions_answer_checked ON decisions (provider, model, ts) "
+        "WHERE answer_checked = 1"
+    )
+
+
 MIGRATIONS: tuple[Callable[[Any], None], ...] = (
     _m001_create_decisions,
     _m002_index_decisions,
     _m003_daily_totals,
     _m004_pins_and_sessions,
     _m005_index_error_classes,
+    _m006_checked_answers,
 )
 
 

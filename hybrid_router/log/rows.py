@@ -63,9 +63,32 @@ class DecisionRow(Record):
     prompt_hash: str | None = None
     prompt_chars: int | None = None
     prompt_text: str | None = None
+    # The first answer that failed a check (proxy/checks.py): who gave it. Its check is the
+    # error_class. `answer_checked`: 1 when the answer the client got was checked and passed.
+    failed_provider: str | None = None
+    failed_model: str | None = None
+    answer_checked: int | None = None
 
 
 COLUMNS = DecisionRow._fields
+# What a client sends (session ids, model names) and what reasons quote is stored capped, so a
+# row has a bounded size whatever the request; the prompt's text (only with storePrompts) too.
+MAX_FIELD_CHARS = 200
+MAX_REASON_CHARS = 1000
+MAX_PROMPT_TEXT_CHARS = 100_000
+# Past this size a prompt is hashed by hashlib (OpenSSL, several times faster, and without
+# holding the GIL); below it, importing hashlib would cost the hook more than the hash.
+_HASHLIB_FROM_CHARS = 1 << 20
+
+
+def capped(value: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`value` cut to at most `limit` characters (the last one an ellipsis when cut). Whatever is
+    not a string (a hook payload may hold anything) is left as it is."""
+    if not isinstance(value, str) or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"
+
+
 _INSERT_SQL = (
     f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
@@ -92,6 +115,9 @@ def decision_row(
     error_class: str | None = None,
     fallback_from: str | None = None,
     reason: str | None = None,
+    failed_provider: str | None = None,
+    failed_model: str | None = None,
+    answer_checked: bool = False,
 ) -> DecisionRow:
     """The log row of one decision, from every surface: the one place a row is built.
 
@@ -101,15 +127,19 @@ def decision_row(
     (default: the signals' text); its text is kept only with `store_prompts`.
     """
     text = prompt if prompt is not None else (signals.text if signals is not None else "")
+    session = session_id or (signals.session_id if signals is not None else None)
+    requested = signals.requested_model if signals is not None else None
+    if reason is None and decision is not None:
+        reason = decision.reason
     row = DecisionRow(
         source=source,
-        rule=rule or (decision.rule if decision is not None else "none"),
-        provider=provider or (decision.provider if decision is not None else "none"),
-        model=model or (decision.model if decision is not None else "none"),
+        rule=capped(rule or (decision.rule if decision is not None else "none")),
+        provider=capped(provider or (decision.provider if decision is not None else "none")),
+        model=capped(model or (decision.model if decision is not None else "none")),
         outcome=outcome,
-        session_id=session_id or (signals.session_id if signals is not None else None),
-        prompt_id=prompt_id,
-        requested_model=signals.requested_model if signals is not None else None,
+        session_id=session and capped(session),
+        prompt_id=prompt_id and capped(prompt_id),
+        requested_model=requested and capped(requested),
         tier=decision.tier if decision is not None else None,
         complexity=decision.complexity if decision is not None else None,
         estimated_tokens=(
@@ -123,22 +153,33 @@ def decision_row(
         baseline_cost=baseline_cost,
         latency_ms=latency_ms,
         ttft_ms=ttft_ms,
-        error_class=error_class,
-        fallback_from=fallback_from,
-        reason=reason
-        if reason is not None
-        else (decision.reason if decision is not None else None),
+        error_class=error_class and capped(error_class),
+        fallback_from=fallback_from and capped(fallback_from),
+        reason=reason and capped(reason, MAX_REASON_CHARS),
     )
+    if failed_model is not None:
+        row.failed_provider, row.failed_model = failed_provider, failed_model
+    if answer_checked:
+        row.answer_checked = 1
     if usage is not None:
         row.input_tokens = usage.input_tokens
         row.output_tokens = usage.output_tokens
         row.cache_read_tokens = usage.cache_read_tokens
         row.cache_write_tokens = usage.cache_write_tokens
     if text:
-        row.prompt_hash = sha256(text.encode("utf-8", "replace")).hexdigest()
+        row.prompt_hash = _digest(text)
         row.prompt_chars = len(text)
-        row.prompt_text = text if store_prompts else None
+        row.prompt_text = capped(text, MAX_PROMPT_TEXT_CHARS) if store_prompts else None
     return row
+
+
+def _digest(text: str) -> str:
+    data = text.encode("utf-8", "replace")
+    if len(data) < _HASHLIB_FROM_CHARS:
+        return sha256(data).hexdigest()
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def record(conn: sqlite3.Connection, row: DecisionRow) -> int:

@@ -12,22 +12,17 @@ import json
 import re
 from dataclasses import dataclass
 
-EMPTY = "empty"
+from ..core.checks import CHECK_EMPTY, CHECK_REFUSAL, opens_with_refusal
+
+# The proxy's checks use the same names for the same failures (core/checks.py).
+EMPTY = CHECK_EMPTY
 TRUNCATED = "truncated"
-REFUSAL = "refusal"
+REFUSAL = CHECK_REFUSAL
 BAD_CODE = "unparsable-code"
 
 _FENCE = re.compile(r"^```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 _PYTHON_TAGS = {"python", "py", "python3"}
 _JSON_TAGS = {"json"}
-# A refusal opens the answer; the same words later on are usually part of a real answer.
-_REFUSAL = re.compile(
-    r"^\W*(i'?m sorry,? but|i am sorry,? but|sorry,? (but )?i (can(no|')t|won'?t)|"
-    r"i (can(no|')t|won'?t|am unable to|'m unable to|am not able to) (help|assist|comply|do that|"
-    r"provide|fulfil|complete)|as an ai( language model)?,? i (can(no|')t|am unable))",
-    re.IGNORECASE,
-)
-REFUSAL_MAX_CHARS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +39,7 @@ def check_answer(text: str, *, truncated: bool, max_tokens: int) -> AnswerProble
         return AnswerProblem(
             TRUNCATED, f"the answer was cut off at max_tokens={max_tokens} before it finished"
         )
-    if len(text) <= REFUSAL_MAX_CHARS and _REFUSAL.search(text.strip()):
+    if opens_with_refusal(text):  # the wording the proxy's checks share (core/checks.py)
         first_line = text.strip().splitlines()[0][:120]
         return AnswerProblem(REFUSAL, f"the model refused: {first_line!r}")
     return code_problem(text)

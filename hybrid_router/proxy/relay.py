@@ -5,6 +5,12 @@ never sees the failure; once the answer is streaming, a failure ends the stream 
 `error` event (never a hang, never half a message without an error). While an upstream is
 silent, `ping` events keep Claude Code's idle timer from firing. Whatever happens, the request
 gets exactly one log row, written after the answer ends.
+
+An answer from a link that is not Anthropic, to a request that offers tools, is checked before
+the client sees any of it (proxy/checks.py): a broken one is a failure like any other, and the
+next link answers. A stream is then held until it is whole and checked — pings keep the client
+waiting — and sent at once (`proxy.checkAnswers`: "stream" lets streams flow unchecked). Other
+requests take the plain path, with nothing parsed or held.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from ..core.usage import Usage
 from ..log.rows import DecisionRow, decision_row
 from ..providers.errors import BackendError, ErrorAnswer, TimedOut, Unreachable
 from ..providers.link import Link
+from .checks import Answer, AnswerCollector, FailedCheck, RequestChecks, answer_of_message
 from .errors import PING_EVENT, error_body, error_event, error_type_for, request_id
 from .http1 import HttpClient
-from .upstream import Call, Opened, open_link
+from .upstream import Call, Observer, Opened, open_link
 
 # Headers of an upstream's last-word error that tell the client when (and whether) to retry.
 _FORWARDED_ERROR_HEADERS = (
@@ -74,13 +81,39 @@ class Exchange:
     stop_chain: bool = False  # a failure no other link would fix (the client's own mistake)
     on_failure: Callable[[Link, BackendError], None] | None = None
     on_response: Callable[[Link, Opened], None] | None = None
+    answer_checked: bool = False  # the answer the client got passed the checks
+    _checks: RequestChecks | None = None
 
-    async def open(self, link: Link) -> Opened | None:
-        """Open `link`, waiting out one short Retry-After; None (failure recorded) if it fails."""
+    def checks_for(self, link: Link) -> RequestChecks | None:
+        """The checks `link`'s answer must pass, or None: Anthropic's answers, answers to
+        requests without tools and (per `proxy.checkAnswers`) streams or everything go
+        unchecked. The request's side is read once, for the first link that needs it."""
+        if link.is_anthropic or not self.call.body.get("tools"):
+            return None
+        setting = self.config.proxy.check_answers
+        if setting == "off" or (setting == "stream" and self.call.stream):
+            return None
+        if self._checks is None:
+            self._checks = RequestChecks(self.call.body)
+        return self._checks
+
+    def passes(self, link: Link, answer: Answer, checks: RequestChecks) -> bool:
+        """Whether `link`'s whole answer passes `checks`; a failure is recorded as the link's,
+        so the chain moves on."""
+        failed = checks.verdict(answer, link)
+        if failed is not None:
+            self.failures.append((link.label, failed))
+            return False
+        self.answer_checked = True
+        return True
+
+    async def open(self, link: Link, observe: Observer | None = None) -> Opened | None:
+        """Open `link`, waiting out one short Retry-After; None (failure recorded) if it fails.
+        `observe` is told a stream's events as they pass (the checks' collector)."""
         protocol = await self.protocol_for(link)
         for attempt in range(2):
             try:
-                opened = await open_link(self.client, link, self.call, protocol)
+                opened = await open_link(self.client, link, self.call, protocol, observe)
             except BackendError as failure:
                 limit = self.config.proxy.max_retry_after_seconds
                 if (
@@ -141,8 +174,13 @@ class Exchange:
         outcome = self.outcome
         if outcome == OUTCOME_OK and fallback_from:
             outcome = OUTCOME_FALLBACK
-        error_class = self.error_class or (
-            self.failures[-1][1].error_class if self.failures and link is None else None
+        # The first answer that failed a check is the one the row names (the others are in the
+        # reason): its check, and the provider and model that gave it.
+        failed = next((f for _, f in self.failures if isinstance(f, FailedCheck)), None)
+        error_class = (
+            self.error_class
+            or (failed.error_class if failed is not None else None)
+            or (self.failures[-1][1].error_class if self.failures and link is None else None)
         )
         usage = self.usage
         if (
@@ -157,7 +195,7 @@ class Exchange:
             # cut at max_tokens.
             error_class = ERROR_CONTEXT_TRUNCATED
         reason = self.decision.reason
-        if link is not None and fallback_from and (self.skipped or self.failures):
+        if (link is None or fallback_from) and (self.skipped or self.failures):
             passed = [f"skipped {text}" for text in self.skipped] + [
                 f"failed {label}: {failure}" for label, failure in self.failures
             ]
@@ -169,6 +207,9 @@ class Exchange:
             link is not None,
         )
         prompt_id, ttft_ms = self.prompt_id, self.ttft_ms
+        failed_provider = failed.provider if failed is not None else None
+        failed_model = failed.model if failed is not None else None
+        answer_checked = self.answer_checked and link is not None
 
         def row() -> DecisionRow:
             return decision_row(
@@ -190,6 +231,9 @@ class Exchange:
                 error_class=error_class,
                 fallback_from=fallback_from,
                 reason=reason,
+                failed_provider=failed_provider,
+                failed_model=failed_model,
+                answer_checked=answer_checked,
             )
 
         self.write_row(row)
@@ -204,6 +248,11 @@ async def answer_once(exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
             if exchange.stop_chain:
                 break
             continue
+        checks = exchange.checks_for(link)
+        if checks is not None:
+            answer = answer_of_message(opened.message, opened.problems)
+            if not exchange.passes(link, answer, checks):
+                continue  # the next link answers: the client never sees this one
         exchange.answered_by = link
         exchange.usage = opened.usage
         exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
@@ -328,12 +377,17 @@ class StreamRelay:
 
     async def _run(self) -> None:
         for link in self.exchange.links:
-            opened = await self.exchange.open(link)
+            checks = self.exchange.checks_for(link)
+            collector = AnswerCollector() if checks is not None else None
+            opened = await self.exchange.open(link, collector)
             if opened is None:
                 if self.exchange.stop_chain:
                     break
                 continue
-            if await self._relay(link, opened):
+            if checks is None or collector is None:
+                if await self._relay(link, opened):
+                    return
+            elif await self._relay_checked(link, opened, checks, collector):
                 return
         status, body, headers = self.exchange.final_error()
         if self.response_started:
@@ -383,5 +437,41 @@ class StreamRelay:
             await opened.aclose()
         exchange.answered_by, exchange.usage = link, opened.usage
         exchange.outcome = OUTCOME_OK
+        await self._body(b"", more=False)
+        return True
+
+    async def _relay_checked(
+        self, link: Link, opened: Opened, checks: RequestChecks, collector: AnswerCollector
+    ) -> bool:
+        """Hold the whole answer, check it, then send it. False: it failed (a check, or the
+        stream broke) and nothing of it reached the client, so the next link may try.
+
+        Nothing is sent while the answer is held; the silence timer's pings (every
+        `proxy.pingIntervalSeconds`, after `firstByteGraceSeconds`) keep the client waiting,
+        and the upstream's own pings are dropped."""
+        assert opened.events is not None
+        exchange = self.exchange
+        held: list[bytes] = []
+        try:
+            async for item in opened.events:
+                if item.startswith(b"event: ping"):
+                    continue
+                if item.startswith(b"event: error"):
+                    exchange.failures.append((link.label, ErrorAnswer(f"{item[:300]!r}")))
+                    return False
+                held.append(item)
+        except BackendError as exc:
+            exchange.failures.append((link.label, exc))
+            return False
+        finally:
+            await opened.aclose()
+        if not exchange.passes(link, collector.answer(opened.problems), checks):
+            return False
+        self.content_sent = True
+        exchange.ttft_ms = (time.perf_counter() - exchange.started) * 1000
+        exchange.answered_by, exchange.usage = link, opened.usage
+        exchange.outcome = OUTCOME_OK
+        await self._start()
+        await self._body(b"".join(held))
         await self._body(b"", more=False)
         return True

@@ -11,7 +11,7 @@ link; the stream itself is an async iterator of complete SSE events, in Anthropi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,10 @@ _ANTHROPIC_ONLY_FIELDS = (
 )
 ANTHROPIC_VERSION = "2023-06-01"
 
+# Told each Anthropic event `(name, payload)` of a stream as it passes: how the answer checks
+# (proxy/checks.py) read a stream they hold. None on the hot path: nothing extra is parsed.
+Observer = Callable[[str, Any], None]
+
 
 @dataclass
 class Opened:
@@ -92,6 +96,10 @@ class Opened:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str | None = None  # as the answer reported it (a stream: once it ended)
     response: Response | None = None
+    # A whole answer, parsed (for the checks); tool arguments the translation had to replace
+    # (a stream's fill in as it passes).
+    message: Any = None
+    problems: list[str] = field(default_factory=list)
 
     async def aclose(self) -> None:
         if self.events is not None:
@@ -304,10 +312,13 @@ def _mapped(exc: TransportError | BadHeader, *, began: bool = False) -> BackendE
     return ConnectionLost(str(exc))
 
 
-async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -> Opened:
+async def open_link(
+    client: HttpClient, link: Link, call: Call, protocol: str, observe: Observer | None = None
+) -> Opened:
     """Send the request to `link`; return once the answer has started (status 200 seen).
 
-    Anything that stops it is a `BackendError`."""
+    `observe`, for a stream, is told every event as it passes. Anything that stops the answer is
+    a `BackendError`."""
     if protocol == "anthropic":
         if link.is_anthropic:
             headers = anthropic_headers(link, call)
@@ -362,7 +373,7 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
     opened = Opened(200, _response_headers(response), response=response)
     if protocol == "anthropic":
         if call.stream:
-            opened.events = _anthropic_events(response, opened)
+            opened.events = _anthropic_events(response, opened, observe)
         else:
             opened.body = await _read_all(response)
             _absorb_message(opened.body, opened)
@@ -370,14 +381,17 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
         reader = OllamaChatStream if protocol == "ollama" else OpenAIChatStream
         dialect = reader(call.requested_model, input_tokens=call.estimated_tokens)
         opened.usage = dialect.usage
-        opened.events = _dialect_events(response, dialect)
+        opened.problems = dialect.problems
+        opened.events = _dialect_events(response, dialect, observe)
     else:
         raw = await _read_all(response)
         try:
             data = json.loads(raw)
             if protocol == "ollama":
                 data = ollama_to_openai_response(data)
-            message = openai_to_anthropic_response(data, call.requested_model)
+            message = openai_to_anthropic_response(
+                data, call.requested_model, problems=opened.problems
+            )
         except ErrorAnswer as exc:  # HTTP 200, and an error object instead of a completion
             exc.headers = response.headers
             raise
@@ -386,6 +400,7 @@ async def open_link(client: HttpClient, link: Link, call: Call, protocol: str) -
         opened.body = json.dumps(message).encode()
         opened.headers["content-type"] = "application/json"
         _absorb_message(opened.body, opened)
+        opened.message = message
     return opened
 
 
@@ -414,10 +429,14 @@ def _absorb_message(body: bytes, answer: Opened) -> None:
     if isinstance(message, dict):
         answer.usage.absorb(message.get("usage"))
         answer.stop_reason = message.get("stop_reason")
+        answer.message = message
 
 
-async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerator[bytes, None]:
-    """Complete SSE events from an Anthropic-format stream, noting usage as they pass.
+async def _anthropic_events(
+    response: Response, answer: Opened, observe: Observer | None = None
+) -> AsyncGenerator[bytes, None]:
+    """Complete SSE events from an Anthropic-format stream, noting usage as they pass (and
+    telling `observe` each one, parsed, when given).
 
     Events that arrived together leave together (one write to the client instead of one per
     event); a `ping` or an `error` event always travels alone, so the relay can tell them apart.
@@ -435,6 +454,8 @@ async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerato
                 if not event.strip():
                     continue
                 _note_usage(event, answer)
+                if observe is not None:
+                    observe(*_parsed(event))
                 if event.startswith((b"event: ping", b"event: error")):
                     if batch:
                         yield b"".join(batch)
@@ -449,12 +470,15 @@ async def _anthropic_events(response: Response, answer: Opened) -> AsyncGenerato
     except TransportError as exc:
         raise _mapped(exc, began=True) from exc
     if buffer.strip():
+        if observe is not None:
+            observe(*_parsed(buffer))
         yield buffer + b"\n\n"
     if answer.stop_reason is None:
         raise BrokeOff("the stream ended before message_stop")
 
 
-def _note_usage(event: bytes, answer: Opened) -> None:
+def _fields(event: bytes) -> tuple[bytes, bytes]:
+    """An SSE event's name and data."""
     name = b""
     data = b""
     for line in event.split(b"\n"):
@@ -462,6 +486,21 @@ def _note_usage(event: bytes, answer: Opened) -> None:
             name = line[6:].strip()
         elif line.startswith(b"data:"):
             data += line[5:].strip()
+    return name, data
+
+
+def _parsed(event: bytes) -> tuple[str, Any]:
+    """An SSE event's name and parsed data (None when it is not JSON)."""
+    name, data = _fields(event)
+    try:
+        payload = jsonio.loads(data) if data else None
+    except (ValueError, RecursionError):
+        payload = None
+    return name.decode("utf-8", "replace"), payload
+
+
+def _note_usage(event: bytes, answer: Opened) -> None:
+    name, data = _fields(event)
     if name not in (b"message_start", b"message_delta"):
         return  # content deltas are not parsed: they are most of the bytes; errors go to the relay
     try:
@@ -478,15 +517,18 @@ def _note_usage(event: bytes, answer: Opened) -> None:
 
 
 async def _dialect_events(
-    response: Response, dialect: StreamDialect
+    response: Response, dialect: StreamDialect, observe: Observer | None = None
 ) -> AsyncGenerator[bytes, None]:
     """Another protocol's stream in, Anthropic SSE events out, through its dialect (the one the
     MCP delegate reads it with too). The events of one network read leave together; a `ping`
-    or an `error` event travels alone, as in `_anthropic_events`. The dialect keeps the usage."""
+    or an `error` event travels alone, as in `_anthropic_events`. The dialect keeps the usage;
+    `observe`, when given, sees each event before it is written out."""
     try:
         async for data in response.aiter_bytes():
             batch: list[bytes] = []
             for name, payload in dialect.feed(data):
+                if observe is not None:
+                    observe(name, payload)
                 if name == "ping" or name == "error":
                     if batch:
                         yield b"".join(batch)
@@ -503,4 +545,7 @@ async def _dialect_events(
     except TransportError as exc:
         raise _mapped(exc, began=True) from exc
     closing = dialect.finish()  # BrokeOff if the stream never said it was complete
+    if observe is not None:
+        for name, payload in closing:
+            observe(name, payload)
     yield b"".join(sse_bytes(name, payload) for name, payload in closing)
