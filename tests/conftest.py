@@ -29,3 +29,19 @@ def router_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture
+def seed_profile(router_home: Path) -> Path:
+    """The `seed` profile's config in the test's home: three local tiers with three different
+    models (fast qwen2.5-coder:7b, coder deepseek-coder:33b, reasoning llama3:70b), so a test of
+    the mechanics can tell the tiers apart by model (the embedded default, the 16gb profile,
+    runs one model in all three)."""
+    import json
+
+    from proxy_server import config_data
+
+    router_home.mkdir(parents=True, exist_ok=True)
+    path = router_home / "router-config.json"
+    path.write_text(json.dumps(config_data()))
+    return path

@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 
 from hybrid_router.cli.serve import dashboard_mount
-from hybrid_router.config.loading import default_config_path, parse_config
+from hybrid_router.config.loading import parse_config
+from hybrid_router.config.profiles import load_profiles, render_config
 from hybrid_router.core.home import load_environment
 from hybrid_router.proxy.app import create_app
 
@@ -26,8 +27,12 @@ def free_port() -> int:
 
 
 def config_data(**changes: Any) -> dict[str, Any]:
-    """The default router config as data, top-level keys replaced (deep edits by the caller)."""
-    data = json.loads(default_config_path().read_text())
+    """The router config the proxy tests run on, top-level keys replaced (deep edits by the
+    caller): the default with the `seed` profile's tiers, whose three local tiers have three
+    different models (fast qwen2.5-coder:7b, coder deepseek-coder:33b, reasoning llama3:70b) and
+    small windows, so a test can tell the tiers apart by model and push a request over a window.
+    (The embedded default, the 16gb profile, runs one model in all three local tiers.)"""
+    data = render_config(load_profiles()["seed"])
     data.update(changes)
     return data
 

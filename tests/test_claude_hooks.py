@@ -23,6 +23,9 @@ import pytest
 from claude_cli import ClaudeResult, claude_env, run_claude
 from fakes.fake_anthropic import FakeAnthropic, RecordedRequest, text
 
+# The seed profile: the tests tell the tiers apart by model (see conftest.seed_profile).
+pytestmark = pytest.mark.usefixtures("seed_profile")
+
 VENV_BIN = Path(sys.executable).parent
 SCRIPT = VENV_BIN / "hybrid-router"
 CONTEXT_PREFIX = "UserPromptSubmit hook additional context: "

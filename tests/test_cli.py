@@ -123,7 +123,7 @@ def test_config_path_show_and_check(router_home, monkeypatch):
     assert data["config"]["providers"]["ollama"]["effectiveBaseUrl"] == "http://127.0.0.1:11999"
     assert "embedded default" in data["source"]
     check = run("config", "check")
-    assert check.exit_code == 0 and check.output.startswith("ok: embedded default: 7 routes")
+    assert check.exit_code == 0 and check.output.startswith("ok: embedded default: 6 routes")
 
 
 def test_config_check_reports_the_broken_field(router_home):

@@ -41,15 +41,15 @@ def test_default_config_has_the_documented_routes_and_tiers():
         "security",
         "critical",
         "web-search",
-        "large-context",
         "code-generation",
         "architecture",
         "file-operations",
-    ]
+    ]  # size is the context-window rule's: the local windows hold a Claude Code request
     assert list(config.tiers) == ["fast", "coder", "reasoning", "premium"]
-    assert config.tiers["fast"].model == "qwen2.5-coder:7b"
-    assert config.tiers["coder"].model == "deepseek-coder:33b"
-    assert config.tiers["reasoning"].model == "llama3:70b"
+    assert config.profile == "16gb"  # the embedded default is the 16 GB profile
+    for name in ("fast", "coder", "reasoning"):
+        assert config.tiers[name].model == "qwen3.5:9b"
+        assert config.tiers[name].context_window == 131072
     assert config.tiers["premium"].provider == "anthropic"
     # claude-sonnet-4-5 reaches end of life on 2026-11-30: the default must not use it.
     assert not config.tiers["premium"].model.startswith("claude-sonnet-4-5")

@@ -13,14 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from proxy_server import config_data
 
-from hybrid_router.config.loading import default_config_path
 from hybrid_router.hooks.events import split_directive
 from hybrid_router.hooks.main import run_hook
 from hybrid_router.hooks.statusline import run_statusline
 from hybrid_router.log.database import connect
 from hybrid_router.log.pins import Pin, read_pin, write_pin
 from hybrid_router.log.rows import DecisionRow, record
+
+# The seed profile: the tests tell the tiers apart by model (see conftest.seed_profile).
+pytestmark = pytest.mark.usefixtures("seed_profile")
 
 SCRIPT = shutil.which("hybrid-router", path=str(Path(sys.executable).parent))
 
@@ -213,7 +216,7 @@ def test_directive_must_lead_the_prompt(text, expected):
 
 
 def test_prompt_text_is_stored_only_with_the_opt_in(claude_dirs, router_home):
-    data = json.loads(default_config_path().read_text())
+    data = config_data()
     data["storePrompts"] = True
     (router_home).mkdir(parents=True, exist_ok=True)
     (router_home / "router-config.json").write_text(json.dumps(data))
@@ -225,7 +228,7 @@ def test_prompt_text_is_stored_only_with_the_opt_in(claude_dirs, router_home):
 
 def test_edited_config_is_picked_up_by_the_next_hook(claude_dirs, router_home):
     hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
-    data = json.loads(default_config_path().read_text())
+    data = config_data()
     data["tiers"]["coder"]["model"] = "qwen2.5-coder:14b"
     router_home.joinpath("router-config.json").write_text(json.dumps(data))
     hook("UserPromptSubmit", prompt("write more tests", prompt_id="p-2"), claude_dirs)
@@ -237,7 +240,7 @@ def test_edited_config_is_picked_up_by_the_next_hook(claude_dirs, router_home):
 
 
 def test_corrupt_database_fails_open_with_one_line(claude_dirs, router_home):
-    router_home.mkdir(parents=True)
+    router_home.mkdir(parents=True, exist_ok=True)
     (router_home / "decisions.db").write_bytes(b"not a database at all" * 200)
     out, err = hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
     assert out == ""
@@ -248,8 +251,8 @@ def test_corrupt_database_fails_open_with_one_line(claude_dirs, router_home):
 
 
 def test_invalid_config_fails_open_naming_the_field(claude_dirs, router_home):
-    router_home.mkdir(parents=True)
-    data = json.loads(default_config_path().read_text())
+    router_home.mkdir(parents=True, exist_ok=True)
+    data = config_data()
     data["tiers"]["coder"]["contextWindow"] = "huge"
     (router_home / "router-config.json").write_text(json.dumps(data))
     out, err = hook("UserPromptSubmit", prompt("write tests"), claude_dirs)
@@ -390,7 +393,7 @@ def test_status_line_shows_last_route_local_share_and_savings(claude_dirs, route
 
 
 def test_status_line_never_shows_a_traceback(claude_dirs, router_home):
-    router_home.mkdir(parents=True)
+    router_home.mkdir(parents=True, exist_ok=True)
     (router_home / "decisions.db").write_bytes(b"garbage" * 500)
     out = io.StringIO()
     assert run_statusline(io.StringIO("{}"), out, claude_dirs) == 0

@@ -139,3 +139,67 @@ def test_an_idle_proxy_stops_but_never_during_a_request(busy):
     else:
         release.set()
     assert stopped.wait(2.0)
+
+
+def test_the_32gb_profile_session_runs_code_locally_with_the_window_set(tmp_path, router_home):
+    """`hybrid-router claude` with the 32gb profile: a code-generation turn (the CLI's real,
+    ~20K-token request) runs on the local model with the tier's window on every request, and a
+    security turn goes to Anthropic."""
+    claude_binary()
+    from fakes.fake_ollama import FakeModel, FakeOllama
+
+    environ = {**os.environ, "HYBRID_ROUTER_HOME": str(router_home)}
+    subprocess.run(
+        [str(SCRIPT), "init", "--profile", "32gb"], env=environ, check=True, capture_output=True
+    )
+    config_file = router_home / "router-config.json"
+    data = json.loads(config_file.read_text())
+    port = free_port()
+    data["proxy"] |= {"port": port, "probeOnStart": False}
+    config_file.write_text(json.dumps(data))
+    local_model = data["tiers"]["coder"]["model"]
+    window = data["tiers"]["coder"]["contextWindow"]
+    models = [FakeModel(local_model, context_length=262144, capabilities=["completion", "tools"])]
+    with FakeOllama(models) as ollama, FakeAnthropic() as fake:
+        ollama.script(local_model, "def parse(text): ...")
+        fake.enqueue(text("The handler is safe."))
+        env, _, _ = claude_env(
+            "http://127.0.0.1:9",
+            tmp_path,
+            {
+                "ANTHROPIC_BASE_URL": None,
+                "OLLAMA_HOST": ollama.url,
+                "HYBRID_ROUTER_ANTHROPIC_URL": fake.url,
+                "PATH": f"{NODE_DIR / 'node_modules' / '.bin'}{os.pathsep}{VENV_BIN}"
+                f"{os.pathsep}{os.environ['PATH']}",
+            },
+        )
+        project = tmp_path / "project"
+        project.mkdir()
+        try:
+            code = _launch(
+                [
+                    "-p",
+                    "write a python function that parses ISO durations",
+                    "--output-format",
+                    "json",
+                ],
+                env,
+                project,
+            )
+            assert code.returncode == 0, code.stderr + code.stdout
+            assert json.loads(code.stdout)["result"] == "def parse(text): ..."
+            review = _launch(["-p", SECURITY_PROMPT, "--output-format", "json"], env, project)
+            assert review.returncode == 0, review.stderr + review.stdout
+            assert json.loads(review.stdout)["result"] == "The handler is safe."
+        finally:
+            _stop_started_proxy(router_home)
+        sent = ollama.requests_to("/api/chat")
+        assert sent and all(q.body["options"]["num_ctx"] == window for q in sent)
+        assert all(len(json.dumps(q.body)) / 3.5 < window for q in sent)  # each fits its window
+        assert len(fake.main_requests()) == 1  # the security turn, and only it
+    conn = sqlite3.connect(router_home / "decisions.db")
+    rows = conn.execute(
+        "SELECT rule, provider FROM decisions WHERE source = 'proxy' ORDER BY id"
+    ).fetchall()
+    assert ("code-generation", "ollama") in rows and ("security", "anthropic") in rows

@@ -37,6 +37,9 @@ from hybrid_router.core.outcomes import OUTCOME_OK
 from hybrid_router.log.database import connect
 from hybrid_router.log.rows import DecisionRow, record
 
+# The seed profile: the tests tell the tiers apart by model (see conftest.seed_profile).
+pytestmark = pytest.mark.usefixtures("seed_profile")
+
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_CONFIG = REPO / "settings-templates" / "router-config.json"
 TOOL_NAMES = {"delegate_to_local", "route_stats", "pull_model"}

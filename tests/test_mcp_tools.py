@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from fakes.fake_ollama import FakeModel, FakeOllama
 from mcp import Client
+from proxy_server import config_data
 
-from hybrid_router.config.loading import default_config_path
 from hybrid_router.log.database import connect
 from hybrid_router.log.rows import DecisionRow, record
 from hybrid_router.mcp_server.server import build_server
@@ -71,7 +71,7 @@ def rows(home: Path) -> list[dict[str, Any]]:
 
 
 def write_config(home: Path, change) -> None:
-    data = json.loads(default_config_path().read_text())
+    data = config_data()
     change(data)
     home.mkdir(parents=True, exist_ok=True)
     (home / "router-config.json").write_text(json.dumps(data))
@@ -85,7 +85,9 @@ def chat_requests(server: FakeOllama) -> list[Any]:
     return server.requests_to("/api/chat")
 
 
-pytestmark = pytest.mark.anyio
+# anyio for the async tests; the seed profile: the tests tell the tiers apart by model
+# (see conftest.seed_profile).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("seed_profile")]
 
 
 # --- tool list ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from hybrid_router.config.profiles import (
     profiles_dir,
     render_config,
 )
+from hybrid_router.core import home
 from hybrid_router.core.routing import decide
 from hybrid_router.core.signals import signals_from_request
 
@@ -398,7 +399,7 @@ def test_profiles_json_shape(machine: dict[str, Path], router_home: Path) -> Non
     assert {"downloadGb", "downloadSource", "tools", "toolsSource", "memoryGb", "memorySource"} <= (
         set(facts)
     )
-    assert data["configProfile"] is None
+    assert data["configProfile"] == "16gb"  # the embedded default
     assert data["detected"]["profile"] == "32gb" and data["detected"]["memoryKind"] == "gpu"
     run("init", "--profile", "8gb")
     assert json.loads(run("profiles", "--json").output)["configProfile"] == "8gb"
@@ -408,7 +409,11 @@ def test_profiles_text(machine: dict[str, Path], router_home: Path) -> None:
     out = run("profiles").output
     assert "64gb: for 64 GB, needs 50.1 GB (loaded at once: qwen3-coder:30b + gpt-oss:20b)" in out
     assert "  fast, coder: ollama qwen3-coder:30b, window 131,072" in out
-    assert "16gb: for 16 GB, needs 11.4 GB (loaded at once: qwen3.5:9b)  (this machine)" in out
+    # the embedded default is the 16gb profile, and this machine holds it
+    assert (
+        "16gb: for 16 GB, needs 11.4 GB (loaded at once: qwen3.5:9b)  (your config; this machine)"
+        in out
+    )
     assert out.rstrip().splitlines()[-1].startswith("memory: no NVIDIA or Apple GPU found")
 
 
@@ -552,6 +557,10 @@ def test_doctor_without_a_profile_says_so(
     machine: dict[str, Path], router_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+    data = json.loads((Path(home.templates_path()) / "router-config.json").read_text())
+    data.pop("profile")  # a config written by hand, or before profiles
+    router_home.mkdir(parents=True, exist_ok=True)
+    (router_home / "router-config.json").write_text(json.dumps(data))
     out = CliRunner().invoke(cli, ["doctor", "--no-tools"]).output
     assert "Profile: none recorded in the config (hand-made tiers)." in out
 

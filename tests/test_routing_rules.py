@@ -5,6 +5,7 @@ import json
 from functools import cache
 
 from claude_code_bodies import claude_code_body, title_generation_body, with_tool_round_trip
+from proxy_server import config_data
 
 from hybrid_router.config.compile import routing_table
 from hybrid_router.config.loading import default_config_path, load_config, parse_config
@@ -15,11 +16,14 @@ from hybrid_router.core.signals import Signals, signals_from_prompt, signals_fro
 
 @cache
 def default_config() -> RouterConfig:
-    return load_config(default_config_path()).config
+    """The rules' mechanics are tested on the `seed` profile: three local tiers with three
+    models and small windows (fast 32K, coder 16K, reasoning 8K), so escalation and the size
+    rules show. The embedded default (the 16gb profile) has its own tests at the end."""
+    return parse_config(config_data(), "seed-profile.json")
 
 
 def config_with(**changes) -> RouterConfig:
-    data = json.loads(default_config_path().read_text())
+    data = config_data()
     data.update(changes)
     return parse_config(data, "test-config.json")
 
@@ -297,7 +301,7 @@ def test_anthropic_keeps_the_clients_claude_model_and_nothing_else_does():
 def _with_free_windows(window: int = 262_144, **changes: object) -> RouterConfig:
     """The default config with stated windows on the free fallbacks, and size left to the
     context-window rule (no `large-context` route), as the model profiles have it."""
-    data = json.loads(default_config_path().read_text())
+    data = config_data()
     data["routes"] = [r for r in data["routes"] if r["name"] != "large-context"]
     for tier in data["tiers"].values():
         for fallback in tier.get("fallbacks", []):
@@ -330,3 +334,19 @@ def test_premium_work_never_goes_to_the_free_cloud_on_size():
     table = routing_table(_with_free_windows())
     review = Signals(text="review the login handler for sql injection", estimated_tokens=90_000)
     assert decide(review, table).provider == "anthropic"
+
+
+# --- the embedded default: the 16gb profile ---------------------------------------------------
+
+
+def test_the_embedded_default_keeps_a_real_claude_code_request_local():
+    """A full Claude Code request (~20K tokens of system prompt and tools) fits the default's
+    local windows: code generation runs on the local coder tier, a security review does not."""
+    table = routing_table(load_config(default_config_path()).config)
+    code = decide(signals_from_request(claude_code_body("write tests for the parser")), table)
+    assert (code.provider, code.tier, code.rule) == ("ollama", "coder", "code-generation")
+    review = claude_code_body("review the login handler for sql injection")
+    assert decide(signals_from_request(review), table).provider == "anthropic"
+    huge = Signals(text="write tests for the parser", estimated_tokens=150_000, max_tokens=4096)
+    too_big = decide(huge, table)  # over every local window: the free cloud model first
+    assert (too_big.rule, too_big.provider) == ("context-window", "openrouter")

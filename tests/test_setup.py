@@ -395,6 +395,7 @@ def test_an_existing_config_is_switched_only_with_consent_or_force(
     router_home.mkdir(parents=True)
     config = router_home / "router-config.json"
     mine = json.loads((Path(setup_flow.home.templates_path()) / "router-config.json").read_text())
+    mine.pop("profile")
     config.write_text(json.dumps(mine))  # no profile recorded
     flags = ("--profile", "8gb", "--no-pull", "--no-install", "--no-doctor")
     kept = setup(*flags, "--yes")  # --yes accepts pulls and installs, never replaces a config
