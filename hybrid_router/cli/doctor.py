@@ -1,4 +1,5 @@
-"""`hybrid-router doctor`: probe every configured backend, print what works, save the results.
+"""`hybrid-router doctor`: probe every configured backend, print what works, save the results;
+and, from the decision log, how often each model's answers failed the proxy's checks.
 
 The probe itself lives in `providers/probe/` (imported inside the command: the CLI registers
 every command at start-up, and most commands never probe anything).
@@ -325,6 +326,78 @@ def profile_report(
     return lines, data
 
 
+CHECKED_DAYS = 30  # the log's recent past: a model changed since then is judged on its own
+# A model that fails this share of its checked answers (over at least MIN_CHECKED of them) is
+# named as not good enough for Claude Code's agent loop.
+UNRELIABLE_RATE = 0.2
+MIN_CHECKED = 10
+
+
+def checked_answers_report(
+    config: RouterConfig, now: float | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """Each local tier model's (and any other checked model's) share of answers that failed the
+    proxy's checks over the last CHECKED_DAYS days, read from the decision log."""
+    import os
+    import sqlite3
+    import time
+
+    from ..core import home
+    from ..core.table import LOCAL_PROVIDER_KINDS
+    from ..log.database import connect
+    from ..log.stats import model_checks
+
+    since = (time.time() if now is None else now) - CHECKED_DAYS * 86400
+    heading = (
+        f"Checked answers in proxy mode, last {CHECKED_DAYS} days (answers to requests with "
+        "tools; a failed one was replaced by the next link's):"
+    )
+    data: dict[str, Any] = {"days": CHECKED_DAYS, "models": []}
+    path = home.database_path()
+    found = []
+    if os.path.exists(path):
+        try:
+            conn = connect(path)
+            try:
+                found = model_checks(conn, since, source="proxy")
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            data["error"] = str(exc)
+            return [heading, f"  the decision log {path} cannot be read: {exc}"], data
+    by_model = {(entry.provider, entry.model): entry for entry in found}
+    local = [
+        (tier.provider, tier.model)
+        for tier in config.tiers.values()
+        if config.providers.get(tier.provider) is not None
+        and config.providers[tier.provider].kind in LOCAL_PROVIDER_KINDS
+    ]
+    names = list(dict.fromkeys([*local, *by_model]))
+    lines = [heading]
+    warnings = []
+    for provider, model in names:
+        entry = by_model.get((provider, model))
+        label = f"{provider}/{model}"
+        if entry is None or not entry.checked:
+            lines.append(f"  {label}: no checked answers logged")
+            data["models"].append({"provider": provider, "model": model, "checked": 0})
+            continue
+        data["models"].append(entry.to_dict())
+        rate = entry.failure_rate or 0.0
+        checks = ", ".join(f"{check} {count}" for check, count in entry.to_dict()["checks"].items())
+        lines.append(
+            f"  {label}: {entry.failed} of {entry.checked} failed ({rate:.1%})"
+            + (f": {checks}" if checks else "")
+        )
+        if (entry.checked or 0) >= MIN_CHECKED and rate >= UNRELIABLE_RATE:
+            warnings.append(
+                f"  warning: {label} failed {rate:.0%} of its checked answers: not reliable "
+                "enough for Claude Code's agent loop (each failure costs another call); give its "
+                "tier a larger model"
+            )
+    return lines + warnings, data
+
+
 def probe_and_save(
     config: RouterConfig, environ: Mapping[str, str], no_tools: bool
 ) -> list[BackendReport]:
@@ -362,9 +435,10 @@ def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
     """Check every configured backend: reachable, models present, context window, tool calls.
 
     Also compares the config's model profile with this machine: a warning when its memory
-    need does not fit, or a tier's model is not installed. Exit 0 when every tier's primary
-    model is usable, 1 otherwise. The results are saved to <home>/state/probe.json for the
-    proxy.
+    need does not fit, or a tier's model is not installed. And reports, from the decision log,
+    how many of each local model's answers failed the proxy's checks (last 30 days). Exit 0
+    when every tier's primary model is usable, 1 otherwise. The results are saved to
+    <home>/state/probe.json for the proxy.
     """
 
     from ..config.loading import ConfigError, load_config
@@ -378,15 +452,20 @@ def doctor(ctx: click.Context, as_json: bool, no_tools: bool) -> None:
     config = loaded.config
     reports = probe_and_save(config, home.load_environment(), no_tools)
     profile_text, profile_data = profile_report(config, reports)
+    checked_text, checked_data = checked_answers_report(config)
     if as_json:
         data = _json_output(reports, config)
         data["profile"] = profile_data
+        data["checked_answers"] = checked_data
         click.echo(json.dumps(data, indent=2))
         ctx.exit(0 if data["ok"] else 1)
     text, ok = render_report(reports, config)
     click.echo(text)
     click.echo("")
     click.echo("\n".join(profile_text))
+    click.echo("")
+    # Model names come from the log: printed with escapes (core.text).
+    click.echo("\n".join(shown(line) for line in checked_text))
     ctx.exit(0 if ok else 1)
 
 

@@ -328,6 +328,8 @@ def summary(
         "classified": stats["classified"],
         "providers": stats["providers"],
         "outcomes": stats["outcomes"],
+        # Per model, answers that failed the proxy's checks (the next link answered instead).
+        "checked_failures": stats["checked_failures"],
         "timeline": points,
         "rules": rule_hits(conn, since_ts, until, cache),
         "latency": latency(conn, since_ts, until),

@@ -176,16 +176,18 @@ def _m005_index_error_classes(db: Any) -> None:
 def _m006_checked_answers(db: Any) -> None:
     """The proxy checks answers from links that are not Anthropic (proxy/checks.py): the row
     says who gave the first answer that failed (its check is the error class) and whether the
-    answer the client got was checked. Two partial indexes keep counting them cheap: the few
-    failed rows by time, and the checked rows by model and time (a model's failure rate)."""
+    answer the client got was checked. Two partial indexes, each holding what its count reads,
+    keep the counts off the table: the failed rows (few) by time, and the checked rows by time
+    with their model (a model's failure rate)."""
     db.execute("ALTER TABLE decisions ADD COLUMN failed_provider TEXT")
     db.execute("ALTER TABLE decisions ADD COLUMN failed_model TEXT")
     db.execute("ALTER TABLE decisions ADD COLUMN answer_checked INTEGER")
     db.execute(
-        "CREATE INDEX idx_decisions_failed_model ON decisions (ts) WHERE failed_model IS NOT NULL"
+        "CREATE INDEX idx_decisions_failed_model ON decisions "
+        "(ts, source, failed_provider, failed_model, error_class) WHERE failed_model IS NOT NULL"
     )
     db.execute(
-        "CREATE INDEX idx_decisions_answer_checked ON decisions (provider, model, ts) "
+        "CREATE INDEX idx_decisions_answer_checked ON decisions (ts, provider, model) "
         "WHERE answer_checked = 1"
     )
 

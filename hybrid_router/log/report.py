@@ -80,6 +80,21 @@ def stats_text(stats: Stats) -> str:
             f"Prompts a local server cut (it read under half the tokens): "
             f"{stats.context_truncated:,}"
         )
+    if stats.checked_failures:
+        lines.append("")
+        lines.append("Answers that failed a check (the next link answered instead):")
+        entries = stats.checked_failures
+        table = _table(
+            ["model", "failed"],
+            [[shown(f"{e.provider}/{e.model}"), f"{e.failed:,}"] for e in entries],
+        )
+        named = [
+            ", ".join(f"{shown(c)} {n:,}" for c, n in e.to_dict()["checks"].items())
+            for e in entries
+        ]
+        width = max(len(line) for line in table)
+        for line, checks in zip(table, ["checks", "-" * 6, *named], strict=True):
+            lines.append(f"  {line.ljust(width)}  {checks}")
     return "\n".join(lines)
 
 

@@ -72,6 +72,40 @@ class ProviderStats:
 
 
 @dataclass
+class ModelChecks:
+    """One model's checked answers in proxy mode (proxy/checks.py): how many failed a check,
+    per check, and (when counted) how many passed and reached the client. A request whose
+    answers failed on several links counts once, for the first (the row records that one)."""
+
+    provider: str
+    model: str
+    failed: int = 0
+    checks: dict[str, int] = field(default_factory=dict)  # check -> failures
+    passed: int | None = None  # None: not counted (`stats` reads only the few failed rows)
+
+    @property
+    def checked(self) -> int | None:
+        return None if self.passed is None else self.passed + self.failed
+
+    @property
+    def failure_rate(self) -> float | None:
+        checked = self.checked
+        return None if not checked else self.failed / checked
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            "failed": self.failed,
+            "checks": dict(sorted(self.checks.items(), key=lambda item: (-item[1], item[0]))),
+        }
+        if self.passed is not None:
+            rate = self.failure_rate
+            data.update(checked=self.checked, failure_rate=None if rate is None else round(rate, 4))
+        return data
+
+
+@dataclass
 class Stats:
     since: float | None
     until: float
@@ -88,6 +122,9 @@ class Stats:
     # Requests a local server answered after dropping part of the prompt (error class
     # context-truncated): the answer came from less than the conversation.
     context_truncated: int = 0
+    # Per model, answers that failed a check (the next link's answer replaced them); only
+    # models with a failure in the period.
+    checked_failures: list[ModelChecks] = field(default_factory=list)
     providers: list[ProviderStats] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -119,6 +156,7 @@ class Stats:
             "fallbacks": self.fallbacks,
             "errors": self.errors,
             "context_truncated": self.context_truncated,
+            "checked_failures": [entry.to_dict() for entry in self.checked_failures],
             "outcomes": dict(self.outcomes),
             "providers": [
                 {
@@ -246,7 +284,65 @@ def compute_stats(
     result.context_truncated = _count_error_class(
         conn, ERROR_CONTEXT_TRUNCATED, since, until, source, session
     )
+    result.checked_failures = model_checks(conn, since, until, source, session, passed=False)
     return result
+
+
+def _period_filters(
+    since: float | None, until: float, source: str | None, session: str | None
+) -> tuple[str, list[Any]]:
+    sql = " AND ts >= ? AND ts <= ?"
+    params: list[Any] = [since if since is not None else float("-inf"), until]
+    if source is not None:
+        sql += " AND source = ?"
+        params.append(source)
+    if session is not None:
+        sql += " AND session_id = ?"
+        params.append(session)
+    return sql, params
+
+
+def model_checks(
+    conn: sqlite3.Connection,
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+    session: str | None = None,
+    *,
+    passed: bool = True,
+) -> list[ModelChecks]:
+    """Checked answers per model over the period, most failures first: the failed ones (few
+    rows, read through their partial index) and, with `passed`, those that passed — a read of
+    every checked row in the period (through its own index), which `doctor` can afford over a
+    month and `stats` over a million-row log cannot."""
+    until = time.time() if until is None else until
+    filters, params = _period_filters(since, until, source, session)
+    entries: dict[tuple[str, str], ModelChecks] = {}
+
+    def entry(provider: str, model: str) -> ModelChecks:
+        return entries.setdefault((provider, model), ModelChecks(provider, model))
+
+    # A row names a failed model only with the check it failed as its error class.
+    for provider, model, check, count in conn.execute(
+        "SELECT failed_provider, failed_model, error_class, COUNT(*) FROM decisions "
+        f"WHERE failed_model IS NOT NULL{filters} "
+        "GROUP BY failed_provider, failed_model, error_class",
+        params,
+    ):
+        found = entry(str(provider), str(model))
+        found.failed += int(count)
+        found.checks[check] = found.checks.get(check, 0) + int(count)
+    if passed:
+        for found in entries.values():
+            found.passed = 0
+        for provider, model, count in conn.execute(
+            "SELECT provider, model, COUNT(*) FROM decisions "
+            f"WHERE answer_checked = 1{filters} GROUP BY provider, model",
+            params,
+        ):
+            found = entry(str(provider), str(model))
+            found.passed = (found.passed or 0) + int(count)
+    return sorted(entries.values(), key=lambda e: (-e.failed, e.provider, e.model))
 
 
 def _count_error_class(

@@ -175,11 +175,13 @@ class Exchange:
         if outcome == OUTCOME_OK and fallback_from:
             outcome = OUTCOME_FALLBACK
         # The first answer that failed a check is the one the row names (the others are in the
-        # reason): its check, and the provider and model that gave it.
+        # reason): its check, and the provider and model that gave it. The check stays the error
+        # class even when the answer that replaced it broke off (the outcome says so), so that a
+        # row naming a failed model always names its check.
         failed = next((f for _, f in self.failures if isinstance(f, FailedCheck)), None)
         error_class = (
-            self.error_class
-            or (failed.error_class if failed is not None else None)
+            (failed.error_class if failed is not None else None)
+            or self.error_class
             or (self.failures[-1][1].error_class if self.failures and link is None else None)
         )
         usage = self.usage

@@ -11,6 +11,7 @@
     ollama: "#16a34a", openrouter: "#8b5cf6", anthropic: "#d97706", llamacpp: "#0891b2",
     "llama.cpp": "#0891b2", vllm: "#db2777", lmstudio: "#4f46e5"
   };
+  var FAILED_COLOR = "#ef4444"; // answers that failed a check: the errors' red
   var PALETTE = ["#0ea5e9", "#14b8a6", "#f43f5e", "#a855f7", "#84cc16", "#f97316", "#64748b"];
 
   var params = new URLSearchParams(window.location.search);
@@ -283,6 +284,53 @@
     svg.setAttribute("aria-label", "Fallbacks and errors: " + t.fallbacks + " fallbacks, " + t.errors + " errors");
   }
 
+  function drawChecks(data) {
+    // Answers from local and free models to requests with tools that failed the proxy's checks
+    // (a broken tool call, an empty answer...), per model: the next link answered instead.
+    var svg = document.getElementById("chart-checks");
+    var note = document.getElementById("note-checks");
+    var list = document.getElementById("checks");
+    var models = data.checked_failures || [];
+    var total = 0;
+    var byCheck = {};
+    models.forEach(function (m) {
+      total += m.failed;
+      Object.keys(m.checks).forEach(function (c) { byCheck[c] = (byCheck[c] || 0) + m.checks[c]; });
+    });
+    note.textContent = total
+      ? intFmt.format(total) + " answers failed a check; the next link answered instead"
+      : "answers from models other than Anthropic's, to requests with tools";
+    svg.setAttribute("data-failed", String(total));
+    list.textContent = "";
+    Object.keys(byCheck).sort(function (a, b) { return byCheck[b] - byCheck[a]; }).forEach(function (name) {
+      var li = document.createElement("li");
+      li.setAttribute("data-check", name);
+      li.setAttribute("data-value", String(byCheck[name]));
+      li.appendChild(document.createTextNode(name + " "));
+      var b = document.createElement("b");
+      b.textContent = intFmt.format(byCheck[name]);
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    if (!models.length) {
+      emptyChart(svg, data.totals.requests ? "No answer failed a check ✓" : undefined);
+      svg.setAttribute("aria-label", "Checked answers: no failures");
+      return;
+    }
+    horizontalBars(svg, models.map(function (m) {
+      var name = m.provider + "/" + m.model;
+      var checks = Object.keys(m.checks).map(function (c) { return c + " " + m.checks[c]; }).join(", ");
+      return {
+        key: name, value: m.failed, color: FAILED_COLOR,
+        label: intFmt.format(m.failed) + " failed",
+        title: name + ": " + intFmt.format(m.failed) + " answers failed (" + checks + ")"
+      };
+    }), { dataKey: "data-model", barClass: "bar-checks", labelWidth: 260 });
+    svg.setAttribute("aria-label", "Checked answers that failed: " + models.map(function (m) {
+      return m.provider + "/" + m.model + " " + m.failed;
+    }).join(", "));
+  }
+
   function drawOutcomes(data) {
     var list = document.getElementById("outcomes");
     list.textContent = "";
@@ -419,6 +467,7 @@
     drawProviders(data);
     drawRules(data);
     drawReliability(data);
+    drawChecks(data);
     drawLatency(data);
     drawRecent(data);
     var now = new Date();
