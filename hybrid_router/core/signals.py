@@ -28,6 +28,9 @@ BASE64_DOCUMENT_CHARS_PER_TOKEN = 32
 MESSAGE_OVERHEAD_TOKENS = 4
 
 SESSION_HEADER = "x-claude-code-session-id"
+# Claude Code's `metadata.user_id` is a JSON object of a few ids (about 200 characters); a
+# longer one is not read for a session.
+MAX_USER_ID_CHARS = 2048
 SERVER_TOOL_PREFIXES = ("web_search_", "web_fetch_")
 
 # Text Claude Code wraps around the user's words: reminders it injects, and hook output that
@@ -286,10 +289,10 @@ def session_id_of(body: Mapping[str, Any], headers: Mapping[str, str] | None) ->
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     if not isinstance(user_id, str) or not user_id:
         return None
-    if user_id.startswith("{"):
+    if user_id.startswith("{") and len(user_id) <= MAX_USER_ID_CHARS:
         try:
             parsed = _json().loads(user_id)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than `json` reads
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
             return parsed["session_id"] or None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from ..core.records import Record
+from .rows import MAX_REASON_CHARS, capped
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,18 +27,19 @@ class Pin(Record, frozen=True):
 
 
 def write_pin(conn: sqlite3.Connection, pin: Pin) -> None:
-    """Replace the session's pin: a new prompt starts a new turn."""
+    """Replace the session's pin: a new prompt starts a new turn. Ids and names are stored
+    capped as in a decision row (a session id is looked up capped the same way)."""
     conn.execute(
         "INSERT OR REPLACE INTO pins (session_id, prompt_id, provider, model, tier, rule, reason, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            pin.session_id,
-            pin.prompt_id,
-            pin.provider,
-            pin.model,
+            capped(pin.session_id),
+            pin.prompt_id and capped(pin.prompt_id),
+            capped(pin.provider),
+            capped(pin.model),
             pin.tier,
-            pin.rule,
-            pin.reason,
+            capped(pin.rule),
+            pin.reason and capped(pin.reason, MAX_REASON_CHARS),
             pin.created_at or time.time(),
         ),
     )
@@ -49,7 +51,7 @@ def read_pin(
     row = conn.execute(
         "SELECT session_id, prompt_id, provider, model, tier, rule, reason, created_at FROM pins "
         "WHERE session_id = ?",
-        (session_id,),
+        (capped(session_id),),
     ).fetchone()
     if row is None:
         return None
@@ -60,7 +62,7 @@ def read_pin(
 
 
 def clear_pin(conn: sqlite3.Connection, session_id: str) -> None:
-    conn.execute("DELETE FROM pins WHERE session_id = ?", (session_id,))
+    conn.execute("DELETE FROM pins WHERE session_id = ?", (capped(session_id),))
 
 
 def prune_pins(conn: sqlite3.Connection, older_than: float) -> int:
@@ -78,12 +80,18 @@ def start_session(
         "INSERT INTO sessions (session_id, started_at, source, model, cwd) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT(session_id) DO UPDATE SET source = excluded.source, "
         "model = COALESCE(excluded.model, sessions.model), ended_at = NULL, end_reason = NULL",
-        (session_id, time.time(), source, model, cwd),
+        (
+            capped(session_id),
+            time.time(),
+            source and capped(source),
+            model and capped(model),
+            cwd and capped(cwd, MAX_REASON_CHARS),
+        ),
     )
 
 
 def end_session(conn: sqlite3.Connection, session_id: str, reason: str | None) -> None:
     conn.execute(
         "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE session_id = ?",
-        (time.time(), reason, session_id),
+        (time.time(), reason and capped(reason), capped(session_id)),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from ..config.schema import RouterConfig
 from ..core import home
 from ..core.access import TOKEN_ENV, browser_refusal, is_loopback
 from ..core.signals import signals_from_request
+from ..providers.httpx_errors import mapped
 from ..providers.link import Link
-from . import jsonio
 from .errors import error_body, request_id
 from .messages import (
     JSON_ONLY,
@@ -39,13 +39,14 @@ from .messages import (
     authorized,
     header_map,
     is_json_content,
+    log_refusal,
     messages_endpoint,
     read_body,
     send_json,
 )
 from .state import ProxyState
 from .upstream import Call, anthropic_headers
-from .validate import BadRequest
+from .validate import BadRequest, parse_json
 
 log = logging.getLogger("hybrid_router.proxy")
 
@@ -61,15 +62,29 @@ def anthropic_error(status: int, message: str, rid: str | None = None) -> Respon
 
 
 async def _authorized_body(request: Request, state: ProxyState) -> bytes | Response:
-    """The request body, or the Anthropic-shaped error that answers instead (401, 413)."""
-    if not authorized(request.headers, state.token):
-        return anthropic_error(401, UNAUTHORIZED)
-    if not is_json_content(request.headers):
-        return anthropic_error(415, JSON_ONLY)
+    """The request body, or the Anthropic-shaped error that answers instead (401, 413, 415),
+    its row logged as `/v1/messages` logs its refusals."""
+    headers = request.headers
+    if not authorized(headers, state.token):
+        return _refused(state, request, 401, UNAUTHORIZED, "unauthorized")
+    if not is_json_content(headers):
+        return _refused(state, request, 415, JSON_ONLY, "content-type")
     try:
-        return await read_body(request.receive, request.headers, state.config.proxy.max_body_bytes)
+        return await read_body(request.receive, headers, state.config.proxy.max_body_bytes)
     except BadRequest as exc:
-        return anthropic_error(exc.status, str(exc))
+        kind = "too-large" if exc.status == 413 else "bad-request"
+        return _refused(state, request, exc.status, str(exc), kind)
+
+
+def _refused(
+    state: ProxyState, request: Request, status: int, message: str, error_class: str
+) -> Response:
+    where = request.url.path
+    log_refusal(state, request.headers, f"{where}: {message}", error_class, request.scope)
+    answer = anthropic_error(status, message)
+    if status != 400:  # the body was not read to its end: it is not read at all
+        answer.headers["connection"] = "close"
+    return answer
 
 
 async def count_tokens(request: Request) -> Response:
@@ -78,11 +93,11 @@ async def count_tokens(request: Request) -> Response:
     if isinstance(raw, Response):
         return raw
     try:
-        body = jsonio.loads(raw)
-    except (ValueError, RecursionError):
-        return anthropic_error(400, "the request body is not valid JSON")
+        body = parse_json(raw)
+    except BadRequest as exc:
+        return _refused(state, request, exc.status, str(exc), "bad-request")
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-        return anthropic_error(400, "messages: an array is required")
+        return _refused(state, request, 400, "messages: an array is required", "bad-request")
     anthropic = _anthropic_link(state)
     if anthropic is not None and anthropic.api_key:
         call = Call(
@@ -95,18 +110,30 @@ async def count_tokens(request: Request) -> Response:
             requested_model=str(body.get("model", "")),
         )
         url = f"{anthropic.base_url.rstrip('/')}/v1/messages/count_tokens"
+        sent = anthropic_headers(anthropic, call)
         try:
-            upstream = await state.client.post(
-                url, content=raw, headers=anthropic_headers(anthropic, call), timeout=30.0
-            )
+            upstream = await state.client.post(url, content=raw, headers=sent, timeout=30.0)
             return Response(
                 upstream.content, status_code=upstream.status_code, media_type="application/json"
             )
         except httpx.HTTPError as exc:
-            log.warning("count_tokens passthrough failed, estimating instead: %s", exc)
+            # httpx quotes a header it refused, value and all (a key with a line break in it).
+            failure = mapped(exc, "Anthropic", secrets=secret_forms(sent.values()))
+            log.warning("count_tokens passthrough failed, estimating instead: %s", failure)
     return JSONResponse(
         {"input_tokens": signals_from_request(body, request.headers).estimated_tokens}
     )
+
+
+def secret_forms(values: Iterable[str]) -> list[str]:
+    """Each header value as an error text may quote it: whole, escaped as Python writes bytes
+    (b'...\\n...'), and each of its lines."""
+    forms: list[str] = []
+    for value in values:
+        forms.append(value)
+        forms.append(repr(value.encode("utf-8", "replace"))[2:-1])
+        forms.extend(value.splitlines())
+    return forms
 
 
 def _anthropic_link(state: ProxyState) -> Link | None:

@@ -17,7 +17,7 @@ from ..core.routing import Decision, decide, decide_with_pin
 from ..core.signals import Signals, signals_from_request
 from ..core.table import Target
 from ..log.pins import Pin
-from ..log.rows import decision_row
+from ..log.rows import DecisionRow, decision_row
 from .errors import error_body, request_id
 from .links import candidate_links, skip_reason
 from .relay import Exchange, StreamRelay, answer_once
@@ -57,9 +57,17 @@ def client_has_auth(headers: Mapping[str, str], token: str | None) -> bool:
 
 
 async def send_json(
-    send: Any, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    send: Any,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    close: bool = False,
 ) -> None:
+    """A JSON answer; `close`: the connection ends with it (a body that was not read, or only
+    in part, is not read to its end)."""
     out = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        out.append((b"connection", b"close"))
     for name, value in (headers or {}).items():
         if name.lower() not in ("content-type", "content-length", "transfer-encoding"):
             out.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
@@ -102,6 +110,29 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class HeldEnd:
+    """An ASGI `send` that holds back the message ending the response until `release()`: the
+    request's row is journaled (log/writer.py) before the client has the answer's last byte,
+    so a proxy killed at any moment keeps the row of every request a client saw answered."""
+
+    __slots__ = ("_end", "_send")
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self._end: dict[str, Any] | None = None
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._end = message
+        else:
+            await self._send(message)
+
+    async def release(self) -> None:
+        end, self._end = self._end, None
+        if end is not None:
+            await self._send(end)
+
+
 async def messages_endpoint(
     state: ProxyState, scope: dict[str, Any], receive: Any, send: Any
 ) -> None:
@@ -117,26 +148,30 @@ async def messages_endpoint(
             allowed_hosts=state.config.proxy.allowed_hosts,
         )
         if refusal is not None:
-            await _refuse(state, headers, send, 403, refusal, "browser")
+            await _refuse(state, scope, headers, send, 403, refusal, "browser")
             return
         if not authorized(headers, state.token):
-            await _refuse(state, headers, send, 401, UNAUTHORIZED, "unauthorized")
+            await _refuse(state, scope, headers, send, 401, UNAUTHORIZED, "unauthorized")
             return
         if not is_json_content(headers):
-            await _refuse(state, headers, send, 415, JSON_ONLY, "content-type")
+            await _refuse(state, scope, headers, send, 415, JSON_ONLY, "content-type")
             return
         try:
             raw = await read_body(receive, headers, state.config.proxy.max_body_bytes)
             body = parse_messages_body(raw)
         except BadRequest as exc:
             kind = "too-large" if exc.status == 413 else "bad-request"
-            await _refuse(state, headers, send, exc.status, str(exc), kind)
+            await _refuse(state, scope, headers, send, exc.status, str(exc), kind)
             return
         exchange = _exchange(state, headers, raw, body)
         # From here on the exchange writes the request's row, whatever happens.
+        held = HeldEnd(send)
         if exchange.call.stream:
             relay = StreamRelay(exchange)
-            await relay(scope, receive, send)
+            try:
+                await relay(scope, receive, held)  # logs the exchange as it ends
+            finally:
+                await held.release()
             return
         try:
             status, answer_headers, payload = await answer_once(exchange)
@@ -145,9 +180,10 @@ async def messages_endpoint(
                 "request-id": answer_headers.get("request-id", exchange.rid),
             }
             replying = True
-            await send_json(send, status, payload, answer_headers)
+            await send_json(held, status, payload, answer_headers)
         finally:
-            exchange.log()  # after the answer went out
+            exchange.log()  # before the answer's last byte goes out
+            await held.release()
     except ClientGone:
         return
     except Exception as exc:  # a bug: the client still gets an Anthropic-shaped answer
@@ -236,6 +272,7 @@ def _pin_decision(state: ProxyState, signals: Signals, pin: Pin) -> Decision:
 
 async def _refuse(
     state: ProxyState,
+    scope: dict[str, Any],
     headers: Mapping[str, str],
     send: Any,
     status: int,
@@ -243,27 +280,49 @@ async def _refuse(
     error_class: str,
 ) -> None:
     """Answer a request refused before routing, with its row (no body text: the reason is the
-    error message)."""
-    _log_row(state, headers, message, error_class, OUTCOME_REJECTED)
+    error message). A body not read to its end is not read at all: the connection closes."""
+    log_refusal(state, headers, message, error_class, scope)
     rid = request_id()
-    await send_json(send, status, error_body(status, message, rid), {"request-id": rid})
+    close = status != 400  # a 400 read the whole body; the others did not (413: not all of it)
+    await send_json(send, status, error_body(status, message, rid), {"request-id": rid}, close)
+
+
+def log_refusal(
+    state: ProxyState,
+    headers: Mapping[str, str],
+    message: str,
+    error_class: str,
+    scope: Mapping[str, Any],
+) -> None:
+    """The row of a request refused before routing. On a token bind, a client that does not
+    offer the token gets one row per minute and address (and one more counting the rest of
+    that minute's refusals): it cannot grow the log faster than that."""
+    if state.token and not authorized(headers, state.token):
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        row = _row(headers, f"{message} (client {address})", error_class, OUTCOME_REJECTED)
+        state.log_writer.submit_folded(address, row)
+        return
+    _log_row(state, headers, message, error_class, OUTCOME_REJECTED)
 
 
 def _log_row(
     state: ProxyState, headers: Mapping[str, str], message: str, error_class: str, outcome: str
 ) -> None:
     """The row of a request answered without routing (refused, or a bug before the decision)."""
-    state.log_writer.submit(
-        decision_row(
-            None,
-            None,
-            source=SOURCE_PROXY,
-            store_prompts=False,
-            outcome=outcome,
-            rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",
-            session_id=headers.get("x-claude-code-session-id"),
-            error_class=error_class,
-            reason=message,
-            latency_ms=0.0,
-        )
+    state.log_writer.submit(_row(headers, message, error_class, outcome))
+
+
+def _row(headers: Mapping[str, str], message: str, error_class: str, outcome: str) -> DecisionRow:
+    return decision_row(
+        None,
+        None,
+        source=SOURCE_PROXY,
+        store_prompts=False,
+        outcome=outcome,
+        rule="rejected" if outcome == OUTCOME_REJECTED else "internal-error",
+        session_id=headers.get("x-claude-code-session-id"),
+        error_class=error_class,
+        reason=message,
+        latency_ms=0.0,
     )

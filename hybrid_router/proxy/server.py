@@ -24,8 +24,22 @@ from ..core import home
 from ..install.proxy_env import proxy_env_for
 from ..install.templates import load_templates
 from .app import create_app
+from .errors import error_body, request_id
 
 IDLE_CHECK_SECONDS = 5.0
+# Connection limits. A request's head must arrive whole within HEAD_TIMEOUT_SECONDS of its first
+# byte (of the connection, for the first request) and hold at most MAX_HEAD_BYTES; its body may
+# not pause for more than BODY_IDLE_SECONDS nor take more than BODY_TIMEOUT_SECONDS in all. An
+# idle keep-alive connection closes after KEEP_ALIVE_SECONDS (uvicorn's timer). A connection
+# closed while a body is still arriving (after a 413, a 401...) is half-closed: the answer goes
+# out, what the client still sends is read and dropped for LINGER_SECONDS at most, then closed
+# (closing at once would reset the connection and lose the answer).
+HEAD_TIMEOUT_SECONDS = 10.0
+MAX_HEAD_BYTES = 64 * 1024
+BODY_IDLE_SECONDS = 15.0
+BODY_TIMEOUT_SECONDS = 120.0
+KEEP_ALIVE_SECONDS = 5.0
+LINGER_SECONDS = 2.0
 
 
 class ProxyStartError(Exception):
@@ -91,6 +105,171 @@ class IdleExit:
                 return
 
 
+def server_config(app: Any, **options: Any) -> Any:
+    """uvicorn's config for the proxy (a `uvicorn.Config`): httptools with the limits above,
+    uvloop when installed."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(),
+        loop="auto",
+        timeout_keep_alive=int(KEEP_ALIVE_SECONDS),
+        **options,
+    )
+
+
+def guarded_protocol() -> Any:
+    """The HTTP/1.1 protocol class, with the connection limits (see above)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpTools(HttpToolsProtocol):
+        """uvicorn's httptools protocol, with deadlines on a request's head and body and a
+        lingering close (see the limits above)."""
+
+        head_timeout = HEAD_TIMEOUT_SECONDS
+        max_head_bytes = MAX_HEAD_BYTES
+        body_idle = BODY_IDLE_SECONDS
+        body_timeout = BODY_TIMEOUT_SECONDS
+        linger = LINGER_SECONDS
+
+        def connection_made(self, transport: Any) -> None:
+            self.phase = "head"  # head, body (arriving), app (answering), idle (keep-alive)
+            self.phase_started = self.last_data = time.monotonic()
+            self.head_bytes = 0
+            self.lingering = False
+            self.deadline: Any = None
+            self.raw_transport = transport
+            wrapped: Any = _Transport(transport, self)
+            super().connection_made(wrapped)
+            self._arm(self.head_timeout)
+
+        def data_received(self, data: bytes) -> None:
+            if self.lingering:
+                return  # the rest of a body no one will read
+            self.last_data = time.monotonic()
+            if self.phase == "idle":  # the next request on a keep-alive connection
+                self._enter("head", self.head_timeout)
+            super().data_received(data)
+            if self.phase == "head":  # the head did not end in this chunk
+                self.head_bytes += len(data)
+                if self.head_bytes > self.max_head_bytes and not self.transport.is_closing():
+                    self._refuse_head()
+
+        def on_headers_complete(self) -> None:
+            if self.lingering:
+                return
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_head_bytes:
+                self._refuse_head()  # the request goes no further
+                return
+            self._enter("body", self.body_idle)
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if not self.lingering:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if self.lingering:
+                return
+            self.phase = "app"
+            self._disarm()
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.phase == "app":
+                self.phase = "idle"  # uvicorn's keep-alive timer runs now
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _enter(self, phase: str, limit: float) -> None:
+            self.phase = phase
+            self.phase_started = time.monotonic()
+            self.head_bytes = 0
+            self._arm(limit)
+
+        def _arm(self, delay: float) -> None:
+            self._disarm()
+            self.deadline = self.loop.call_later(delay, self._expire)
+
+        def _disarm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def _expire(self) -> None:
+            self.deadline = None
+            if self.phase not in ("head", "body") or self.transport.is_closing():
+                return
+            now = time.monotonic()
+            if self.phase == "head":
+                due = self.phase_started + self.head_timeout
+            else:
+                due = min(self.last_data + self.body_idle, self.phase_started + self.body_timeout)
+            if due > now:
+                self._arm(due - now)
+                return
+            # An incomplete request: no one is answered (the app, if it was reading the body,
+            # sees the client gone).
+            self.raw_transport.close()
+
+        def _refuse_head(self) -> None:
+            limit = f"{self.max_head_bytes:,}"
+            body = error_body(431, f"the request head is over {limit} bytes", request_id())
+            self.raw_transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: "
+                b"application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            self.phase = "body"  # what follows is dropped
+            self.transport.close()
+
+        def linger_then_close(self) -> None:
+            """Half-close: the answer (already written) goes out with a FIN; what the client
+            still sends is dropped until it closes or LINGER_SECONDS pass."""
+            raw = self.raw_transport
+            self.lingering = True
+            self._disarm()
+            try:
+                raw.write_eof()
+                raw.resume_reading()
+            except (OSError, RuntimeError):
+                raw.close()
+                return
+            self.deadline = self.loop.call_later(self.linger, raw.close)
+
+    return GuardedHttpTools
+
+
+class _Transport:
+    """The transport as uvicorn's protocol sees it: closing it while a request's body is still
+    arriving lingers (see LINGER_SECONDS) instead of resetting the connection."""
+
+    def __init__(self, raw: Any, protocol: Any) -> None:
+        self.raw = raw
+        self.protocol = protocol
+        self.closing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def close(self) -> None:
+        if self.closing or self.raw.is_closing():
+            return
+        self.closing = True
+        if self.protocol.phase == "body" and self.raw.can_write_eof():
+            self.protocol.linger_then_close()
+        else:
+            self.raw.close()
+
+    def is_closing(self) -> bool:
+        return self.closing or bool(self.raw.is_closing())
+
+
 def serve(
     config_file: Path | None,
     host: str | None,
@@ -112,9 +291,7 @@ def serve(
     sock = bind(host, port)
     # uvloop and httptools (when installed, as the package requires) make the server side of
     # every request several times cheaper than asyncio + h11 in pure Python.
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, loop="auto", http="auto")
-    )
+    server = uvicorn.Server(server_config(app, log_level="warning", access_log=False))
     if idle_exit_seconds:
         server.config.app = IdleExit(app, idle_exit_seconds, lambda: _stop(server))
     bound_port = sock.getsockname()[1]

@@ -8,6 +8,11 @@ from typing import Any
 import orjson
 
 ROLES = ("user", "assistant", "system")
+# How deep a body may nest. orjson reads 1,024 levels but writes only 254, and the standard
+# library's reader and writer recurse (about 1,000 levels, fewer inside a handler): a body
+# deeper than what the proxy can write back out is refused before anything reads it.
+MAX_DEPTH = 254
+TOO_DEEP = f"the request body is nested more than {MAX_DEPTH} levels deep"
 
 
 class BadRequest(Exception):
@@ -16,11 +21,27 @@ class BadRequest(Exception):
         self.status = status
 
 
-def parse_messages_body(raw: bytes) -> dict[str, Any]:
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, nested at most MAX_DEPTH levels; BadRequest for anything else."""
     try:
         body = orjson.loads(raw)  # the common case, several times faster than `json`
     except orjson.JSONDecodeError:
         body = _parse_with_json(raw)
+        if _deeper_than(body, MAX_DEPTH):
+            raise BadRequest(TOO_DEEP) from None
+        return body
+    if isinstance(body, (dict, list)):
+        try:
+            # orjson writes at most 254 levels: a few microseconds for a Claude Code body,
+            # where a walk in Python would take a few hundred.
+            orjson.dumps(body)
+        except TypeError:  # orjson.JSONEncodeError; what orjson read it can write, but for depth
+            raise BadRequest(TOO_DEEP) from None
+    return body
+
+
+def parse_messages_body(raw: bytes) -> dict[str, Any]:
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     check_messages_body(body)
@@ -28,8 +49,8 @@ def parse_messages_body(raw: bytes) -> dict[str, Any]:
 
 
 def _parse_with_json(raw: bytes) -> Any:
-    """What orjson refused: `json` accepts a little more (NaN, lone surrogates, huge integers)
-    and words its errors with line and column."""
+    """What orjson refused: `json` accepts a little more (NaN, lone surrogates, integers beyond
+    64 bits) and words its errors with line and column."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -41,8 +62,24 @@ def _parse_with_json(raw: bytes) -> Any:
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise BadRequest("the request body is nested too deeply") from None
+        raise BadRequest(TOO_DEEP) from None
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits() (4,300 digits)
+        raise BadRequest("the request body holds a number too long to read") from None
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` containers deep (without recursing)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _check_block(block: Any, where: str) -> None:
