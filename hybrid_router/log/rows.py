@@ -63,6 +63,11 @@ class DecisionRow(Record):
     prompt_hash: str | None = None
     prompt_chars: int | None = None
     prompt_text: str | None = None
+    # The first answer that failed a check (proxy/checks.py): who gave it. Its check is the
+    # error_class. `answer_checked`: 1 when the answer the client got was checked and passed.
+    failed_provider: str | None = None
+    failed_model: str | None = None
+    answer_checked: int | None = None
 
 
 COLUMNS = DecisionRow._fields
@@ -110,6 +115,9 @@ def decision_row(
     error_class: str | None = None,
     fallback_from: str | None = None,
     reason: str | None = None,
+    failed_provider: str | None = None,
+    failed_model: str | None = None,
+    answer_checked: bool = False,
 ) -> DecisionRow:
     """The log row of one decision, from every surface: the one place a row is built.
 
@@ -149,6 +157,10 @@ def decision_row(
         fallback_from=fallback_from and capped(fallback_from),
         reason=reason and capped(reason, MAX_REASON_CHARS),
     )
+    if failed_model is not None:
+        row.failed_provider, row.failed_model = failed_provider, failed_model
+    if answer_checked:
+        row.answer_checked = 1
     if usage is not None:
         row.input_tokens = usage.input_tokens
         row.output_tokens = usage.output_tokens
