@@ -7,10 +7,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import home
 from .schema import RouterConfig, Target
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ConfigError(Exception):
@@ -69,6 +72,16 @@ def _pydantic_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(cleaned)
 
 
+def validation_message(error: ValidationError, source: str) -> str:
+    """A pydantic validation error as one line: the file, the first field and what it expected,
+    and how many more problems there are."""
+    errors = error.errors()
+    first = errors[0]
+    where = _format_location(_pydantic_location(tuple(first["loc"])))
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return f"{source}: {where} {_describe_error(first)}{more if len(errors) > 1 else ''}"
+
+
 def parse_config(data: Any, source: str) -> RouterConfig:
     """Validate JSON data into a RouterConfig, or raise ConfigError naming `source` and field."""
     from pydantic import TypeAdapter, ValidationError
@@ -78,13 +91,7 @@ def parse_config(data: Any, source: str) -> RouterConfig:
     try:
         config = TypeAdapter(RouterConfig).validate_python(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        where = _format_location(_pydantic_location(tuple(first["loc"])))
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise ConfigError(
-            f"{source}: {where} {_describe_error(first)}{more if len(errors) > 1 else ''}"
-        ) from None
+        raise ConfigError(validation_message(exc, source)) from None
     _check_references(config, source)
     return config
 

@@ -32,12 +32,10 @@ from typing import Any
 from ..core.table import LOCAL_PROVIDER_KINDS
 from .loading import (
     ConfigError,
-    _describe_error,
-    _format_location,
-    _pydantic_location,
     default_config_path,
     parse_config,
     templates_dir,
+    validation_message,
 )
 from .schema import (
     _STRICT,
@@ -201,13 +199,7 @@ def _validate(data: Any, source: str) -> ProfileSpec:
     try:
         return TypeAdapter(ProfileSpec).validate_python(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        where = _format_location(_pydantic_location(tuple(first["loc"])))
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise ProfileError(
-            f"{source}: {where} {_describe_error(first)}{more if len(errors) > 1 else ''}"
-        ) from None
+        raise ProfileError(validation_message(exc, source)) from None
 
 
 def _close(stated: float, computed: float) -> bool:
