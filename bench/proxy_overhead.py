@@ -25,7 +25,12 @@ p50 overhead <= 1.5 ms and p99 <= 5 ms at concurrency 16, RSS growth <= 5 %, and
 claude-code-router's overhead on the 80 KB body. Targets are measured in interleaved rounds, so
 machine noise hits them alike.
 
-Usage: .venv/bin/python bench/proxy_overhead.py [--quick] [--no-ccr]
+Last, the cost of checking answers (proxy/checks.py): a local link (Ollama's native /api/chat,
+from the same upstream process) answers the 80 KB Claude Code request with a tool call, through
+two proxies side by side, one with `proxy.checkAnswers` "hold" and one with "off". Target: the
+checks add at most 0.2 ms at p50 (`--checks-only` runs just this part).
+
+Usage: .venv/bin/python bench/proxy_overhead.py [--quick] [--no-ccr] [--checks-only]
 """
 
 from __future__ import annotations
@@ -178,6 +183,25 @@ _OPENAI_MESSAGE = {
 }
 
 
+# Ollama's native /api/chat answering with one tool call (Claude Code's Bash, input valid under
+# its schema), streamed as NDJSON or whole: what a local model's agent step looks like.
+_OLLAMA_CALL = {
+    "role": "assistant",
+    "content": "",
+    "tool_calls": [{"function": {"name": "Bash", "arguments": {"command": "ls -la"}}}],
+}
+_OLLAMA_DONE = {
+    "done": True,
+    "done_reason": "stop",
+    "prompt_eval_count": 20_000,
+    "eval_count": 12,
+}
+
+
+def _ndjson(*items: dict[str, Any]) -> list[bytes]:
+    return [json.dumps({"model": "bench-local", **item}).encode() + b"\n" for item in items]
+
+
 def _chunked(events: list[bytes]) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
 
@@ -201,6 +225,18 @@ RESPONSES = {
     ("chat", False): _json_response(200, _OPENAI_MESSAGE),
     ("chat", True): _SSE_HEAD + _chunked(_openai_stream_events()),
 }
+RESPONSES["ollama", False] = _json_response(
+    200, {"model": "bench-local", "message": _OLLAMA_CALL, **_OLLAMA_DONE}
+)
+RESPONSES["ollama", True] = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n"
+    + _chunked(
+        _ndjson(
+            {"message": _OLLAMA_CALL, "done": False},
+            {"message": {"role": "assistant", "content": ""}, **_OLLAMA_DONE},
+        )
+    )
+)
 _OK = _json_response(200, {"status": "ok"})
 
 
@@ -300,6 +336,8 @@ def default_answer(method: bytes, path: bytes, body: bytes) -> Any:
     stream = bool(_STREAM_TRUE.search(body))
     if b"/messages" in path:
         return RESPONSES["messages", stream]
+    if b"/api/chat" in path:
+        return RESPONSES["ollama", stream]
     if b"/chat/completions" in path:
         return RESPONSES["chat", stream]
     return _json_response(
@@ -771,14 +809,119 @@ async def bench(args: argparse.Namespace, targets: dict[str, str], proxy_pid: in
             )
 
 
+CHECKS_TARGET_MS = 0.2
+LOCAL_MODEL = "bench-local"
+
+
+def start_checking_proxies(
+    scratch: Path, upstream_url: str
+) -> dict[str, tuple[subprocess.Popen[bytes], str]]:
+    """Two proxies whose every tier is a local Ollama link on the fake upstream: one checks
+    answers (the default, "hold"), the other does not ("off")."""
+    proxies = {}
+    for name, setting in (("unchecked", "off"), ("checked", "hold")):
+        config = router_config([("ollama", LOCAL_MODEL)])
+        config["proxy"]["checkAnswers"] = setting
+        proxies[name] = start_proxy(scratch / f"home-{name}", {"OLLAMA_HOST": upstream_url}, config)
+    return proxies
+
+
+def checked_rows(home: Path) -> tuple[int, int]:
+    """(rows, rows whose answer was checked) in a proxy's log."""
+    import sqlite3
+
+    conn = sqlite3.connect(home / "decisions.db")
+    try:
+        total, checked = conn.execute(
+            "SELECT COUNT(*), COUNT(answer_checked) FROM decisions"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(total), int(checked)
+
+
+async def bench_checks(args: argparse.Namespace, targets: dict[str, str]) -> bool:
+    """The 80 KB Claude Code request answered with a tool call by a local link, through the
+    proxy that checks the answer and the one that does not, in interleaved rounds; concurrency 1
+    (one session: the CPU the checks cost is all that differs). True when the target is met."""
+    count = 400 if args.quick else 2000
+    rounds = 5 if args.quick else 10
+    big = [b for b in bodies() if b.name == "80KB"][0]
+    print(
+        f"\n5. Checked answers: a local link (Ollama's /api/chat) answers the 80 KB Claude Code "
+        f"request with a Bash tool call; {count} requests per proxy per case at concurrency 1, in "
+        f"{rounds} interleaved rounds; latencies in ms (stream: time to first byte, which for a "
+        "checked stream is when the whole answer has been checked)"
+    )
+    print(
+        f"  {'case':14} {'unchecked p50':>14} {'checked p50':>12} {'unchecked p99':>14} "
+        f"{'checked p99':>12} {'checks add p50':>15}"
+    )
+    worst = 0.0
+    for stream, kind in KINDS:
+        request = load_request(big, stream)
+
+        def run(url: str, request: _load.Request = request) -> Awaitable[list[float]]:
+            return _load.closed_loop(url, request, 1, max(1, count // rounds))
+
+        def warm(url: str, request: _load.Request = request) -> Awaitable[list[float]]:
+            return _load.closed_loop(url, request, 1, 100)
+
+        samples = await interleaved(targets, run, rounds, warm)
+        p50 = {n: statistics.median(v) for n, v in samples.items()}
+        p99 = {n: percentile(v, 0.99) for n, v in samples.items()}
+        added = p50["checked"] - p50["unchecked"]
+        worst = max(worst, added)
+        print(
+            f"  {kind:14} {p50['unchecked']:14.3f} {p50['checked']:12.3f} "
+            f"{p99['unchecked']:14.3f} {p99['checked']:12.3f} {added:15.3f}",
+            flush=True,
+        )
+    print(
+        f"  checking adds at most {worst:.3f} ms at p50 — {verdict(worst <= CHECKS_TARGET_MS)} "
+        f"the {CHECKS_TARGET_MS} ms target"
+    )
+    return worst <= CHECKS_TARGET_MS
+
+
+def run_checks_only(args: argparse.Namespace) -> None:
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="hr-bench-") as scratch:
+        try:
+            upstream, upstream_url = start_upstream()
+            processes.append(upstream)
+            proxies = start_checking_proxies(Path(scratch), upstream_url)
+            processes += [process for process, _ in proxies.values()]
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+            run_fast(bench_checks(args, {name: url for name, (_, url) in proxies.items()}))
+            report_checked_rows(Path(scratch))
+        finally:
+            for process in reversed(processes):
+                stop_process(process)
+
+
+def report_checked_rows(scratch: Path) -> None:
+    """What each proxy logged: every answer of the checking proxy was checked."""
+    time.sleep(0.2)  # the log writer commits within 50 ms of the last answer
+    for name in ("unchecked", "checked"):
+        total, checked = checked_rows(scratch / f"home-{name}")
+        print(f"  {name} proxy: {total:,} rows, {checked:,} with a checked answer")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (fewer requests)")
     parser.add_argument("--no-ccr", action="store_true", help="skip claude-code-router")
+    parser.add_argument(
+        "--checks-only", action="store_true", help="only the cost of checking answers (section 5)"
+    )
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
+        return
+    if args.checks_only:
+        run_checks_only(args)
         return
 
     processes: list[subprocess.Popen[bytes]] = []
@@ -815,6 +958,13 @@ def main() -> None:
                 + " and client in separate processes"
             )
             run_fast(bench(args, targets, proxy.pid))
+            stop_process(proxy)  # the checks' two proxies get the CPU to themselves
+            if ccr_process is not None:
+                os.killpg(ccr_process.pid, signal.SIGTERM)
+            checking = start_checking_proxies(Path(scratch), upstream_url)
+            processes += [process for process, _ in checking.values()]
+            run_fast(bench_checks(args, {name: url for name, (_, url) in checking.items()}))
+            report_checked_rows(Path(scratch))
         finally:
             for process in reversed(processes):
                 if process is ccr_process:  # its own session: node and anything it spawned
