@@ -44,6 +44,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/mcp_startup.py
 	$(BIN)/python bench/hook_latency.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/checked_answers.py
 	$(BIN)/python bench/proxy_overhead.py --quick
 
 ## lint: the gate `make test` runs first: ruff (lint and format, pinned in the test extras) and
