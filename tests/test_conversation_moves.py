@@ -23,7 +23,7 @@ from claude_code_bodies import claude_code_body, with_tool_round_trip
 from fakes.fake_anthropic import Reply as AnthropicReply
 from fakes.fake_anthropic import error, text
 from fakes.fake_ollama import Reply
-from test_proxy_support import CLAUDE, CLIENT_KEY, CODE_PROMPT, CODER_MODEL, config, rig
+from test_proxy_support import CLAUDE, CLIENT_KEY, CODE_PROMPT, CODER_MODEL, body, config, rig
 
 from hybrid_router.providers.translate.ollama_chat import (
     ollama_to_openai_response,
@@ -224,3 +224,51 @@ def test_a_request_anthropic_would_accept_is_forwarded_byte_for_byte(router_home
         assert r.post(payload).status_code == 200
         (sent,) = r.anthropic.main_requests()
         assert sent.body["thinking"] == {"type": "adaptive"}
+
+
+# --- free cloud before premium on size ------------------------------------------------------
+
+
+def _with_free_windows(data: dict[str, Any]) -> dict[str, Any]:
+    for tier in data["tiers"].values():
+        for fallback in tier.get("fallbacks", []):
+            if fallback.get("model", "").endswith(":free"):
+                fallback["contextWindow"] = 262_144
+    return data
+
+
+def test_a_request_too_big_for_every_local_window_runs_on_a_free_cloud_model(router_home: Path):
+    """~90K tokens: over the local windows, inside the free model's: OpenRouter answers it (the
+    row names the free model and the context-window rule), and Anthropic is never called."""
+    from fakes.fake_openrouter import FakeOpenRouter
+
+    data = _with_free_windows(_big_windows())
+    data["routes"] = [r for r in data["routes"] if r["name"] != "large-context"]
+    huge = body(CODE_PROMPT + " " + "lorem ipsum dolor sit amet " * 12_000, max_tokens=2000)
+    with (
+        FakeOpenRouter() as openrouter,
+        rig(router_home, config_data=data, openrouter=openrouter) as r,
+    ):
+        openrouter.script("qwen/qwen3-coder:free", "A free answer.")
+        response = r.post(huge)
+        assert response.status_code == 200, response.text
+        assert "A free answer." in response.text
+        assert r.anthropic.messages_requests() == [] and r.ollama.requests_to("/api/chat") == []
+        (row,) = r.rows(1)
+        assert (row["rule"], row["provider"], row["model"], row["cost"]) == (
+            "context-window",
+            "openrouter",
+            "qwen/qwen3-coder:free",
+            0.0,
+        )
+
+
+def test_without_an_openrouter_key_the_large_request_goes_to_premium(router_home: Path):
+    data = _with_free_windows(_big_windows())
+    huge = body(CODE_PROMPT + " " + "lorem ipsum dolor sit amet " * 12_000, max_tokens=2000)
+    with rig(router_home, config_data=data) as r:
+        r.anthropic.enqueue(text("Premium answer."))
+        assert r.post(huge).status_code == 200
+        (row,) = r.rows(1)
+        assert (row["rule"], row["provider"]) == ("context-window", "anthropic")
+        assert row["fallback_from"] is None  # decided so, not a fallback from a skipped link

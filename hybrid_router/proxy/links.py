@@ -12,10 +12,27 @@ from ..providers.link import Link, make_link
 
 
 def _window(table: RoutingTable, provider: str, model: str) -> int | None:
+    """The window the config gives a model: a tier's, else one a fallback states (free cloud
+    models state theirs)."""
     for _, target in table.tiers:
         if target.provider == provider and target.model == model:
             return target.context_window
+    for _, target in table.tiers:
+        for ref in target.fallbacks:
+            if ref.provider == provider and ref.model == model and ref.context_window:
+                return ref.context_window
     return None
+
+
+def _decision_window(decision: Decision, table: RoutingTable) -> int | None:
+    """The routed model's window: its tier's when the tier's model was routed to (Anthropic may
+    run the client's own model), else the window the config states for that model (a tier's
+    free cloud fallback chosen on size)."""
+    if decision.tier:
+        tier = table.tier(decision.tier)
+        if tier.provider == decision.provider:
+            return tier.context_window
+    return _window(table, decision.provider, decision.model)
 
 
 def candidate_links(
@@ -30,8 +47,7 @@ def candidate_links(
     Any link to Anthropic uses the client's own Claude model when it named one.
     """
     wanted: list[tuple[str, str, int | None]] = []
-    primary_window = table.tier(decision.tier).context_window if decision.tier else None
-    wanted.append((decision.provider, decision.model, primary_window))
+    wanted.append((decision.provider, decision.model, _decision_window(decision, table)))
     for ref in decision.fallbacks:
         wanted.append((ref.provider, ref.model, _window(table, ref.provider, ref.model)))
     last = config.proxy.last_resort
