@@ -12,7 +12,11 @@ import click
 
 from ..config.compile import routing_table
 from ..core.outcomes import SOURCE_CLI
-from ..core.routing import Decision, decide
+from ..core.complexity import complexity_score
+from ..core.intent import IntentModel, load_model
+from ..core.matching import tokenize
+from ..core.routing import NO_MATCH, Decision, decide, keyword_evidence, route_evidence
+from ..core.table import RoutingTable
 from ..core.signals import Signals, signals_from_prompt, signals_from_request
 from ..core.text import shown
 from ..log.report import stats_text
@@ -84,6 +88,11 @@ def read_request(source: str) -> tuple[dict[str, Any], dict[str, str]]:
     help="Route a Messages request body (JSON) instead of a prompt.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also show each route's evidence and the intent model's scores.",
+)
 @click.option("--log", "log_it", is_flag=True, help="Record the decision in the log (source cli).")
 @click.option("--session-id", help="Session id to record with --log.")
 @pass_state
@@ -92,6 +101,7 @@ def route(
     prompt: str | None,
     request_file: str | None,
     as_json: bool,
+    explain: bool,
     log_it: bool,
     session_id: str | None,
 ) -> None:
@@ -111,7 +121,9 @@ def route(
     else:
         text = sys.stdin.read() if prompt == "-" else prompt
         signals = signals_from_prompt(text or "", session_id)
-    decision = decide(signals, routing_table(config))
+    table = routing_table(config)
+    intent = load_model()
+    decision = decide(signals, table, intent)
     if log_it:
         with closing(open_log()) as conn:
             record(
@@ -121,9 +133,104 @@ def route(
                 ),
             )
     if as_json:
-        click.echo(json.dumps(decision.to_dict(), indent=2))
+        data = decision.to_dict()
+        if explain:
+            data["explain"] = explanation(signals, table, intent)
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(decision_text(decision))
+        if explain:
+            click.echo("")
+            click.echo(explanation_text(explanation(signals, table, intent)))
+
+
+COMBINATION_RULE = (
+    "hard rules first (server web tools, background requests); then the intent model's vote "
+    "decides, in either direction; when it abstains, the first route whose keywords and "
+    "conditions hold; else the default route; then the context-window rule"
+)
+
+
+def explanation(
+    signals: Signals, table: RoutingTable, intent: IntentModel | None
+) -> dict[str, Any]:
+    """Why a prompt routes where it does: each route's evidence, the complexity points, and the
+    intent model's probabilities and vote (what `--explain` prints)."""
+    text = signals.text
+    tokens = tokenize(text)
+    score = complexity_score(text, tokens)
+    complexity = "high" if score >= 4 else "medium" if score >= 2 else "low"
+    routes: list[dict[str, Any]] = []
+    for route in table.routes:
+        found = keyword_evidence(route, text, tokens)
+        excluded = [
+            " ".join(tokens[start:end]) for start, end in route.matcher.excluded(tokens)
+        ]
+        holds = route_evidence(route, signals, tokens, complexity, found) is not None
+        entry: dict[str, Any] = {
+            "route": route.name,
+            "tier": route.target.tier,
+            "matched": [] if found is NO_MATCH else list(found),  # type: ignore[call-overload]
+            "excluded": excluded,
+            "holds": holds,
+        }
+        if route.complexity:
+            entry["needs_complexity"] = list(route.complexity)
+        routes.append(entry)
+    result: dict[str, Any] = {
+        "rule": COMBINATION_RULE,
+        "complexity": {"level": complexity, "points": score},
+        "routes": routes,
+        "intent": None,
+    }
+    if intent is not None and text:
+        ranked = intent.probabilities(text)
+        vote = intent.vote(text)
+        top = vote.route if vote else intent.choice(ranked)[0]
+        result["intent"] = {
+            "threshold": intent.threshold,
+            "costs": dict(zip(intent.classes, intent.costs, strict=True)),
+            "probabilities": {name: round(p, 4) for name, p in ranked},
+            "vote": vote.route if vote else None,
+            "because": [
+                [feature, round(push, 3)] for feature, push in intent.contributions(text, top)
+            ],
+        }
+    return result
+
+
+def explanation_text(data: dict[str, Any]) -> str:
+    level = data["complexity"]
+    lines = [
+        f"rule        {data['rule']}",
+        f"complexity  {level['level']} ({level['points']} points: 0-1 low, 2-3 medium, 4+ high)",
+        "routes (keyword evidence, in config order):",
+    ]
+    for entry in data["routes"]:
+        mark = "holds" if entry["holds"] else "-"
+        matched = ", ".join(shown(m) for m in entry["matched"]) or "no match"
+        line = f"  {entry['route']:<16} {mark:<6} matched: {matched}"
+        if entry["excluded"]:
+            line += "; excluded: " + ", ".join(shown(e) for e in entry["excluded"])
+        if entry.get("needs_complexity"):
+            line += f"; needs complexity {'/'.join(entry['needs_complexity'])}"
+        lines.append(line)
+    found = data["intent"]
+    if found is None:
+        lines.append("intent      no model (keyword routes only)")
+        return "\n".join(lines)
+    vote = found["vote"] or f"abstains (below the threshold {found['threshold']})"
+    lines.append(f"intent      vote: {vote}")
+    for name, probability in found["probabilities"].items():
+        cost = found["costs"].get(name, 1.0)
+        lines.append(f"  {name:<16} p={probability:.3f}  x cost {cost:g}")
+    if found["because"]:
+        words = ", ".join(f"{shown(f)} (+{p:.2f})" for f, p in found["because"])
+        lines.append(f"  because     {words}")
+    lines.append(
+        "  (teach it: add {\"prompt\": ..., \"route\": ...} lines to <home>/intent-examples.jsonl)"
+    )
+    return "\n".join(lines)
 
 
 @click.command()
@@ -137,7 +244,7 @@ def demo(state: State) -> None:
     with closing(open_log()) as conn:
         for prompt in SAMPLE_PROMPTS:
             signals = signals_from_prompt(prompt, session_id="demo")
-            decision = decide(signals, table)
+            decision = decide(signals, table, load_model())
             record(
                 conn,
                 decision_row(

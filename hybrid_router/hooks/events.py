@@ -43,7 +43,7 @@ def decide_prompt(prompt: str, session_id: str | None, settings: HookSettings) -
     """The rules' decision for a prompt, overridden by a leading @local / @claude / @openrouter."""
     directive, text = split_directive(prompt)
     signals = signals_from_prompt(text, session_id)
-    decision = decide(signals, settings.table)
+    decision = decide(signals, settings.table, settings.intent)
     if directive is None:
         return decision
     rule = f"directive:{directive}"

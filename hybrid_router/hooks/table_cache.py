@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..config.schema import RouterConfig
+    from ..core.intent import IntentModel
 
 CACHE_DIRNAME = "cache"
 CACHE_FILENAME = "routing-table.marshal"
@@ -33,6 +34,7 @@ class HookSettings:
     __slots__ = (
         "directive_targets",
         "hint_routes",
+        "intent",
         "pin_ttl_seconds",
         "premium_model",
         "store_prompts",
@@ -54,6 +56,8 @@ class HookSettings:
         self.store_prompts = store_prompts
         self.premium_model = premium_model
         self.directive_targets = directive_targets  # "@local" / "@claude" / "@openrouter" -> Target
+        # The intent signal (core/intent.py), set by `load_settings`: None routes on keywords alone.
+        self.intent: IntentModel | None = None
 
     def is_local(self, provider: str) -> bool:
         return self.table.provider_kinds.get(provider) in LOCAL_PROVIDER_KINDS
@@ -106,6 +110,16 @@ def _cache_key(source: str) -> tuple[Any, ...]:
 
 
 def load_settings(environ: dict[str, str]) -> HookSettings:
+    """The hook settings, with the intent model in effect (its own `marshal` cache, keyed by
+    the shipped weights and the home's intent-examples.jsonl: see core/intent.py)."""
+    from ..core.intent import load_model
+
+    settings = _load_table_settings(environ)
+    settings.intent = load_model(environ)
+    return settings
+
+
+def _load_table_settings(environ: dict[str, str]) -> HookSettings:
     source = config_source(environ)
     key = _cache_key(source)
     cache_file = os.path.join(home.home_path(environ), CACHE_DIRNAME, CACHE_FILENAME)

@@ -16,6 +16,7 @@ from ..config.compile import routing_table, tier_fallbacks
 from ..config.endpoints import is_local
 from ..config.pricing import baseline_cost, request_cost
 from ..config.schema import RouterConfig
+from ..core.intent import load_model
 from ..core.outcomes import (
     OUTCOME_DECLINED,
     OUTCOME_ERROR,
@@ -267,7 +268,7 @@ async def _plan(request: DelegateRequest, deps: DelegateDeps) -> _Plan:
         max_tokens=max_tokens,
         session_id=deps.session_id,
     )
-    decision = decide(signals, routing_table(config))
+    decision = decide(signals, routing_table(config), load_model(deps.environ))
     plan = _Plan(decision, [], messages, signals, max_tokens, started)
 
     if request.model:

@@ -202,7 +202,9 @@ def _exchange(
     """Decide the route and the chain of links that can take this request."""
     signals = signals_from_request(body, headers)
     pin = state.pinned(signals.session_id)
-    decision = _pin_decision(state, signals, pin) if pin else decide(signals, state.table)
+    decision = (
+        _pin_decision(state, signals, pin) if pin else decide(signals, state.table, state.intent)
+    )
     links = [
         state.with_reported_window(link)
         for link in candidate_links(

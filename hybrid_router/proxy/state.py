@@ -16,6 +16,7 @@ from ..config.compile import routing_table
 from ..config.endpoints import provider_api_key, provider_base_url
 from ..config.schema import RouterConfig
 from ..core import home
+from ..core.intent import LiveIntent
 from ..core.table import RoutingTable
 from ..log.database import connect
 from ..log.pins import Pin, read_pin
@@ -68,6 +69,7 @@ class ProxyState:
     def __init__(self, config: RouterConfig, environ: dict[str, str], token: str | None) -> None:
         self.config = config
         self.table: RoutingTable = routing_table(config)
+        self.intent = LiveIntent(environ)  # the second routing signal, as the prompt hook has it
         if not any(
             provider.kind == "openrouter" and provider_api_key(provider, environ)
             for provider in config.providers.values()
