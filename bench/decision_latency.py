@@ -25,6 +25,7 @@ from claude_code_bodies import claude_code_body, with_tool_round_trip
 
 from hybrid_router.config.compile import routing_table
 from hybrid_router.config.loading import load_config
+from hybrid_router.core.intent import load_model
 from hybrid_router.core.routing import decide
 from hybrid_router.core.signals import signals_from_request
 
@@ -35,6 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config().config
+    intent = load_model()  # the second signal, as every surface passes it
     body = with_tool_round_trip(
         claude_code_body("refactor the retry logic in client.py and add tests for it")
     )
@@ -50,10 +52,13 @@ def main() -> None:
     for _ in range(args.iterations // 100):
         floor += timed_ms(lambda: json.loads(raw), 100)
         decision += timed_ms(
-            lambda: decide(signals_from_request(parsed, headers), routing_table(config)), 100
+            lambda: decide(signals_from_request(parsed, headers), routing_table(config), intent),
+            100,
         )
         total += timed_ms(
-            lambda: decide(signals_from_request(json.loads(raw), headers), routing_table(config)),
+            lambda: decide(
+                signals_from_request(json.loads(raw), headers), routing_table(config), intent
+            ),
             100,
         )
 

@@ -78,7 +78,9 @@ def main() -> None:
         )
     best = max(results, key=lambda key: (results[key][2], results[key][0]))
     cost, threshold = best
-    print(f"chosen by cross-validation on the build part: premium cost {cost}, threshold {threshold}")
+    print(
+        f"chosen by cross-validation on the build part: premium cost {cost}, threshold {threshold}"
+    )
     model = train(build, CLASSES, threshold, costs=costs_for(cost))
     about = {
         "trained_on": f"the build part of bench/data/intent-labeled.jsonl ({len(build)} prompts)",

@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from ..config.compile import routing_table
-from ..core.outcomes import SOURCE_CLI
 from ..core.complexity import complexity_score
 from ..core.intent import IntentModel, load_model
 from ..core.matching import tokenize
+from ..core.outcomes import SOURCE_CLI
 from ..core.routing import NO_MATCH, Decision, decide, keyword_evidence, route_evidence
-from ..core.table import RoutingTable
 from ..core.signals import Signals, signals_from_prompt, signals_from_request
+from ..core.table import RoutingTable
 from ..core.text import shown
 from ..log.report import stats_text
 from ..log.rows import decision_row, record
@@ -163,9 +163,7 @@ def explanation(
     routes: list[dict[str, Any]] = []
     for route in table.routes:
         found = keyword_evidence(route, text, tokens)
-        excluded = [
-            " ".join(tokens[start:end]) for start, end in route.matcher.excluded(tokens)
-        ]
+        excluded = [" ".join(tokens[start:end]) for start, end in route.matcher.excluded(tokens)]
         holds = route_evidence(route, signals, tokens, complexity, found) is not None
         entry: dict[str, Any] = {
             "route": route.name,
@@ -228,7 +226,7 @@ def explanation_text(data: dict[str, Any]) -> str:
         words = ", ".join(f"{shown(f)} (+{p:.2f})" for f, p in found["because"])
         lines.append(f"  because     {words}")
     lines.append(
-        "  (teach it: add {\"prompt\": ..., \"route\": ...} lines to <home>/intent-examples.jsonl)"
+        '  (teach it: add {"prompt": ..., "route": ...} lines to <home>/intent-examples.jsonl)'
     )
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 
-from .intent import IntentModel, features
+from .intent_model import IntentModel, features
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
