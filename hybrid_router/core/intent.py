@@ -3,10 +3,11 @@
 Keywords miss intent ("can tenant A read tenant B's invoices by changing the id?" names no
 security word) and misfire on mentions ("add a password field" is not security work). This
 model scores a prompt over word and phrase features (the tokens of `matching.tokenize`, their
-adjacent pairs, word stems and a length bucket) with one weight vector per route, and turns the scores into
-probabilities (softmax). It votes for its top route when that route's probability reaches the
-model's threshold, and abstains otherwise; `decide` (core/routing.py) lets a vote decide the
-route, in either direction, and the keyword routes decide when it abstains.
+adjacent pairs, word stems and a length bucket) with one weight vector per route, and turns the
+scores into probabilities (softmax). It votes for the route with the highest probability x cost
+(premium routes cost more: a close call goes premium) when that probability reaches the model's
+threshold, and abstains otherwise; `decide` (core/routing.py) lets a vote decide the route, in
+either direction, and the keyword routes decide when it abstains.
 
 The weights are data: `settings-templates/intent-model.json`, trained on the build part of
 `bench/data/intent-labeled.jsonl` (`python -m hybrid_router.core.intent_train`), shipped in the

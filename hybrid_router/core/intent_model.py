@@ -23,7 +23,7 @@ STEM = 5  # words longer than this also count by their first STEM letters
 
 
 def features(text: str) -> list[str]:
-    """The distinct features of `text`: tokens, adjacent token pairs, word stems and a length bucket."""
+    """The distinct features of `text`: tokens, token pairs, word stems, a length bucket."""
     if len(text) > HEAD_CHARS + TAIL_CHARS:
         text = text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
     tokens = tokenize(text)
