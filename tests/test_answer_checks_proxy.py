@@ -303,3 +303,53 @@ def test_a_good_local_answer_is_checked_and_passes(router_home: Path) -> None:
         row = r.rows(1)[0]
         assert (row["provider"], row["outcome"], row["answer_checked"]) == ("ollama", "ok", 1)
         assert row["failed_model"] is None and row["error_class"] is None
+
+
+@pytest.mark.parametrize(
+    ("protocol", "check"),
+    [
+        ("ollama", "invalid-tool-input"),
+        ("ollama", "truncated-tool-call"),
+        ("anthropic", "invalid-tool-input"),
+        ("anthropic", "unknown-tool"),
+        ("openai", "invalid-tool-input"),
+        ("openai", "truncated-tool-call"),
+    ],
+)
+def test_every_protocol_a_local_server_speaks_is_checked(
+    router_home: Path, openrouter: FakeOpenRouter, protocol: str, check: str
+) -> None:
+    """Ollama's native /api/chat (the default), its Anthropic-style /v1/messages (whose tool
+    input streams as partial JSON) and its OpenAI-style /v1/chat/completions. (Ollama's
+    Messages API reports any answer with a tool call as `tool_use`, even one stopped by the
+    token limit: a cut call is invisible there, so that case is not one of its broken answers.)"""
+    openrouter.script(FREE_MODEL, FREE_TEXT)
+    with rig(
+        router_home, config_data=config(), openrouter=openrouter, ollama_protocol=protocol
+    ) as r:
+        r.ollama.script(CODER_MODEL, BROKEN[check])
+        for stream in (False, True):
+            response = r.post(request_for(check, stream=stream))
+            assert response.status_code == 200, response.text
+            if stream:
+                assert_anthropic_sse(response.text)
+                events = sse_events(response.text)
+                kinds = [
+                    d["content_block"]["type"] for n, d in events if n == "content_block_start"
+                ]
+                deltas = [d["delta"] for n, d in events if n == "content_block_delta"]
+                text = "".join(delta.get("text", "") for delta in deltas)
+            else:
+                kinds = [block["type"] for block in response.json()["content"]]
+                text = response.json()["content"][0]["text"]
+            assert (kinds, text) == (["text"], FREE_TEXT)  # the free model's, nothing else
+        rows = r.rows(2)
+        assert {(row["outcome"], row["error_class"], row["failed_model"]) for row in rows} == {
+            ("fallback", check, CODER_MODEL)
+        }
+        paths = {
+            "ollama": "/api/chat",
+            "anthropic": "/v1/messages",
+            "openai": "/v1/chat/completions",
+        }
+        assert len(r.ollama.requests_to(paths[protocol])) == 2
