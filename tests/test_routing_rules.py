@@ -350,3 +350,13 @@ def test_the_embedded_default_keeps_a_real_claude_code_request_local():
     huge = Signals(text="write tests for the parser", estimated_tokens=150_000, max_tokens=4096)
     too_big = decide(huge, table)  # over every local window: the free cloud model first
     assert (too_big.rule, too_big.provider) == ("context-window", "openrouter")
+
+
+def test_between_local_routes_the_keywords_decide_over_a_vote():
+    """Which local model takes a prompt stays with the readable keyword routes: a vote for
+    another local route does not move "grep for TODO" off the file-operations route."""
+    table = routing_table(default_config())
+    prompt = signals_from_prompt("grep for TODO in the source")
+    assert decide(prompt, table).rule == "file-operations"
+    voted = decide(prompt, table, lambda _: IntentVote("default", 0.9, "t"))
+    assert voted.rule == "file-operations"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .complexity import assess_complexity
 from .matching import Span, overlaps, token_offsets, tokenize
+from .patterns import matches
 from .records import Record
 from .signals import Signals
 from .table import (
@@ -36,6 +37,11 @@ if TYPE_CHECKING:  # `typing` costs the prompt hook more than it can afford
     from typing import Any
 
 RULE_WEB_TOOLS = "web-tools"
+# A huge prompt is routed on its head and its tail — people give the context first and the ask
+# last — so routing costs the same past this size, and one request cannot hold up the others;
+# the size estimate (signals) still counts every character.
+ROUTED_HEAD_CHARS = 8_000
+ROUTED_TAIL_CHARS = 8_000
 RULE_BACKGROUND = "background"
 RULE_CONTEXT_WINDOW = "context-window"
 
@@ -72,19 +78,6 @@ def is_background(signals: Signals, table: RoutingTable) -> bool:
     if model and any(pattern in model for pattern in table.background_patterns):
         return True
     return signals.is_structured_without_tools
-
-
-_compiled_patterns: dict[str, Any] = {}
-
-
-def _pattern(source: str) -> Any:
-    """Config `patterns` are regular expressions: `re` is imported only when one is evaluated."""
-    compiled = _compiled_patterns.get(source)
-    if compiled is None:
-        import re
-
-        compiled = _compiled_patterns[source] = re.compile(source, re.IGNORECASE)
-    return compiled
 
 
 def route_evidence(
@@ -132,9 +125,16 @@ def keyword_evidence(route: RouteSpec, text: str, tokens: list[str]) -> list[str
     return hits or NO_MATCH
 
 
+def routed_part(text: str) -> str:
+    """What routing reads of a prompt: all of it, or its head and tail when it is huge."""
+    if len(text) <= ROUTED_HEAD_CHARS + ROUTED_TAIL_CHARS:
+        return text
+    return text[:ROUTED_HEAD_CHARS] + "\n" + text[-ROUTED_TAIL_CHARS:]
+
+
 class PromptAnalysis:
-    """What routing reads from a prompt's text alone: its tokens, complexity and each route's
-    keyword evidence (worked out when first asked for)."""
+    """What routing reads from a prompt's text alone (its routed part): its tokens, complexity
+    and each route's keyword evidence (worked out when first asked for)."""
 
     __slots__ = ("_evidence", "complexity", "text", "tokens")
 
@@ -163,6 +163,7 @@ class _PromptAnalyses:
     def get(self, text: str, table: RoutingTable) -> PromptAnalysis:
         if table is not self.table:
             self.table, self.entries = table, {}
+        text = routed_part(text)  # also the key: hashing a huge prompt would cost its size
         found = self.entries.get(text)
         if found is None:
             if len(self.entries) >= self.size:
@@ -184,9 +185,9 @@ def _pattern_hits(
         starts, ends = token_offsets(lowered)
         excluded_chars = [(starts[first], ends[last - 1]) for first, last in excluded]
     for source in route.patterns:
-        for match in _pattern(source).finditer(lowered):
-            if not overlaps(match.span(), excluded_chars):
-                return [" ".join(match.group(0).split())[:60]]
+        for span, matched in matches(source, lowered):  # time-limited (core/patterns.py)
+            if not overlaps(span, excluded_chars):
+                return [" ".join(matched.split())[:60]]
     return []
 
 
@@ -216,12 +217,29 @@ def _choose(
             f"Claude Code background request ({what})",
             (),
         )
-    vote = intent(signals.text) if intent is not None and signals.text else None
+    chosen = _keyword_choice(signals, table, analysis)
+    vote = intent(analysis.text) if intent is not None and analysis.text else None
     if vote is not None:
         voted = _route_named(table, vote.route)
-        if voted is not None:
+        # The vote decides whenever the premium tier is at stake, in either direction: it sends
+        # premium work the words missed to Anthropic and clears a keyword near-miss. Between
+        # local routes (which local model), the keyword routes, readable and editable, decide.
+        if voted is not None and (_is_paid(voted.target, table) or _is_paid(chosen[0], table)):
             reason = f"{voted.name}: {vote.source} intent, confidence {vote.confidence:.2f}"
             return voted.target, voted.name, reason, ()
+    return chosen
+
+
+def _is_paid(target: Target, table: RoutingTable) -> bool:
+    """A target on a paid provider (the premium tier), not a local or free model."""
+    kind = table.provider_kinds.get(target.provider)
+    return kind not in LOCAL_PROVIDER_KINDS and not target.model.endswith(FREE_MODEL_SUFFIX)
+
+
+def _keyword_choice(
+    signals: Signals, table: RoutingTable, analysis: PromptAnalysis
+) -> tuple[Target, str, str, tuple[str, ...]]:
+    """The first route whose conditions hold, else the default route."""
     for index, route in enumerate(table.routes):
         evidence = route_evidence(
             route, signals, analysis.tokens, analysis.complexity, analysis.evidence(index, route)
