@@ -113,7 +113,7 @@ def assert_row_names_the_check(row: dict[str, Any], check: str) -> None:
     assert (row["failed_provider"], row["failed_model"]) == ("ollama", CODER_MODEL)
     assert row["fallback_from"] == "ollama"
     assert row["answer_checked"] == 1  # the free model's answer was checked too
-    assert f"failed ollama/{CODER_MODEL}: failed the {check} check" in row["reason"]
+    assert f"failed ollama/{CODER_MODEL}: its answer failed the {check} check" in row["reason"]
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -167,7 +167,8 @@ def test_when_the_free_model_fails_too_the_premium_tier_answers(
         # The first failure is the one the row names; the others are in the reason.
         assert row["error_class"] == "invalid-tool-input"
         assert (row["failed_provider"], row["failed_model"]) == ("ollama", CODER_MODEL)
-        assert f"failed openrouter/{FREE_MODEL}: failed the unknown-tool check" in row["reason"]
+        second = f"failed openrouter/{FREE_MODEL}: its answer failed the unknown-tool check"
+        assert second in row["reason"]
         assert row["answer_checked"] is None  # Anthropic's answers are not checked
 
 
@@ -177,6 +178,7 @@ def test_when_no_link_is_left_the_error_names_the_check(router_home: Path, strea
         r.ollama.script(CODER_MODEL, BROKEN["unknown-tool"])
         response = r.post(request_for("unknown-tool", stream=stream))
         error = assert_anthropic_error(response, 502, "api_error")
+        assert error["error"]["message"].startswith("hybrid-router: no usable answer: ")
         assert "unknown-tool" in error["error"]["message"]
         assert "DeleteEverything" in error["error"]["message"]  # what the model called
         assert response.headers["request-id"].startswith("req_")

@@ -66,7 +66,7 @@ class FailedCheck(BackendError):
     gave the answer, for the row."""
 
     def __init__(self, check: str, detail: str, link: Link) -> None:
-        super().__init__(f"failed the {check} check: {detail}")
+        super().__init__(f"its answer failed the {check} check: {detail}")
         self.error_class = check
         self.provider = link.provider_name
         self.model = link.model

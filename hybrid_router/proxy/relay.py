@@ -82,7 +82,7 @@ class Exchange:
     on_failure: Callable[[Link, BackendError], None] | None = None
     on_response: Callable[[Link, Opened], None] | None = None
     answer_checked: bool = False  # the answer the client got passed the checks
-    _checks: RequestChecks | None = None
+    _checks: RequestChecks | None = field(default=None, init=False, repr=False)
 
     def checks_for(self, link: Link) -> RequestChecks | None:
         """The checks `link`'s answer must pass, or None: Anthropic's answers, answers to
@@ -148,9 +148,12 @@ class Exchange:
         skipped = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
         unanswered = any(isinstance(f, (Unreachable, TimedOut)) for _, f in self.failures)
         status = 529 if unanswered else 502
+        # A link whose answer failed a check did answer: what is missing is a usable answer.
+        checked = any(isinstance(f, FailedCheck) for _, f in self.failures)
+        missing = "no usable answer" if checked else "no upstream answered"
         return (
             status,
-            error_body(status, f"hybrid-router: no upstream answered: {tried}{skipped}", self.rid),
+            error_body(status, f"hybrid-router: {missing}: {tried}{skipped}", self.rid),
             {},
         )
 
