@@ -33,11 +33,6 @@ from typing import Any
 
 import orjson
 
-# jsonschema ships no type information (and its stubs are a separate package): used as `Any`.
-from jsonschema import validators as _validators  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
-from referencing import Registry
-
 from ..core.checks import (
     CHECK_EMPTY,
     CHECK_INVALID_TOOL_INPUT,
@@ -172,7 +167,6 @@ def canonical(value: Any) -> bytes:
 # -- JSON Schema ---------------------------------------------------------------------------------
 
 _UNUSABLE = object()  # a schema that cannot be applied: cached, so it is not compiled again
-_NO_REMOTE_SCHEMAS: Registry[Any] = Registry()
 _validators_by_schema: dict[bytes, Any] = {}
 
 
@@ -192,16 +186,23 @@ def schema_validator(schema: Any) -> Any | None:
 
 
 def _compile(schema: dict[str, Any]) -> Any:
+    # Imported with the first schema (about 50 ms), not with the proxy: its start-up, and
+    # every request that offers no tools, do not pay for it. jsonschema has no type information
+    # (its stubs are a separate package): it is used as `Any`.
+    from jsonschema import validators  # type: ignore[import-untyped]
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+    from referencing import Registry
+
     # The draft its `$schema` names (Claude Code's tools say 2020-12), else 2020-12. Formats are
     # not asserted (JSON Schema's default): a regex's idea of a URI must not fail a real call.
-    validator_class = _validators.validator_for(schema, default=_validators.Draft202012Validator)
+    validator_class = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
         validator_class.check_schema(schema)
     except (SchemaError, RecursionError):
         return _UNUSABLE
     # An empty registry: a `$ref` resolves within the schema or not at all. Without one,
     # jsonschema fetches a remote `$ref` over the network — a request could make the proxy do so.
-    return validator_class(schema, registry=_NO_REMOTE_SCHEMAS)
+    return validator_class(schema, registry=Registry())
 
 
 def schema_problem(schema: Any, value: Any) -> str | None:
@@ -209,6 +210,8 @@ def schema_problem(schema: Any, value: Any) -> str | None:
     validator = schema_validator(schema)
     if validator is None:
         return None
+    from jsonschema.exceptions import best_match  # loaded with the validator: no cost here
+
     try:
         error = best_match(validator.iter_errors(value))
     except Exception:  # noqa: BLE001 - an unresolvable $ref, a bad pattern: not the model's fault
