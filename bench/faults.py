@@ -9,9 +9,19 @@
    malformed response; and the proxy's log must hold exactly one row per answered request
    (counted in SQLite after the proxy has shut down and drained its writer).
 2. Hostile bodies: N malformed or hostile requests (bad JSON, wrong types, missing fields, huge
-   fields, deep nesting, bad UTF-8...) -> each a 4xx Anthropic-shaped error; no 5xx, no crash.
+   fields, deep nesting, integers of thousands of digits, bad UTF-8...), a quarter of them to
+   /v1/messages/count_tokens -> each a 4xx Anthropic-shaped error; no 5xx, no crash. (A deeply
+   nested JSON string in metadata.user_id is just a string, as for Anthropic: answered.)
+3. A huge prompt: while one 20 MB prompt is read, routed and answered, a health check polled
+   every 5 ms on another connection; the longest it waited (target: 100 ms), beside what
+   parsing the body alone costs on this machine.
+4. SIGKILL under load: 2,000 requests at concurrency 16 (half streaming) against a fast
+   upstream, the proxy killed with SIGKILL part-way, restarted on the same home, stopped:
+   the rows in the log equal the requests a client saw answered (its last byte received), in
+   each of 5 runs.
 
 Usage: .venv/bin/python bench/faults.py [--requests N] [--hostile N] [--quick] [--seed S]
+                                        [--kill-runs N] [--prompt-mb N]
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +44,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _load
 import httpx2 as httpx
+import orjson
 import proxy_overhead as po
 
 MODEL = po.MODEL
@@ -324,6 +338,46 @@ def _nested(depth: int, inside: str) -> bytes:
     )
 
 
+ACCEPTED = "accepted: "  # a category of bodies that are valid after all: answered, not refused
+DEEP = 1000
+
+
+def _nested_object(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def _deep_inside(where: str) -> bytes:
+    deep = _nested_object(DEEP)
+    if where == "tool_schema":
+        tool = b'{"name": "Deep", "description": "d", "input_schema": {"type": "object", '
+        tool += b'"properties": {"x": ' + deep + b"}}}"
+        return json.dumps(_VALID)[:-1].encode() + b', "tools": [' + tool + b"]}"
+    turn = (
+        b'[{"role": "user", "content": "run it"}, {"role": "assistant", "content": '
+        b'[{"type": "tool_use", "id": "t1", "name": "Bash", "input": ' + deep + b"}]}, "
+        b'{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", '
+        b'"content": "ok"}]}]'
+    )
+    return b'{"model": "%s", "max_tokens": 64, "messages": %s}' % (MODEL.encode(), turn)
+
+
+def _huge_integer(where: str) -> bytes:
+    digits = b"9" * 5000  # more than the 4,300 digits Python converts by default
+    if where == "max_tokens":
+        return (
+            b'{"model": "%s", "max_tokens": %s, "messages": [{"role": "user", "content": "hi"}]}'
+            % (MODEL.encode(), digits)
+        )
+    if where == "metadata":
+        return json.dumps(_VALID)[:-1].encode() + b', "metadata": {"n": ' + digits + b"}}"
+    return json.dumps(_VALID)[:-1].encode() + b', "temperature": ' + digits + b"}"
+
+
+def _deep_user_id() -> bytes:
+    user_id = json.dumps(_nested_object(DEEP).decode()).encode()
+    return json.dumps(_VALID)[:-1].encode() + b', "metadata": {"user_id": ' + user_id + b"}}"
+
+
 def hostile_bodies(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]]:
     """(category, body, extra headers) cases; hostile_body() draws from them."""
     big = "x" * 1_200_000  # over the 1 MB maxBodyBytes of the rig
@@ -436,6 +490,16 @@ def hostile_bodies(rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]
         ("deep nesting", _nested(100_000, "top"), {}),
         ("deep nesting", _nested(5_000, "inside"), {}),
         ("deep nesting", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, {}),
+        # Under orjson's 1,024-level limit, over the standard library's recursion limit.
+        ("deep nesting", _deep_inside("tool_schema"), {}),
+        ("deep nesting", _deep_inside("tool_use"), {}),
+        ("deep nesting", _nested(300, "inside"), {}),
+        ("huge integer", _huge_integer("max_tokens"), {}),
+        ("huge integer", _huge_integer("temperature"), {}),
+        ("huge integer", _huge_integer("metadata"), {}),
+        # A string, however much JSON it holds: Anthropic answers it, and so does the proxy
+        # (taking no session id from it).
+        (ACCEPTED + "deeply nested JSON string in metadata.user_id", _deep_user_id(), {}),
     ]
     for _ in range(30):  # random garbage and random truncations of a valid body
         valid = json.dumps(_VALID).encode()
@@ -463,10 +527,14 @@ def hostile_outcome(status: int, data: bytes, stream: bool) -> str:
     return f"{status} Anthropic-shaped error from the proxy itself: {message[:80]}"
 
 
+COUNT_TOKENS = "count_tokens "  # the outcome of a hostile body sent to count_tokens
+
+
 async def hostile_load(
     url: str, count: int, concurrency: int, seed: int
 ) -> tuple[Counter[str], Counter[str]]:
-    """(outcome counts, categories that got something other than a 4xx error)."""
+    """(outcome counts, categories that got something other than a 4xx error). Every fourth
+    body goes to /v1/messages/count_tokens; its outcomes are prefixed with COUNT_TOKENS."""
     rng = random.Random(seed)
     cases = hostile_bodies(rng)
     outcomes: Counter[str] = Counter()
@@ -482,20 +550,283 @@ async def hostile_load(
                 )
                 headers = {**po.HEADERS, **extra}
                 stream = b'"stream": true' in content
+                counting = index % 4 == 3
+                path = "/v1/messages/count_tokens" if counting else "/v1/messages"
                 try:
-                    response = await client.post(
-                        f"{url}/v1/messages", content=content, headers=headers
-                    )
+                    response = await client.post(f"{url}{path}", content=content, headers=headers)
                 except httpx.HTTPError as exc:
                     outcome = f"transport error: {type(exc).__name__}"
                 else:
-                    outcome = hostile_outcome(response.status_code, response.content, stream)
+                    if counting and response.status_code == 200:
+                        outcome = "200 counted (no row: counting calls no model)"
+                    else:
+                        outcome = hostile_outcome(response.status_code, response.content, stream)
+                    if category.startswith(ACCEPTED) and response.status_code == 200:
+                        outcome = "200 answered, as Anthropic would (accepted)"
+                outcome = COUNT_TOKENS + outcome if counting else outcome
                 outcomes[outcome] += 1
-                if not outcome.endswith("refused by the proxy"):
+                # count_tokens reads only `messages`: a body it can count is counted.
+                good = ("refused by the proxy", "(accepted)", "(no row: counting calls no model)")
+                if not outcome.endswith(good):
                     bad[f"{category}: {outcome}"] += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return outcomes, bad
+
+
+# --------------------------------------------------------------------------------------------
+# A huge prompt must not stall the others
+# --------------------------------------------------------------------------------------------
+
+HEALTH_EVERY = 0.005
+
+
+class SinkUpstream(po.UpstreamProtocol):
+    """The fast fake upstream, reading a request of any size in linear time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = bytearray()
+        self.need: tuple[int, int, bytes, bytes] | None = None  # (head end, total, method, path)
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while self.transport is not None:
+            if self.need is None:
+                end = self.pending.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                lines = bytes(self.pending[:end]).split(b"\r\n")
+                method, path = (lines[0].split(b" ") + [b"", b""])[:2]
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip() or 0)
+                self.need = (end + 4, end + 4 + length, method, path)
+            start, total, method, path = self.need
+            if len(self.pending) < total:
+                return
+            body = bytes(self.pending[start:total])
+            del self.pending[:total]
+            self.need = None
+            answer = po.default_answer(method, path, body)
+            self.transport.write(answer if isinstance(answer, bytes) else po._OK)
+
+
+def huge_prompt_body(megabytes: int) -> bytes:
+    """One user turn of `megabytes` MB: a pasted log, and the question at the end."""
+    line = "2026-01-01T00:00:00Z worker-3 INFO request handled in 12 ms <ok> status=200\n"
+    text = line * (megabytes * 1_000_000 // len(line))
+    text += "\nWhy does the login handler fail on every third request?"
+    body = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+    return json.dumps(body).encode()
+
+
+async def _health_latencies(url: str, stop: asyncio.Event) -> list[float]:
+    """GET / on one keep-alive connection, every HEALTH_EVERY seconds, until `stop`; the
+    milliseconds each took."""
+    connection = _load.Connection(url)
+    wire = f"GET / HTTP/1.1\r\nhost: {url.split('//', 1)[1]}\r\n\r\n".encode()
+    taken: list[float] = []
+    try:
+        while not stop.is_set():
+            taken.append(await connection.send(wire, stream=False))
+            await asyncio.sleep(HEALTH_EVERY)
+    finally:
+        connection.close()
+    return taken
+
+
+async def _stall(url: str, body: bytes) -> tuple[list[float], list[float], float, int]:
+    """(health latencies without the huge request, while it runs, its seconds, its status)."""
+    warm = _load.Request("/v1/messages", po.bodies()[0].plain, stream=False)
+    await _load.closed_loop(url, warm, 1, 20)  # the proxy's first requests, out of the way
+    stop = asyncio.Event()
+    poller = asyncio.ensure_future(_health_latencies(url, stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    quiet = await poller
+    stop = asyncio.Event()
+    poller = asyncio.ensure_future(_health_latencies(url, stop))
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    host, port = url.split("//", 1)[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode()
+    writer.write(head + body)
+    await writer.drain()
+    answer_head = await reader.readuntil(b"\r\n\r\n")
+    status = int(answer_head[9:12])
+    seconds = time.perf_counter() - started
+    writer.close()
+    await asyncio.sleep(0.3)  # the row is built as the answer ends: keep polling through it
+    stop.set()
+    return quiet, await poller, seconds, status
+
+
+@dataclass
+class StallReport:
+    megabytes: int
+    quiet_max_ms: float
+    busy_max_ms: float
+    busy_checks: int
+    request_seconds: float
+    status: int
+    parse_ms: float
+    check_ms: float
+
+
+def huge_prompt_stall(megabytes: int = 20) -> StallReport:
+    """The proxy (its defaults: a 32 MiB body limit) in front of a fast upstream; one
+    `megabytes` MB prompt while a health check is polled."""
+    from hybrid_router.proxy.validate import parse_messages_body
+
+    body = huge_prompt_body(megabytes)
+    parse = min(_timed(lambda: orjson.loads(body)) for _ in range(3))
+    check = min(_timed(lambda: parse_messages_body(body)) for _ in range(3))
+    with tempfile.TemporaryDirectory(prefix="hr-stall-") as scratch:
+        upstream, upstream_url = po.start_upstream("serve-sink", script=__file__)
+        try:
+            config = po.router_config()
+            config["providers"]["anthropic"]["baseUrl"] = upstream_url
+            proxy, url = po.start_proxy(
+                Path(scratch) / "home", {"ANTHROPIC_API_KEY": "sk-bench"}, config
+            )
+            try:
+                quiet, busy, seconds, status = asyncio.run(_stall(url, body))
+            finally:
+                po.stop_process(proxy)
+        finally:
+            po.stop_process(upstream)
+    return StallReport(megabytes, max(quiet), max(busy), len(busy), seconds, status, parse, check)
+
+
+def _timed(action: Any) -> float:
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+def print_stall(report: StallReport) -> None:
+    met = "meets" if report.busy_max_ms <= 100 else "MISSES"
+    print(
+        f"a {report.megabytes} MB prompt (HTTP {report.status} in {report.request_seconds:.2f} s) "
+        f"while GET / is polled every {HEALTH_EVERY * 1000:g} ms: the longest health check "
+        f"took {report.busy_max_ms:.1f} ms ({report.busy_checks} checks; "
+        f"{report.quiet_max_ms:.1f} ms at most without it) — {met} the 100 ms target"
+    )
+    print(
+        f"  parsing the body alone: {report.parse_ms:.1f} ms (orjson); parsing and checking it "
+        f"as the proxy does: {report.check_ms:.1f} ms"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# SIGKILL under load
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KillRun:
+    answered: int
+    broken: int  # requests cut off by the kill (or refused after it)
+    rows: int
+    journal_left: bool  # the killed proxy left journaled rows behind
+
+    @property
+    def equal(self) -> bool:
+        return self.rows == self.answered
+
+
+def kill_run(requests: int, concurrency: int, seed: int) -> KillRun:
+    """`requests` requests at `concurrency` against a fast upstream; the proxy killed with
+    SIGKILL once a random share of them (30-70 %) were answered; then restarted on the same
+    home and stopped: the log's rows against the requests answered."""
+    rng = random.Random(seed)
+    kill_after = int(requests * rng.uniform(0.3, 0.7))
+    with tempfile.TemporaryDirectory(prefix="hr-kill-") as scratch:
+        home = Path(scratch) / "home"
+        upstream, upstream_url = po.start_upstream()
+        try:
+            config = po.router_config()
+            config["providers"]["anthropic"]["baseUrl"] = upstream_url
+            env = {"ANTHROPIC_API_KEY": "sk-bench"}
+            proxy, url = po.start_proxy(home, env, config)
+            try:
+                answered, broken = asyncio.run(
+                    _load_until_killed(url, requests, concurrency, kill_after, proxy, rng)
+                )
+            finally:
+                if proxy.poll() is None:
+                    proxy.kill()
+                proxy.wait()
+            journal = home / "decisions.db.journal.d"
+            left = journal.exists() and any(journal.iterdir())
+            restarted, _ = po.start_proxy(home, env, config)  # replays the journal
+            po.stop_process(restarted)
+        finally:
+            po.stop_process(upstream)
+        conn = sqlite3.connect(home / "decisions.db")
+        try:
+            (rows,) = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()
+        finally:
+            conn.close()
+    return KillRun(answered, broken, rows, left)
+
+
+async def _load_until_killed(
+    url: str,
+    requests: int,
+    concurrency: int,
+    kill_after: int,
+    proxy: subprocess.Popen[bytes],
+    rng: random.Random,
+) -> tuple[int, int]:
+    bodies = po.bodies()
+    answered = broken = 0
+    killed = False
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(trust_env=False, timeout=10, limits=limits) as client:
+        pending = iter(range(requests))
+
+        async def worker() -> None:
+            nonlocal answered, broken, killed
+            for _ in pending:
+                if killed:
+                    return
+                stream = rng.random() < 0.5
+                body = bodies[0].streaming if stream else bodies[0].plain
+                outcome = await one_faulty_request(client, url, body, stream)
+                if outcome == "answered":
+                    answered += 1
+                else:
+                    broken += 1
+                if answered >= kill_after and not killed:
+                    killed = True
+                    os.kill(proxy.pid, signal.SIGKILL)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return answered, broken
+
+
+def print_kills(runs: list[KillRun], requests: int, concurrency: int) -> None:
+    equal = sum(run.equal for run in runs)
+    print(
+        f"SIGKILL under load: {requests:,} requests at concurrency {concurrency} (half "
+        f"streaming), the proxy killed part-way, restarted, stopped; {len(runs)} runs"
+    )
+    for index, run in enumerate(runs, start=1):
+        left = " (its journal held rows the log did not yet)" if run.journal_left else ""
+        print(
+            f"  run {index}: answered {run.answered:,}, cut off {run.broken:,}, rows {run.rows:,}"
+            f" — {'equal' if run.equal else 'DIFFERENT'}{left}"
+        )
+    met = "meets" if equal == len(runs) else "MISSES"
+    print(f"  rows == answered in {equal} of {len(runs)} runs — {met} the target")
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,8 +864,13 @@ class Report:
         )
 
     @property
+    def counted(self) -> int:
+        """Hostile bodies count_tokens answered with a count: no model called, no row."""
+        return sum(n for outcome, n in self.hostile.items() if "200 counted" in outcome)
+
+    @property
     def expected_rows(self) -> int:
-        return self.answered + self.answered_hostile
+        return self.answered + self.answered_hostile - self.counted
 
     @property
     def answered(self) -> int:
@@ -578,7 +914,8 @@ def print_report(report: Report) -> None:
     equals = "equals" if logged == report.expected_rows else "DIFFERS FROM"
     print(
         f"  decision rows logged: {logged:,} ({kinds}) — {equals} the {report.answered:,} answered "
-        f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected)"
+        f"+ {report.answered_hostile:,} hostile bodies answered (refused ones logged as rejected) "
+        f"- {report.counted:,} counted by count_tokens (no row)"
     )
     print(f"hostile bodies: {sum(report.hostile.values()):,} requests")
     for outcome, n in report.hostile.most_common():
@@ -604,15 +941,30 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="1,000 of each")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--kill-runs", type=int, default=5, help="SIGKILL runs (0: none)")
+    parser.add_argument("--kill-requests", type=int, default=2000)
+    parser.add_argument("--prompt-mb", type=int, default=20, help="the huge prompt (0: none)")
     parser.add_argument("--serve-faulty", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("fault_seed", nargs="?", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_faulty:
         po.serve_upstream(args.serve_faulty, faulty_protocol(args.fault_seed or 0))
         return
+    if args.serve_sink:
+        po.serve_upstream(args.serve_sink, SinkUpstream)
+        return
     if args.quick:
         args.requests, args.hostile = 1000, 1000
     print_report(run(args.requests, args.hostile, seed=args.seed))
+    if args.prompt_mb:
+        print_stall(huge_prompt_stall(args.prompt_mb))
+    if args.kill_runs:
+        runs = [
+            kill_run(args.kill_requests, 16, seed=args.seed + index)
+            for index in range(args.kill_runs)
+        ]
+        print_kills(runs, args.kill_requests, 16)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def _head(path: str = "/v1/messages", length: int | None = None, extra: str = ""
     return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
 
 
-def test_a_connection_that_sends_nothing_is_closed(router_home: Path, short_limits: None):
+def test_a_connection_that_sends_nothing_is_closed(router_home: Path, short_limits: None) -> None:
     with serving(router_home) as port:
         sockets = [_connect(port) for _ in range(50)]
         waited = [_closed_within(sock, 5) for sock in sockets]
@@ -100,13 +100,13 @@ def test_a_connection_that_sends_nothing_is_closed(router_home: Path, short_limi
             sock.close()
 
 
-def test_a_head_sent_slowly_is_cut_off(router_home: Path, short_limits: None):
+def test_a_head_sent_slowly_is_cut_off(router_home: Path, short_limits: None) -> None:
     with serving(router_home) as port, _connect(port) as sock:
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\n")
         assert _closed_within(sock, 5, drip=b"x-slow: 1\r\n") < 3
 
 
-def test_a_body_that_stops_or_crawls_is_cut_off(router_home: Path, short_limits: None):
+def test_a_body_that_stops_or_crawls_is_cut_off(router_home: Path, short_limits: None) -> None:
     with serving(router_home) as port:
         with _connect(port) as sock:  # stops after the head
             sock.sendall(_head(length=100))
@@ -116,14 +116,14 @@ def test_a_body_that_stops_or_crawls_is_cut_off(router_home: Path, short_limits:
             assert _closed_within(sock, 6, drip=b" ") < 4
 
 
-def test_an_idle_keep_alive_connection_is_closed(router_home: Path, short_limits: None):
+def test_an_idle_keep_alive_connection_is_closed(router_home: Path, short_limits: None) -> None:
     with serving(router_home) as port, _connect(port) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         assert b"200 OK" in sock.recv(65536)
         assert _closed_within(sock, 5) < 3
 
 
-def test_a_head_over_the_limit_is_refused(router_home: Path, short_limits: None):
+def test_a_head_over_the_limit_is_refused(router_home: Path, short_limits: None) -> None:
     with serving(router_home) as port, _connect(port) as sock:
         sock.sendall(_head(length=2, extra=f"x-big: {'a' * 20_000}\r\n") + b"{}")
         answer = b""
@@ -134,7 +134,7 @@ def test_a_head_over_the_limit_is_refused(router_home: Path, short_limits: None)
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["type"] == "error"
 
 
-def test_after_a_413_the_connection_closes_and_the_client_reads_it(router_home: Path):
+def test_after_a_413_the_connection_closes_and_the_client_reads_it(router_home: Path) -> None:
     with serving(router_home, max_body_bytes=10_000) as port, _connect(port) as sock:
         sock.sendall(_head(length=50_000_000))  # declared far over the limit
         sock.settimeout(0.2)

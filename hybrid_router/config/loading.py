@@ -9,11 +9,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core import home
+from ..core import home, patterns
 from .schema import RouterConfig, Target
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from pydantic import ValidationError
+
+
+def regex_engine() -> ModuleType:
+    """The `regex` package: config patterns are matched with a time limit (core/patterns.py)."""
+    import regex
+
+    return regex
+
+
+# Whatever loads a config (the proxy, the MCP server, the CLI) matches its patterns safely.
+patterns.use_engine(regex_engine)
 
 
 class ConfigError(Exception):
@@ -117,8 +130,6 @@ def _check_target(target: Target, where: str, config: RouterConfig, source: str)
 
 def _check_references(config: RouterConfig, source: str) -> None:
     """Cross-field checks pydantic cannot express: every name used must be defined."""
-    import re
-
     for name, tier in config.tiers.items():
         if tier.provider not in config.providers:
             known = ", ".join(config.providers)
@@ -141,13 +152,9 @@ def _check_references(config: RouterConfig, source: str) -> None:
         seen.add(route.name)
         _check_target(route.target, f"{where}.target", config, source)
         for p_index, pattern in enumerate(route.conditions.patterns):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ConfigError(
-                    f"{source}: {where}.conditions.patterns[{p_index}] "
-                    f"expected a regular expression; {exc}"
-                ) from None
+            problem = patterns.problem(regex_engine(), pattern)
+            if problem is not None:
+                raise ConfigError(f"{source}: {where}.conditions.patterns[{p_index}] {problem}")
         low, high = route.conditions.min_context_tokens, route.conditions.max_context_tokens
         if low is not None and high is not None and low > high:
             raise ConfigError(

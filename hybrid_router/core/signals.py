@@ -76,22 +76,24 @@ def signals_from_prompt(prompt: str, session_id: str | None = None) -> Signals:
 
 
 def strip_injected(text: str) -> str:
-    """`text` without `<system-reminder>...</system-reminder>` (and older hook output) blocks."""
+    """`text` without `<system-reminder>...</system-reminder>` (and older hook output) blocks.
+
+    The tags are matched as Claude Code writes them (lower case): a few scans at C speed, so a
+    prompt of many megabytes costs milliseconds."""
     if "<" not in text:
         return text.strip()
-    lowered = text.lower()
     for tag in _INJECTED_TAGS:
         opening, closing = f"<{tag}>", f"</{tag}>"
-        while True:
-            start = lowered.find(opening)
-            if start < 0:
-                break
-            end = lowered.find(closing, start)
+        kept: list[str] = []
+        position = 0
+        while (start := text.find(opening, position)) >= 0:
+            end = text.find(closing, start)
             if end < 0:
                 break
-            end += len(closing)
-            text = text[:start] + text[end:]
-            lowered = lowered[:start] + lowered[end:]
+            kept.append(text[position:start])
+            position = end + len(closing)
+        if kept:
+            text = "".join(kept) + text[position:]
     return text.strip()
 
 

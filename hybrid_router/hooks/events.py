@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..core import home
+from ..core import home, patterns
 from ..core.outcomes import OUTCOME_FALLBACK, OUTCOME_OK, SOURCE_HOOK, SOURCE_MCP, SOURCE_PROXY
 from ..core.routing import Decision, decide
 from ..core.signals import signals_from_prompt
@@ -20,9 +20,20 @@ from .table_cache import HookSettings
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from types import ModuleType
     from typing import Any
 
 DIRECTIVES = ("@local", "@claude", "@openrouter")
+
+
+def _regex_engine() -> ModuleType:
+    """The `regex` package, imported only when a config pattern is first evaluated."""
+    import regex
+
+    return regex
+
+
+patterns.use_engine(_regex_engine)
 MCP_SERVER_NAME = "hybrid-router"
 DELEGATE_TOOL = "delegate_to_local"
 
@@ -30,7 +41,7 @@ DELEGATE_TOOL = "delegate_to_local"
 def split_directive(prompt: str) -> tuple[str | None, str]:
     """An explicit routing directive at the very start of a prompt, and the rest of the prompt."""
     stripped = prompt.lstrip()
-    lowered = stripped.lower()
+    lowered = stripped[:16].lower()  # a directive is all it looks for: not a huge prompt's copy
     for directive in DIRECTIVES:
         if lowered.startswith(directive):
             rest = stripped[len(directive) :]

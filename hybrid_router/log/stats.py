@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.outcomes import (
     ERROR_CONTEXT_TRUNCATED,
+    OUTCOME_DECLINED,
     OUTCOME_ERROR,
     OUTCOME_FALLBACK,
     OUTCOME_REJECTED,
@@ -112,7 +113,7 @@ class Stats:
     source: str | None
     session: str | None = None
     decisions: int = 0  # every row
-    requests: int = 0  # rows where a surface acted (a model called, a task declined...)
+    requests: int = 0  # rows where a model was called (or a call failed)
     classified: dict[str, int] = field(default_factory=dict)  # decision-only rows, per provider
     rejected: int = 0  # proxy requests refused before routing (malformed, too large, no token)
     cost: float = 0.0
@@ -256,6 +257,8 @@ def compute_stats(
         if outcome == OUTCOME_REJECTED:
             result.rejected += count  # refused before routing: no provider to credit
             continue
+        if outcome == OUTCOME_DECLINED:
+            continue  # the MCP server declined a delegation: nothing was called (see outcomes)
         if outcome == OUTCOME_ROUTED:
             # A hook (or `route --log`) classified a prompt; no model was called. Counting these
             # as requests would count a proxied turn twice and skew the provider shares.

@@ -37,6 +37,9 @@ _STOP = object()
 BATCH_WINDOW_SECONDS = 0.05
 MAX_BATCH = 512
 JOURNAL_SUFFIX = ".journal.d"  # beside the database: decisions.db.journal.d/
+# HYBRID_ROUTER_JOURNAL=0: no journal; rows are then built on the writer thread and wait in
+# memory until written (what a kill loses). For measuring what the journal costs.
+JOURNAL_ENV = "HYBRID_ROUTER_JOURNAL"
 # Rows a client can cause without a token (refusals on a token bind) are folded per address:
 # the first of a minute is written, the rest of that minute counted in one more row.
 FOLD_SECONDS = 60.0
@@ -62,10 +65,13 @@ class LogWriter:
     """Rows go on a queue and a thread writes them, so a slow disk never delays an answer.
 
     `close()` drains the queue: rows of answered requests are not lost on shutdown; the journal
-    keeps them when the process is killed instead. `journal=False`: no journal.
+    keeps them when the process is killed instead. `journal=False` (default: unless
+    HYBRID_ROUTER_JOURNAL=0): no journal.
     """
 
-    def __init__(self, database_path: str, *, journal: bool = True) -> None:
+    def __init__(self, database_path: str, *, journal: bool | None = None) -> None:
+        if journal is None:
+            journal = os.environ.get(JOURNAL_ENV, "1") != "0"
         self.database_path = database_path
         self.journal_dir: str | None = database_path + JOURNAL_SUFFIX if journal else None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -95,6 +101,9 @@ class LogWriter:
 
     def submit(self, row: DecisionRow | Callable[[], DecisionRow]) -> None:
         """Build the row (if given as a function), journal it, queue it for the writer."""
+        if self.journal_dir is None:  # built on the writer thread, stamped now
+            self._queue.put((time.time(), row))
+            return
         if not isinstance(row, DecisionRow):
             try:
                 row = row()
@@ -264,7 +273,7 @@ class LogWriter:
             except queue.Empty:
                 conn = self._write(conn, self._due_folds())
                 continue
-            if isinstance(first, DecisionRow):
+            if isinstance(first, (DecisionRow, tuple)):
                 time.sleep(BATCH_WINDOW_SECONDS)  # a flush or a stop goes at once
             retired = self._rotate()
             items = [first]
@@ -283,6 +292,10 @@ class LogWriter:
                     item.set()
                 elif isinstance(item, DecisionRow):
                     rows.append(item)
+                elif isinstance(item, tuple):  # (submitted, row or function), without a journal
+                    built = _built(*item)
+                    if built is not None:
+                        rows.append(built)
             rows.extend(self._due_folds(everything=stopping))
             conn = self._write(conn, rows)
             if retired is not None:
@@ -325,6 +338,17 @@ class LogWriter:
     def _count(self, written: int) -> None:
         with self._lock:
             self._written += written
+
+
+def _built(submitted: float, row: DecisionRow | Callable[[], DecisionRow]) -> DecisionRow | None:
+    try:
+        built = row if isinstance(row, DecisionRow) else row()
+    except Exception as exc:  # noqa: BLE001 - one broken row must not stop the others
+        log.warning("could not build a decision row: %s", exc)
+        return None
+    if not built.ts:
+        built.ts = submitted
+    return built
 
 
 def _folded_row(fold: _Fold) -> DecisionRow:

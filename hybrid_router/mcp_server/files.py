@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BINARY_SNIFF_BYTES = 8192
+SHOWN_PATH_CHARS = 120  # a path quoted in an error is cut to this (a name can be kilobytes)
 
 
 class FileProblem(ValueError):
@@ -32,6 +33,27 @@ def _human(size: int) -> str:
     return str(size)
 
 
+def _shown(path: str) -> str:
+    return path if len(path) <= SHOWN_PATH_CHARS else path[: SHOWN_PATH_CHARS - 3] + "..."
+
+
+def _why(exc: OSError | ValueError) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+def _locate(raw: str, root: Path) -> tuple[Path, int | None]:
+    """The path `raw` names (symlinks resolved: a link out of the tree is outside) and its size,
+    None when nothing is there. Raises what the file system says about an unusable name."""
+    candidate = Path(os.path.expanduser(raw))
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    resolved = candidate.resolve()
+    try:
+        return resolved, resolved.stat().st_size
+    except FileNotFoundError:
+        return resolved, None
+
+
 def read_task_files(
     paths: list[str],
     working_directory: Path,
@@ -45,26 +67,27 @@ def read_task_files(
     files: list[FileText] = []
     total = 0
     for index, raw in enumerate(paths):
-        label = f"files[{index}] {raw!r}"
+        label = f"files[{index}] {_shown(raw)!r}"
         if not raw.strip():
             raise FileProblem(f"{label}: empty path")
-        candidate = Path(os.path.expanduser(raw))
-        if not candidate.is_absolute():
-            candidate = root / candidate
-        resolved = candidate.resolve()  # symlinks included: a link out of the tree is outside
+        try:
+            resolved, size = _locate(raw, root)
+        except RuntimeError:  # Python before 3.13 says a symlink loop so
+            raise FileProblem(f"{label}: a symlink loop") from None
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission...
+            raise FileProblem(f"{label}: cannot be read: {_why(exc)}") from None
         inside = resolved == root or root in resolved.parents
         if not inside and not allow_outside:
             raise FileProblem(
                 f"{label}: outside the working directory {root} (set "
                 "delegate.allowOutsideWorkingDirectory in router-config.json to allow it)"
             )
-        if not resolved.exists():
-            raise FileProblem(f"{label}: no such file (looked for {resolved})")
+        if size is None:
+            raise FileProblem(f"{label}: no such file (looked for {_shown(str(resolved))})")
         if resolved.is_dir():
             raise FileProblem(f"{label}: is a directory; list the files inside it instead")
         if not resolved.is_file():
             raise FileProblem(f"{label}: not a regular file")
-        size = resolved.stat().st_size
         if size > max_file_bytes:
             raise FileProblem(
                 f"{label}: {_human(size)} is over the {_human(max_file_bytes)} limit per file; "
@@ -79,7 +102,7 @@ def read_task_files(
         try:
             data = resolved.read_bytes()
         except OSError as exc:
-            raise FileProblem(f"{label}: cannot read: {exc.strerror or exc}") from None
+            raise FileProblem(f"{label}: cannot read: {_why(exc)}") from None
         if b"\0" in data[:BINARY_SNIFF_BYTES]:
             raise FileProblem(f"{label}: a binary file; only text files can be delegated")
         try:

@@ -7,6 +7,7 @@ refused ones (no token, too large, malformed) as outcome `rejected`, a bug as `e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,9 @@ from .validate import BadRequest, parse_messages_body
 
 log = logging.getLogger("hybrid_router.proxy")
 UNAUTHORIZED = "invalid or missing hybrid-router token (x-api-key or Authorization: Bearer)"
+# Reading a body this large (parsing, routing, hashing the prompt for its row) takes
+# milliseconds a step: between the steps, other requests get their turn.
+LARGE_BODY_BYTES = 1 << 20
 
 
 class ClientGone(Exception):
@@ -158,14 +162,27 @@ async def messages_endpoint(
             return
         try:
             raw = await read_body(receive, headers, state.config.proxy.max_body_bytes)
+            large = len(raw) > LARGE_BODY_BYTES
             body = parse_messages_body(raw)
         except BadRequest as exc:
             kind = "too-large" if exc.status == 413 else "bad-request"
             await _refuse(state, scope, headers, send, exc.status, str(exc), kind)
             return
-        exchange = _exchange(state, headers, raw, body)
+        if large:
+            await asyncio.sleep(0)  # others' turn between the long steps of a huge request
+        exchange, too_long = _exchange(state, headers, raw, body)
+        if large:
+            await asyncio.sleep(0)
         # From here on the exchange writes the request's row, whatever happens.
         held = HeldEnd(send)
+        if too_long is not None:  # as Anthropic answers it (Claude Code then compacts)
+            exchange.outcome, exchange.error_class = OUTCOME_ERROR, "prompt-too-long"
+            replying = True
+            rid = exchange.rid
+            await send_json(held, 400, error_body(400, too_long, rid), {"request-id": rid})
+            exchange.log()
+            await held.release()
+            return
         if exchange.call.stream:
             relay = StreamRelay(exchange)
             try:
@@ -198,8 +215,9 @@ async def messages_endpoint(
 
 def _exchange(
     state: ProxyState, headers: dict[str, str], raw: bytes, body: dict[str, Any]
-) -> Exchange:
-    """Decide the route and the chain of links that can take this request."""
+) -> tuple[Exchange, str | None]:
+    """Decide the route and the chain of links that can take this request; and, when the
+    request fits the window of none of them, the "prompt is too long" message that answers it."""
     signals = signals_from_request(body, headers)
     pin = state.pinned(signals.session_id)
     decision = (
@@ -229,6 +247,15 @@ def _exchange(
             skipped.append(f"{link.label}: {reason}")
         else:
             usable.append(link)
+    needed = signals.estimated_tokens + min(reserve, signals.max_tokens or reserve)
+    windows = [link.window for link in links]
+    too_long = None
+    if not usable and windows and all(w is not None and needed > w for w in windows):
+        largest = max(w for w in windows if w is not None)
+        too_long = (
+            f"prompt is too long: {signals.estimated_tokens} tokens > {largest} maximum "
+            "(hybrid-router's estimate, against the largest window it can route this to)"
+        )
     call = Call(
         body=body,
         raw=raw,
@@ -239,7 +266,7 @@ def _exchange(
         requested_model=body["model"],
         answer_room=min(reserve, signals.max_tokens or reserve),
     )
-    return Exchange(
+    exchange = Exchange(
         call=call,
         signals=signals,
         decision=decision,
@@ -253,6 +280,7 @@ def _exchange(
         on_failure=state.note_failure,
         on_response=state.note_success,
     )
+    return exchange, too_long
 
 
 def _pin_decision(state: ProxyState, signals: Signals, pin: Pin) -> Decision:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -13,6 +14,9 @@ ROLES = ("user", "assistant", "system")
 # deeper than what the proxy can write back out is refused before anything reads it.
 MAX_DEPTH = 254
 TOO_DEEP = f"the request body is nested more than {MAX_DEPTH} levels deep"
+# Bodies past this size are checked for depth by a walk of at most WALK_BUDGET containers.
+WALK_FROM_BYTES = 1 << 20
+WALK_BUDGET = 20_000
 
 
 class BadRequest(Exception):
@@ -24,20 +28,38 @@ class BadRequest(Exception):
 def parse_json(raw: bytes) -> Any:
     """The body as JSON, nested at most MAX_DEPTH levels; BadRequest for anything else."""
     try:
-        body = orjson.loads(raw)  # the common case, several times faster than `json`
+        body = _loads(raw)  # the common case, several times faster than `json`
     except orjson.JSONDecodeError:
         body = _parse_with_json(raw)
         if _deeper_than(body, MAX_DEPTH):
             raise BadRequest(TOO_DEEP) from None
         return body
     if isinstance(body, (dict, list)):
-        try:
-            # orjson writes at most 254 levels: a few microseconds for a Claude Code body,
-            # where a walk in Python would take a few hundred.
-            orjson.dumps(body)
-        except TypeError:  # orjson.JSONEncodeError; what orjson read it can write, but for depth
-            raise BadRequest(TOO_DEEP) from None
+        # A walk costs per container, orjson's writer per byte (it writes at most 254 levels):
+        # a few microseconds for a Claude Code body, but 20 ms for a 20 MB prompt, which the
+        # walk (a few dozen containers) checks at once.
+        deep = _deeper_than(body, MAX_DEPTH, WALK_BUDGET) if len(raw) > WALK_FROM_BYTES else None
+        if deep is None:
+            try:
+                orjson.dumps(body)
+            except TypeError:  # orjson.JSONEncodeError: what orjson read it writes, but for depth
+                deep = True
+        if deep:
+            raise BadRequest(TOO_DEEP)
     return body
+
+
+def _loads(raw: bytes) -> Any:
+    """orjson's parse; for a large body, without the cyclic collector, which would otherwise
+    run again and again while the containers it creates pile up (three times the parse, for
+    a body of millions of tiny arrays). Nothing a parse creates is a cycle."""
+    if len(raw) < WALK_FROM_BYTES or not gc.isenabled():
+        return orjson.loads(raw)
+    gc.disable()
+    try:
+        return orjson.loads(raw)
+    finally:
+        gc.enable()
 
 
 def parse_messages_body(raw: bytes) -> dict[str, Any]:
@@ -68,16 +90,21 @@ def _parse_with_json(raw: bytes) -> Any:
     return body
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether `value` nests more than `limit` containers deep (without recursing)."""
+def _deeper_than(value: Any, limit: int, budget: int | None = None) -> bool | None:
+    """Whether `value` nests more than `limit` containers deep (without recursing); None when
+    it holds more than `budget` values in containers (the walk stops there)."""
     if not isinstance(value, (dict, list)):
         return False
     stack: list[tuple[Any, int]] = [(value, 1)]
+    visited = 0
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return True
         children = item.values() if isinstance(item, dict) else item
+        visited += len(children)
+        if budget is not None and visited > budget:
+            return None
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
 
