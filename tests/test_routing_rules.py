@@ -360,3 +360,11 @@ def test_between_local_routes_the_keywords_decide_over_a_vote():
     assert decide(prompt, table).rule == "file-operations"
     voted = decide(prompt, table, lambda _: IntentVote("default", 0.9, "t"))
     assert voted.rule == "file-operations"
+
+
+def test_when_the_vote_agrees_the_keywords_evidence_stays_in_the_reason():
+    table = routing_table(default_config())
+    prompt = signals_from_prompt("review the login handler for sql injection")
+    decision = decide(prompt, table, lambda _: IntentVote("security", 0.95, "t"))
+    assert decision.rule == "security" and '"sql injection"' in decision.reason
+    assert "t intent, confidence 0.95" in decision.reason and decision.matched

@@ -224,9 +224,11 @@ def _choose(
         # The vote decides whenever the premium tier is at stake, in either direction: it sends
         # premium work the words missed to Anthropic and clears a keyword near-miss. Between
         # local routes (which local model), the keyword routes, readable and editable, decide.
+        intent_says = f"{vote.source} intent, confidence {vote.confidence:.2f}"
+        if voted is not None and voted.name == chosen[1]:  # both agree: keep the words' evidence
+            return chosen[0], chosen[1], f"{chosen[2]}; {intent_says}", chosen[3]
         if voted is not None and (_is_paid(voted.target, table) or _is_paid(chosen[0], table)):
-            reason = f"{voted.name}: {vote.source} intent, confidence {vote.confidence:.2f}"
-            return voted.target, voted.name, reason, ()
+            return voted.target, voted.name, f"{voted.name}: {intent_says}", ()
     return chosen
 
 
