@@ -561,8 +561,10 @@ async def hostile_load(
                         outcome = "200 counted (no row: counting calls no model)"
                     else:
                         outcome = hostile_outcome(response.status_code, response.content, stream)
-                    if category.startswith(ACCEPTED) and response.status_code == 200:
-                        outcome = "200 answered, as Anthropic would (accepted)"
+                        if category.startswith(ACCEPTED) and "let through" in outcome:
+                            # to the upstreams, as Anthropic would take it (which answered, or
+                            # failed as this rig's upstreams do)
+                            outcome = f"{response.status_code} let through, a valid body (accepted)"
                 outcome = COUNT_TOKENS + outcome if counting else outcome
                 outcomes[outcome] += 1
                 # count_tokens reads only `messages`: a body it can count is counted.

@@ -131,3 +131,15 @@ def test_closing_leaves_no_journal(tmp_path: Path) -> None:
     writer.close()
     assert len(_rows(database)) == 1000
     assert not os.listdir(str(database) + JOURNAL_SUFFIX)
+
+
+def test_the_proxy_killed_under_load_keeps_the_row_of_every_answered_request() -> None:
+    """bench/faults.py's SIGKILL run, scaled down: the real proxy (a subprocess) killed with
+    SIGKILL part-way through 600 requests at concurrency 16, restarted on the same home."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import faults  # type: ignore[import-not-found]
+
+    for seed in (1, 2):
+        run = faults.kill_run(600, 16, seed=seed)
+        assert run.answered > 100
+        assert run.rows == run.answered, run
