@@ -137,7 +137,7 @@ def test_the_proxy_killed_under_load_keeps_the_row_of_every_answered_request() -
     """bench/faults.py's SIGKILL run, scaled down: the real proxy (a subprocess) killed with
     SIGKILL part-way through 600 requests at concurrency 16, restarted on the same home."""
     sys.path.insert(0, str(ROOT / "bench"))
-    import faults  # type: ignore[import-not-found]
+    import faults  # type: ignore[import-not-found, unused-ignore]
 
     for seed in (1, 2):
         run = faults.kill_run(600, 16, seed=seed)
