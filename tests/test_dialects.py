@@ -354,3 +354,12 @@ def test_a_key_the_backend_quotes_back_is_not_in_the_message() -> None:
             asyncio.run(_chat(provider, f"{server.url}/v1", "m", api_key=key))
     assert refused.value.status == 401 and key not in str(refused.value)
     assert "Incorrect API key provided" in str(refused.value)
+
+
+def test_a_key_with_a_line_break_is_scrubbed_in_every_form_an_error_quotes_it():
+    from hybrid_router.providers.httpx_errors import scrub
+
+    key = "sk-live-0123456789\nabcdefghijklmnop"
+    quoted = f"Invalid header value {key!r}; raw {key}"
+    cleaned = scrub(quoted, [key])
+    assert "0123456789" not in cleaned and "abcdefghijklmnop" not in cleaned

@@ -25,9 +25,14 @@ _PHASES: tuple[tuple[type[httpx.TimeoutException], str], ...] = (
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` without the given header values, nor anything shaped like a key."""
+    """`text` without the given header values, nor anything shaped like a key.
+
+    A value is removed as sent, as an error message may quote it (its repr, with a line break
+    written as an escape: a key pasted with a line break), and line by line."""
     for secret in secrets:
-        for value in (secret, secret.removeprefix("Bearer ").strip()):
+        bare = secret.removeprefix("Bearer ").strip()
+        forms = {secret, bare, repr(bare)[1:-1], *bare.splitlines()}
+        for value in sorted(forms, key=len, reverse=True):
             if len(value) >= 8:
                 text = text.replace(value, "***")
     return mask_secrets(text)
