@@ -3,49 +3,16 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_carries_the_settings_templates(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once for this module's tests (a build takes seconds)."""
+    wheels = tmp_path_factory.mktemp("wheels")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    (wheel,) = tmp_path.glob("claude_hybrid_router-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "hybrid_router/settings_templates/router-config.json" in names
-    assert "hybrid_router/cli/__init__.py" in names
-    entry_points = (
-        zipfile.ZipFile(wheel)
-        .read(next(n for n in names if n.endswith("entry_points.txt")))
-        .decode()
-    )
-    assert "hybrid-router = hybrid_router.entry:main" in entry_points
-
-
-def test_install_works_from_the_installed_wheel_not_only_the_checkout(tmp_path):
-    """`hybrid-router install` takes everything from settings-templates/ inside the wheel."""
-    import json
-    import os
-
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
-    subprocess.run(
         [
             sys.executable,
             "-m",
@@ -59,11 +26,34 @@ def test_install_works_from_the_installed_wheel_not_only_the_checkout(tmp_path):
             str(wheels),
             str(ROOT),
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         timeout=300,
     )
-    (wheel,) = wheels.glob("claude_hybrid_router-*.whl")
+    assert done.returncode == 0, done.stderr
+    (built,) = wheels.glob("claude_hybrid_router-*.whl")
+    return built
+
+
+def test_wheel_carries_the_settings_templates(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "hybrid_router/settings_templates/router-config.json" in names
+    assert "hybrid_router/cli/__init__.py" in names
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
+    assert "hybrid-router = hybrid_router.entry:main" in entry_points
+
+
+def test_install_works_from_the_installed_wheel_not_only_the_checkout(wheel, tmp_path):
+    """`hybrid-router install` takes everything from settings-templates/ inside the wheel."""
+    import json
+    import os
+
+    target = tmp_path / "site"
     subprocess.run(
         [
             sys.executable,
