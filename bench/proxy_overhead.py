@@ -404,7 +404,10 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            said = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            raise RuntimeError(
+                f"{process.args} exited with {process.returncode}" + (f": {said}" if said else "")
+            )
         try:
             httpx.get(url, timeout=1.0, trust_env=False)
             return

@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -44,8 +42,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx2 as httpx  # noqa: E402
+import proxy_overhead as po  # noqa: E402 - its process helpers
 from claude_code_bodies import (  # noqa: E402
     AGENT_LIST,
     REMINDER,
@@ -477,12 +477,6 @@ def _send(
 # --- running a profile ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def profile_names() -> list[str]:
     listed = subprocess.run(
         [str(SCRIPT), "profiles", "--json"], capture_output=True, text=True, check=False
@@ -535,30 +529,18 @@ def free_models(config: dict[str, Any]) -> list[openrouter_fake.FakeModel]:
 
 @contextmanager
 def running_proxy(environ: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
+    port = po.free_port()
+    process, url = po.spawn_http_server(
         [str(SCRIPT), "proxy", "--port", str(port)],
+        port,
         env=environ,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.PIPE,  # said when the proxy does not start
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the proxy did not start: {process.stderr.read()}")  # type: ignore[union-attr]
-            time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        po.stop_process(process)
 
 
 @dataclass
