@@ -28,6 +28,12 @@ SOURCE_CLI = "cli"  # `route --log`, `demo`
 SOURCES = (SOURCE_PROXY, SOURCE_HOOK, SOURCE_MCP, SOURCE_CLI)
 # The surfaces whose rows are model calls (the hook and the CLI only classify).
 CALLING_SOURCES = (SOURCE_PROXY, SOURCE_MCP)
+# A model call that was answered (by the first link or a fallback), as a filter over the
+# decisions table: what the status line and the Stop hook's session line count.
+ANSWERED_CALL_FILTER = (
+    f"source IN ({', '.join(repr(source) for source in CALLING_SOURCES)})"
+    f" AND outcome IN ({OUTCOME_OK!r}, {OUTCOME_FALLBACK!r})"
+)
 OUTCOMES = (
     OUTCOME_OK,
     OUTCOME_FALLBACK,

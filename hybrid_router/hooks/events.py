@@ -10,7 +10,7 @@ import os
 import time
 
 from ..core import home, patterns
-from ..core.outcomes import OUTCOME_FALLBACK, OUTCOME_OK, SOURCE_HOOK, SOURCE_MCP, SOURCE_PROXY
+from ..core.outcomes import ANSWERED_CALL_FILTER, SOURCE_HOOK
 from ..core.routing import Decision, decide
 from ..core.signals import signals_from_prompt
 from ..log.pins import Pin, clear_pin, end_session, prune_pins, start_session, write_pin
@@ -246,8 +246,8 @@ def session_savings(conn: sqlite3.Connection, session_id: str) -> tuple[int, int
     """Model calls answered this session, how many cost nothing, and the estimated saving."""
     answered, free, saved = conn.execute(
         "SELECT COUNT(*), TOTAL(cost = 0), TOTAL(baseline_cost - cost) FROM decisions "
-        "WHERE session_id = ? AND outcome IN (?, ?) AND source IN (?, ?)",
-        (session_id, OUTCOME_OK, OUTCOME_FALLBACK, SOURCE_PROXY, SOURCE_MCP),
+        f"WHERE session_id = ? AND {ANSWERED_CALL_FILTER}",
+        (session_id,),
     ).fetchone()
     return int(answered), int(free), float(saved)
 

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from ..core.outcomes import CALLING_SOURCES, OUTCOME_FALLBACK, OUTCOME_OK
+from ..core.outcomes import ANSWERED_CALL_FILTER, CALLING_SOURCES
 from ..core.table import LOCAL_PROVIDER_KINDS
 from ..core.text import shown
 
@@ -19,16 +19,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from typing import TextIO
-
-# The status line counts model calls (proxy and MCP rows answered), not the hook's
-# classifications: a prompt the hook sent "to ollama" may well have been answered by Claude.
-_CALLS = (
-    "source IN ('"
-    + "', '".join(CALLING_SOURCES)
-    + "') AND outcome IN ('"
-    + "', '".join((OUTCOME_OK, OUTCOME_FALLBACK))
-    + "')"
-)
 
 
 def _today_start(now: float) -> float:
@@ -49,7 +39,7 @@ def status_line(
     start = _today_start(now)
     rows = conn.execute(
         "SELECT provider, COUNT(*), TOTAL(baseline_cost - cost) FROM decisions "
-        f"WHERE ts >= ? AND {_CALLS} GROUP BY provider",
+        f"WHERE ts >= ? AND {ANSWERED_CALL_FILTER} GROUP BY provider",
         (start,),
     ).fetchall()
     total = sum(count for _, count, _ in rows)
