@@ -4,7 +4,10 @@ Every prompt goes the way the prompt hook and the proxy send it: `decide(signals
 <default config's table>, <intent model>)`. Prints the number of prompts measured, per-route
 precision and recall, overall accuracy, the confusion table, premium recall (security, critical
 and web-search prompts that reach the premium tier), the misses, and the decision time (p50 and
-worst, first sight of each prompt). `--keywords-only` measures the keyword routes alone.
+worst, first sight of each prompt), and accuracy and premium recall for each set the part
+holds (a row's `set`: the held-out part has the prompts written with the labeled set, and a
+fresh set written after the model was built, by a writer who saw neither the build part nor
+the repository). `--keywords-only` measures the keyword routes alone.
 Targets: premium recall 100 %, accuracy >= 97 %.
 
 Usage: .venv/bin/python bench/routing_quality.py [--keywords-only] [--split heldout|build]
@@ -37,7 +40,11 @@ def main() -> None:
     parser.add_argument("--split", default="heldout", choices=("heldout", "build"))
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
-    examples = [(row["prompt"], row["route"]) for row in rows if row["split"] == args.split]
+    examples = [
+        (row["prompt"], row["route"], row.get("set", ""))
+        for row in rows
+        if row["split"] == args.split
+    ]
     table = routing_table(load_config(default_config_path()).config)
     # The shipped model alone: a home of its own, so no user examples tune it.
     with tempfile.TemporaryDirectory() as scratch:
@@ -47,7 +54,8 @@ def main() -> None:
     misses: list[tuple[str, str, str, str]] = []
     times: list[float] = []
     premium_total = premium_hits = right = 0
-    for prompt, label in examples:
+    by_set: dict[str, list[int]] = {}  # set -> [prompts, right, premium prompts, premium hits]
+    for prompt, label, written in examples:
         signals = signals_from_prompt(prompt)
         started = time.perf_counter()
         decision = decide(signals, table, model)
@@ -55,9 +63,14 @@ def main() -> None:
         got = decision.rule
         confusion[label, got] = confusion.get((label, got), 0) + 1
         right += got == label
+        tally = by_set.setdefault(written, [0, 0, 0, 0])
+        tally[0] += 1
+        tally[1] += got == label
         if label in PREMIUM:
             premium_total += 1
             premium_hits += decision.tier == "premium"
+            tally[2] += 1
+            tally[3] += decision.tier == "premium"
         if got != label:
             misses.append((label, got, decision.tier or "", prompt))
 
@@ -76,6 +89,12 @@ def main() -> None:
         f"premium recall  {premium_hits}/{premium_total} = {premium_hits / premium_total:.1%}"
         "  (security, critical, web-search reaching the premium tier; target 100 %)"
     )
+    if len(by_set) > 1:
+        for written, (count, hits, premium_count, premium_reached) in sorted(by_set.items()):
+            print(
+                f"  set {written or '-':<10} {count:>4} prompts: accuracy {hits / count:.1%}, "
+                f"premium recall {premium_reached}/{premium_count}"
+            )
     others = sorted({got for _, got in confusion} - set(names))
     columns = names + others
     short = {name: name[:8] for name in columns}
