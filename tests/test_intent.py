@@ -1,5 +1,6 @@
-"""The intent signal (core/intent.py): the shipped model, its vote and abstention, the user's
-examples file rebuilding it, and every surface using the same model."""
+"""The intent signal (core/intent.py): the shipped model, its vote (decisive or unsure), the
+user's examples file rebuilding it, the cache file read on demand, and every surface using the
+same model."""
 
 from __future__ import annotations
 
@@ -36,11 +37,14 @@ def test_shipped_model_reads_intent_without_keywords(tmp_path: Path) -> None:
     assert field.rule == "code-generation"
 
 
-def test_abstains_below_threshold(tmp_path: Path) -> None:
+def test_a_vote_under_the_threshold_is_unsure(tmp_path: Path) -> None:
     model = intent.load_model(env(tmp_path))
     assert model is not None
+    assert model.vote("write unit tests for the parser").decisive
     model.threshold = 1.01
-    assert model.vote("write unit tests for the parser") is None
+    model._votes.clear()
+    vote = model.vote("write unit tests for the parser")
+    assert (vote.route, vote.decisive) == ("code-generation", False)
 
 
 def test_cache_and_user_examples_rebuild(tmp_path: Path) -> None:
@@ -64,17 +68,62 @@ def test_cache_and_user_examples_rebuild(tmp_path: Path) -> None:
     assert again is not None and again.weights == tuned.weights
 
 
+PROMPTS = (
+    "half the customers see a blank page since the release",
+    "what does the pypi page say about the current httpx2 version",
+    "rename tmp to buffer in parser.py",
+)
+
+
+def _probabilities(model: intent.IntentModel) -> list[list[tuple[str, float]]]:
+    return [model.probabilities(prompt) for prompt in PROMPTS]
+
+
+def test_a_broken_or_foreign_cache_is_rebuilt(tmp_path: Path) -> None:
+    environ = env(tmp_path)
+    first = intent.load_model(environ)
+    assert first is not None
+    expected = _probabilities(first)
+    cache = tmp_path / "cache" / intent.CACHE_FILENAME
+    whole = cache.read_bytes()
+    for broken in (whole[: len(whole) // 2], b"not a cache at all", b""):
+        cache.write_bytes(broken)
+        rebuilt = intent.load_model(environ)
+        assert rebuilt is not None and _probabilities(rebuilt) == expected
+        assert cache.read_bytes() == whole  # written again, whole
+
+
+def test_a_read_only_home_scores_with_the_same_numbers(tmp_path: Path) -> None:
+    cached = intent.load_model(env(tmp_path / "writable"))
+    assert cached is not None
+    home = tmp_path / "read-only"
+    home.mkdir()
+    (home / "cache").write_text("a file where the cache folder would be")  # cannot write
+    uncached = intent.load_model(env(home))
+    assert uncached is not None and _probabilities(uncached) == _probabilities(cached)
+
+
+def test_a_cache_replaced_under_a_running_process_keeps_its_model_whole(tmp_path: Path) -> None:
+    """The proxy holds the cache open; a hook rebuilding it (new examples) replaces the file,
+    and the proxy's model reads the file it opened until it looks again."""
+    environ = env(tmp_path)
+    running = intent.load_model(environ)
+    assert running is not None
+    before = _probabilities(running)
+    examples = tmp_path / intent.EXAMPLES_FILENAME
+    examples.write_text(json.dumps({"prompt": PROMPTS[2], "route": "security"}) + "\n")
+    retuned = intent.load_model(environ)  # writes a new cache file in place of the old one
+    assert retuned is not None and _probabilities(retuned) != before
+    assert _probabilities(running) == before  # its weights still read from the file it opened
+
+
 def test_hook_and_proxy_agree(tmp_path: Path) -> None:
     environ = env(tmp_path)
     settings = load_settings(environ)
     assert settings.intent is not None
     live = intent.LiveIntent(environ)
     table = settings.table
-    for prompt in (
-        "half the customers see a blank page since the release",
-        "what does the pypi page say about the current httpx2 version",
-        "rename tmp to buffer in parser.py",
-    ):
+    for prompt in PROMPTS:
         hooked = decide_prompt(prompt, "s", settings)
         proxied = decide(signals_from_prompt(prompt, "s"), table, live)
         assert (hooked.rule, hooked.model) == (proxied.rule, proxied.model), prompt
@@ -95,7 +144,7 @@ def test_route_explain(tmp_path: Path, monkeypatch: object) -> None:
     assert result.exit_code == 0, result.output
     assert "intent      vote: code-generation" in result.output
     assert "security" in result.output and "password" in result.output
-    assert "intent model's vote decides" in result.output
+    assert "a decisive intent vote" in result.output and "(decisive)" in result.output
     data = json.loads(
         runner.invoke(
             cli, ["route", "--explain", "--json", "grep for TODO"], env=env(tmp_path)

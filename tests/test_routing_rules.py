@@ -352,14 +352,36 @@ def test_the_embedded_default_keeps_a_real_claude_code_request_local():
     assert (too_big.rule, too_big.provider) == ("context-window", "openrouter")
 
 
-def test_between_local_routes_the_keywords_decide_over_a_vote():
-    """Which local model takes a prompt stays with the readable keyword routes: a vote for
-    another local route does not move "grep for TODO" off the file-operations route."""
+def test_a_decisive_vote_picks_among_local_routes_an_unsure_one_leaves_the_keywords():
     table = routing_table(default_config())
     prompt = signals_from_prompt("grep for TODO in the source")
     assert decide(prompt, table).rule == "file-operations"
-    voted = decide(prompt, table, lambda _: IntentVote("default", 0.9, "t"))
-    assert voted.rule == "file-operations"
+    decisive = decide(prompt, table, lambda _: IntentVote("code-generation", 0.9, "t"))
+    assert decisive.rule == "code-generation"
+    unsure = decide(prompt, table, lambda _: IntentVote("code-generation", 0.3, "t", False))
+    assert unsure.rule == "file-operations" and "under its threshold" in unsure.reason
+
+
+def test_an_unsure_vote_lets_a_premium_route_named_by_either_signal_win():
+    """A premium miss (a security review done by a small local model) costs more than a paid
+    turn that could have run free: when the vote is unsure, premium wins from either side."""
+    table = routing_table(default_config())
+    keyword_premium = signals_from_prompt("harden the ssh config on the bastion host")
+    assert decide(keyword_premium, table).rule == "security"
+    kept = decide(keyword_premium, table, lambda _: IntentVote("default", 0.37, "t", False))
+    assert (kept.rule, kept.tier) == ("security", "premium")
+    cleared = decide(keyword_premium, table, lambda _: IntentVote("default", 0.8, "t"))
+    assert cleared.tier != "premium"  # a decisive vote clears the near-miss
+    no_keyword = signals_from_prompt("what's the weather like in berlin tomorrow")
+    assert decide(no_keyword, table).tier != "premium"
+    voted = decide(no_keyword, table, lambda _: IntentVote("web-search", 0.3, "t", False))
+    assert (voted.rule, voted.tier) == ("web-search", "premium")
+    # nothing premium on either side, no keyword: the unsure vote beats the bare default route
+    plain = signals_from_prompt("zorp the blarg")
+    assert decide(plain, table).rule == "default"
+    assert decide(plain, table, lambda _: IntentVote("architecture", 0.3, "t", False)).rule == (
+        "architecture"
+    )
 
 
 def test_when_the_vote_agrees_the_keywords_evidence_stays_in_the_reason():

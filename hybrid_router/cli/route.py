@@ -145,9 +145,10 @@ def route(
 
 
 COMBINATION_RULE = (
-    "hard rules first (server web tools, background requests); then the intent model's vote "
-    "decides, in either direction; when it abstains, the first route whose keywords and "
-    "conditions hold; else the default route; then the context-window rule"
+    "hard rules first (server web tools, background requests); then a decisive intent vote "
+    "(probability at its threshold or over) decides, in either direction; an unsure vote lets a "
+    "premium route named by the keywords or the vote win, then the first route whose keywords "
+    "and conditions hold, then the vote over the default route; then the context-window rule"
 )
 
 
@@ -184,14 +185,15 @@ def explanation(
     if intent is not None and text:
         ranked = intent.probabilities(text)
         vote = intent.vote(text)
-        top = vote.route if vote else intent.choice(ranked)[0]
         result["intent"] = {
             "threshold": intent.threshold,
             "costs": dict(zip(intent.classes, intent.costs, strict=True)),
             "probabilities": {name: round(p, 4) for name, p in ranked},
-            "vote": vote.route if vote else None,
+            "vote": vote.route,
+            "decisive": vote.decisive,
             "because": [
-                [feature, round(push, 3)] for feature, push in intent.contributions(text, top)
+                [feature, round(push, 3)]
+                for feature, push in intent.contributions(text, vote.route)
             ],
         }
     return result
@@ -217,8 +219,8 @@ def explanation_text(data: dict[str, Any]) -> str:
     if found is None:
         lines.append("intent      no model (keyword routes only)")
         return "\n".join(lines)
-    vote = found["vote"] or f"abstains (below the threshold {found['threshold']})"
-    lines.append(f"intent      vote: {vote}")
+    how = "decisive" if found["decisive"] else f"unsure: under the threshold {found['threshold']}"
+    lines.append(f"intent      vote: {found['vote']} ({how})")
     for name, probability in found["probabilities"].items():
         cost = found["costs"].get(name, 1.0)
         lines.append(f"  {name:<16} p={probability:.3f}  x cost {cost:g}")

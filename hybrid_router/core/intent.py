@@ -5,27 +5,36 @@ security word) and misfire on mentions ("add a password field" is not security w
 model scores a prompt over word and phrase features (the tokens of `matching.tokenize`, their
 adjacent pairs, word stems and a length bucket) with one weight vector per route, and turns the
 scores into probabilities (softmax). It votes for the route with the highest probability x cost
-(premium routes cost more: a close call goes premium) when that probability reaches the model's
-threshold, and abstains otherwise; `decide` (core/routing.py) lets a vote decide the route, in
-either direction, and the keyword routes decide when it abstains.
+(premium routes cost more: a close call goes premium); the vote is decisive when that
+probability reaches the model's threshold, unsure otherwise. `decide` (core/routing.py) lets a
+decisive vote choose the route in either direction; an unsure one lets a premium route named by
+either signal win, and the keyword routes decide after that.
 
 The weights are data: `settings-templates/intent-model.json`, trained on the build part of
 `bench/data/intent-labeled.jsonl` (`python -m hybrid_router.core.intent_train`), shipped in the
 wheel. A user adds labeled examples in `<home>/intent-examples.jsonl` (one JSON object a line:
 {"prompt": ..., "route": ...}); the model is then tuned on them (intent_train.tune) and the
 result cached in the home, rebuilt when either file changes. Stdlib only, and cheap to load:
-the prompt hook, a fresh process per prompt, reads the model from a `marshal` cache.
+the prompt hook, a fresh process per prompt, reads the cache file's header and then only the
+weights of the prompt's own features (intent_model.FileWeights).
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import sys
 
 from .. import __version__
 from . import home
-from .intent_model import MODEL_FORMAT, SOURCE, IntentModel, features
+from .intent_model import (
+    MODEL_FORMAT,
+    SOURCE,
+    IntentModel,
+    features,
+    float32_copy,
+    read_cache,
+    write_cache,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +47,7 @@ __all__ = ["MODEL_FORMAT", "SOURCE", "IntentModel", "LiveIntent", "features", "l
 
 MODEL_FILENAME = "intent-model.json"
 EXAMPLES_FILENAME = "intent-examples.jsonl"
-CACHE_FILENAME = "intent-model.marshal"
+CACHE_FILENAME = "intent-model.cache"
 
 
 def model_path() -> str:
@@ -85,36 +94,34 @@ def build_model(environ: Mapping[str, str] | None = None) -> IntentModel:
 
 
 def load_model(environ: Mapping[str, str] | None = None) -> IntentModel | None:
-    """The model in effect, from the home's `marshal` cache when it is current (about a
-    millisecond), else built and cached. None when the shipped weights are missing or broken:
-    routing then runs on the keyword routes alone."""
+    """The model in effect, from the home's cache file when it is current (its header only:
+    the weights are read as prompts need them), else built and cached. None when the shipped
+    weights are missing or broken: routing then runs on the keyword routes alone."""
     try:
         key = _key(environ)
     except OSError:
         return None
     cache_file = os.path.join(home.home_path(environ), "cache", CACHE_FILENAME)
     try:
-        with open(cache_file, "rb") as handle:
-            cached_key, data = marshal.loads(handle.read())  # `load` on a file is 3x slower
-        if cached_key == key:
-            return IntentModel.from_data(data)
+        cached = read_cache(cache_file, key)
+        if cached is not None:
+            return cached
     except (OSError, EOFError, ValueError, TypeError):
-        pass  # no cache yet, or a stale or foreign one: rebuilt below
+        pass  # no cache yet, or a stale, foreign or broken one: rebuilt below
     try:
-        # Through its cached form (float32 weights) even when just built: every process then
-        # scores with the same numbers, built here or read from the cache.
-        model = IntentModel.from_data(build_model(environ).to_data())
+        built = build_model(environ)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        temporary = f"{cache_file}.{os.getpid()}.tmp"
-        with open(temporary, "wb") as handle:
-            marshal.dump((key, model.to_data()), handle)
-        os.replace(temporary, cache_file)
-    except OSError:
+        write_cache(cache_file, key, built)
+        # Through the cache even when just built: every process scores with the same numbers.
+        found = read_cache(cache_file, key)
+        if found is not None:
+            return found
+    except (OSError, EOFError, ValueError, TypeError):
         pass  # a read-only home only costs speed
-    return model
+    return float32_copy(built)
 
 
 class LiveIntent:

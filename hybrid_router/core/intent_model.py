@@ -6,6 +6,7 @@ Stdlib only, and imported by the prompt hook: no `typing`, no `re`.
 from __future__ import annotations
 
 import math
+import os
 
 from .matching import tokenize
 from .routing import IntentVote
@@ -14,7 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MODEL_FORMAT = 2  # 2: the feature index as one sorted string (FeatureIndex)
+MODEL_FORMAT = 3  # 3: a cache file read on demand (FileWeights)
+_pread = getattr(os, "pread", None)
 SOURCE = "learned"  # the reason reads "security: learned intent, confidence 0.91"
 # A long prompt (a pasted log, a file) is read at its two ends, where people put the ask.
 HEAD_CHARS = 3000
@@ -41,120 +43,258 @@ def features(text: str) -> list[str]:
     return list(found)
 
 
-class FeatureIndex:
-    """Feature -> row number, over one string of the sorted features, "\n" after each, and
-    the offset where each starts (unsigned ints in one bytes object).
+class MemoryWeights:
+    """Feature -> one weight per route, in memory: a model being trained or read from JSON."""
 
-    The prompt hook loads the model from a `marshal` cache in every process: a dict of the
-    model's thousands of features would be thousands of objects to build (about 2 ms, most of
-    the model's load); one string and one bytes object load in a fraction of that. A lookup is
-    a binary search over the string (a prompt has tens of features)."""
+    __slots__ = ("rows",)
 
-    __slots__ = ("_starts", "_text")
+    def __init__(self, rows: dict[str, tuple[float, ...]]) -> None:
+        self.rows = rows
 
-    def __init__(self, text: str, starts: Any) -> None:
-        self._text = text
-        self._starts = starts  # memoryview of "I": len(features) + 1 offsets
+    def lookup(self, features: list[str]) -> list[tuple[str, tuple[float, ...]]]:
+        rows = self.rows
+        # In sorted order, as FileWeights finds them: the same sums, to the last bit.
+        return [(feature, rows[feature]) for feature in sorted(features) if feature in rows]
 
-    @classmethod
-    def build(cls, features: list[str]) -> FeatureIndex:
-        """For features already sorted (their row numbers are their positions)."""
-        import array
+    def items(self) -> list[tuple[str, tuple[float, ...]]]:
+        return list(self.rows.items())
 
-        offsets = array.array("I", [0])
-        for feature in features:
-            offsets.append(offsets[-1] + len(feature) + 1)
-        return cls("".join(f"{feature}\n" for feature in features), memoryview(offsets))
+    def __len__(self) -> int:
+        return len(self.rows)
 
-    def to_data(self) -> tuple[str, bytes]:
-        return self._text, self._starts.tobytes()
 
-    @classmethod
-    def from_data(cls, data: tuple[str, bytes]) -> FeatureIndex:
-        text, starts = data
-        return cls(text, memoryview(starts).cast("I"))
+class FileWeights:
+    """The weights in the home's cache file (see `write_cache`), read on demand.
 
-    def get(self, feature: str) -> int | None:
-        starts, text = self._starts, self._text
-        low, high = 0, len(starts) - 1
+    The prompt hook, a fresh process per prompt, cannot afford to read the whole model (tens of
+    thousands of features: megabytes, several milliseconds of a cold process's reads and page
+    faults). The features are sorted into blocks of BLOCK; the header holds each block's first
+    feature, so a lookup reads one block of feature names and one row of weights: a prompt's
+    few dozen features cost a few dozen small reads, whatever the model's size."""
+
+    __slots__ = ("_blocks", "_count", "_fd", "_firsts", "_offsets", "_weights_at", "width")
+
+    def __init__(
+        self,
+        fd: int,
+        width: int,
+        count: int,
+        firsts: list[str],
+        offsets: Any,
+        weights_at: int,
+    ) -> None:
+        self._fd = fd  # kept open: a cache replaced meanwhile stays whole for this reader
+        self.width = width  # weights per row (one per route)
+        self._count = count
+        self._firsts = firsts
+        self._offsets = offsets  # where each block starts, and where the last one ends
+        self._weights_at = weights_at
+        self._blocks: dict[int, bytes] = {}
+
+    def _read(self, at: int, size: int) -> bytes:
+        data: bytes
+        if _pread is not None:
+            data = _pread(self._fd, size, at)
+        else:  # no pread (Windows): seek, then read
+            os.lseek(self._fd, at, os.SEEK_SET)
+            data = os.read(self._fd, size)
+        if len(data) != size:
+            raise ValueError("intent model cache is truncated")
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _block(self, number: int) -> bytes:
+        """Block `number`'s names as bytes, framed by newlines: a name is found with one
+        `find` (no decoding or splitting of the block's other names)."""
+        found = self._blocks.get(number)
+        if found is None:
+            if len(self._blocks) >= 256:
+                self._blocks.clear()
+            start, end = self._offsets[number], self._offsets[number + 1]
+            found = self._blocks[number] = b"\n" + self._read(start, end - start) + b"\n"
+        return found
+
+    def _row(self, number: int) -> tuple[float, ...]:
+        size = 4 * self.width
+        return tuple(memoryview(self._read(self._weights_at + number * size, size)).cast("f"))
+
+    def _find(self, feature: str) -> int | None:
+        firsts = self._firsts
+        low, high = 0, len(firsts)  # the last block whose first name is <= feature
         while low < high:
             middle = (low + high) // 2
-            found = text[starts[middle] : starts[middle + 1] - 1]
-            if found < feature:
+            if firsts[middle] <= feature:
                 low = middle + 1
-            elif found > feature:
-                high = middle
             else:
-                return middle
-        return None
+                high = middle
+        if low == 0:
+            return None
+        block = self._block(low - 1)
+        at = block.find(b"\n" + feature.encode() + b"\n")
+        if at < 0:
+            return None
+        return (low - 1) * BLOCK + block.count(b"\n", 0, at)
 
-    def __contains__(self, feature: object) -> bool:
-        return isinstance(feature, str) and self.get(feature) is not None
+    def lookup(self, features: list[str]) -> list[tuple[str, tuple[float, ...]]]:
+        found = []
+        for feature in sorted(features):  # in order: a block's features come together
+            number = self._find(feature)
+            if number is not None:
+                found.append((feature, self._row(number)))
+        return found
 
-    def __getitem__(self, feature: str) -> int:
-        row = self.get(feature)
-        if row is None:
-            raise KeyError(feature)
-        return row
+    def items(self) -> list[tuple[str, tuple[float, ...]]]:
+        """Every feature with its row (a whole read: training and inspection, not scoring)."""
+        names = [
+            name
+            for number in range(len(self._firsts))
+            for name in self._block(number)[1:-1].decode().split("\n")
+        ]
+        values = memoryview(self._read(self._weights_at, 4 * self.width * self._count)).cast("f")
+        width = self.width
+        return [
+            (name, tuple(values[row * width : row * width + width]))
+            for row, name in enumerate(names)
+        ]
 
-    def items(self) -> list[tuple[str, int]]:
-        text, starts = self._text, self._starts
-        return [(text[starts[i] : starts[i + 1] - 1], i) for i in range(len(starts) - 1)]
+    def __len__(self) -> int:
+        return self._count
+
+
+CACHE_MAGIC = b"HRIM"
+BLOCK = 128  # features per block: one read of about 1.5 KB of names per lookup
+
+
+def write_cache(path: str, key: Any, model: IntentModel) -> None:
+    """`model` as the cache file FileWeights reads: a header (CACHE_MAGIC, its length, then
+    `marshal` of the key, the model's small parts and the block index), the sorted feature
+    names in blocks, and the weight rows (float32) in the same order. Written to a temporary
+    name and moved into place, so a reader never sees half a file."""
+    import array
+    import marshal
+
+    rows = sorted(model.weights.items())
+    width = len(model.classes)
+    blocks = [
+        "\n".join(name for name, _ in rows[start : start + BLOCK]).encode()
+        for start in range(0, len(rows), BLOCK)
+    ]
+    firsts = [rows[start][0] for start in range(0, len(rows), BLOCK)]
+    sizes = [len(block) for block in blocks]
+    weights = array.array("f", [w for _, row in rows for w in row])
+
+    def header(body_at: int) -> bytes:
+        offsets = array.array("Q", [body_at])
+        for size in sizes:
+            offsets.append(offsets[-1] + size)
+        small = (MODEL_FORMAT, model.classes, model.bias, model.threshold, model.costs)
+        return marshal.dumps((key, small, width, len(rows), firsts, offsets.tobytes()))
+
+    # The header holds the offsets, which depend on the header's own length: measure it with
+    # placeholder offsets of the same width ("Q" is 8 bytes whatever the value), then write.
+    length = len(header(0))
+    body_at = len(CACHE_MAGIC) + 4 + length
+    head = header(body_at)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(CACHE_MAGIC + len(head).to_bytes(4, "little") + head)
+        for block in blocks:
+            handle.write(block)
+        handle.write(weights.tobytes())
+    os.replace(temporary, path)
+
+
+def float32_copy(model: IntentModel) -> IntentModel:
+    """`model` with its weights as the cache stores them (float32), for a process that cannot
+    write the cache: it then scores with the same numbers as the processes that read it."""
+    import array
+
+    rows = {
+        feature: tuple(array.array("f", row).tolist()) for feature, row in model.weights.items()
+    }
+    return IntentModel(model.classes, model.bias, rows, model.threshold, model.costs)
+
+
+def read_cache(path: str, key: Any) -> IntentModel | None:
+    """The model in the cache file at `path` when it was written for `key`, else None."""
+    import marshal
+
+    # A raw descriptor, not a file object: no `array`, `io` buffering or ResourceWarning on
+    # the prompt hook's path (importing `array` alone costs a cold process up to a few ms).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        start = os.read(fd, 4096)
+        if start[:4] != CACHE_MAGIC:
+            raise ValueError("not an intent model cache")
+        length = int.from_bytes(start[4:8], "little")
+        head = start[8 : 8 + length]
+        if len(head) < length:
+            head += os.read(fd, length - len(head))
+        cached_key, small, width, count, firsts, offsets_data = marshal.loads(head)
+        if cached_key != key:
+            os.close(fd)
+            return None
+        version, classes, bias, threshold, costs = small
+        if version != MODEL_FORMAT:
+            raise ValueError(f"intent model format {version}, expected {MODEL_FORMAT}")
+        offsets = memoryview(offsets_data).cast("Q")
+        weights_at = offsets[-1]
+        if os.fstat(fd).st_size != weights_at + 4 * width * count:
+            raise ValueError("intent model cache is truncated")
+    except BaseException:
+        os.close(fd)
+        raise
+    weights = FileWeights(fd, width, count, firsts, offsets, weights_at)
+    return IntentModel(tuple(classes), tuple(bias), weights, threshold, tuple(costs))
 
 
 class IntentModel:
-    """Weights per route, the threshold a vote's probability must reach, and the routes' costs.
+    """Weights per route, the threshold a decisive vote's probability must reach, and the
+    routes' costs. The weights live in memory (training, the shipped JSON) or in the home's
+    cache file, read on demand (FileWeights)."""
 
-    The weights are one flat run of floats (a row of one weight per route for each feature,
-    found through `index`): in the `marshal` cache that is one bytes object, which loads in about
-    a millisecond where a dict of thousands of float tuples takes tens."""
-
-    __slots__ = ("_votes", "bias", "classes", "costs", "index", "threshold", "values")
+    __slots__ = ("_votes", "bias", "classes", "costs", "store", "threshold")
 
     def __init__(
         self,
         classes: tuple[str, ...],
         bias: tuple[float, ...],
-        weights: dict[str, tuple[float, ...]] | tuple[dict[str, int] | FeatureIndex, Any],
+        weights: dict[str, tuple[float, ...]] | MemoryWeights | FileWeights,
         threshold: float,
         costs: tuple[float, ...] = (),
     ) -> None:
         self.classes = classes
         self.bias = bias
-        self.index: dict[str, int] | FeatureIndex
-        if isinstance(weights, dict):
-            self.index = {feature: row for row, feature in enumerate(weights)}
-            self.values: Any = [w for row in weights.values() for w in row]
-        else:
-            self.index, self.values = weights  # feature -> row number; flat floats
+        self.store = MemoryWeights(weights) if isinstance(weights, dict) else weights
         self.threshold = threshold
         # What missing a route costs, relative to the others: the vote goes to the route with
         # the highest probability x cost, so a premium route (a miss sends work a local model
         # cannot do) wins a close call.
         self.costs = costs or (1.0,) * len(classes)
-        self._votes: dict[str, IntentVote | None] = {}  # recent prompts: a turn repeats its text
+        self._votes: dict[str, IntentVote] = {}  # recent prompts: a turn repeats its text
 
     @property
     def weights(self) -> dict[str, tuple[float, ...]]:
-        """Feature -> one weight per route (built on demand: training and the JSON file)."""
-        count = len(self.classes)
-        values = self.values
-        return {
-            feature: tuple(values[row * count : row * count + count])
-            for feature, row in self.index.items()
-        }
+        """Feature -> one weight per route (training and the JSON file; a whole read)."""
+        return dict(self.store.items())
 
-    def scores(self, text: str) -> tuple[list[str], list[float], float]:
-        found = [f for f in features(text) if f in self.index]
+    def scores(self, text: str) -> tuple[list[tuple[str, tuple[float, ...]]], list[float], float]:
+        """The prompt's features the model knows (with their rows), each route's score, and
+        the scale applied to every feature's weight (1/sqrt of their number)."""
+        found = self.store.lookup(features(text))
         scale = 1.0 / math.sqrt(len(found) or 1)
         scores = list(self.bias)
         count = len(scores)
-        values = self.values
-        index = self.index
-        for feature in found:
-            start = index[feature] * count
+        for _, row in found:
             for k in range(count):
-                scores[k] += values[start + k] * scale
+                scores[k] += row[k] * scale
         return found, scores, scale
 
     def probabilities(self, text: str) -> list[tuple[str, float]]:
@@ -172,16 +312,17 @@ class IntentModel:
         costs = dict(zip(self.classes, self.costs, strict=True))
         return max(ranked, key=lambda pair: pair[1] * costs[pair[0]])
 
-    def vote(self, text: str) -> IntentVote | None:
-        """The route with the highest probability x cost when its probability reaches the
-        threshold; None (abstain, the keyword routes decide) otherwise."""
-        if text in self._votes:
-            return self._votes[text]
-        route, probability = self.choice(self.probabilities(text))
-        found = IntentVote(route, probability, SOURCE) if probability >= self.threshold else None
-        if len(self._votes) >= 256:
-            self._votes.clear()
-        self._votes[text] = found
+    def vote(self, text: str) -> IntentVote:
+        """The route with the highest probability x cost, with its probability; decisive when
+        that reaches the threshold (it then decides the route), unsure otherwise (see
+        core/routing.decide)."""
+        found = self._votes.get(text)
+        if found is None:
+            route, probability = self.choice(self.probabilities(text))
+            found = IntentVote(route, probability, SOURCE, probability >= self.threshold)
+            if len(self._votes) >= 256:
+                self._votes.clear()
+            self._votes[text] = found
         return found
 
     __call__ = vote
@@ -189,38 +330,10 @@ class IntentModel:
     def contributions(self, text: str, route: str, limit: int = 6) -> list[tuple[str, float]]:
         """The features that pushed `text` toward `route` most (for `route --explain`)."""
         k = self.classes.index(route)
-        count = len(self.classes)
         found, _, scale = self.scores(text)
-        pushes = [(f, self.values[self.index[f] * count + k] * scale) for f in found]
+        pushes = [(feature, row[k] * scale) for feature, row in found]
         pushes.sort(key=lambda pair: -pair[1])
         return [pair for pair in pushes[:limit] if pair[1] > 0]
-
-    def to_data(self) -> tuple[Any, ...]:
-        """The cached form: the features sorted into one FeatureIndex string, the weight rows
-        in that order as one float32 blob."""
-        count = len(self.classes)
-        rows = sorted(self.index.items())
-        values = self.values
-        ordered = [values[row * count + k] for _, row in rows for k in range(count)]
-        index = FeatureIndex.build([feature for feature, _ in rows])
-        return (
-            MODEL_FORMAT,
-            self.classes,
-            self.bias,
-            index.to_data(),
-            _packed(ordered),
-            self.threshold,
-            self.costs,
-        )
-
-    @classmethod
-    def from_data(cls, data: tuple[Any, ...]) -> IntentModel:
-        version, classes, bias, index, blob, threshold, costs = data
-        if version != MODEL_FORMAT:
-            raise ValueError(f"intent model format {version}, expected {MODEL_FORMAT}")
-        values = memoryview(blob).cast("f")
-        features = FeatureIndex.from_data(index)
-        return cls(tuple(classes), tuple(bias), (features, values), threshold, tuple(costs))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IntentModel:
@@ -228,9 +341,3 @@ class IntentModel:
         classes = tuple(data["classes"])
         costs = tuple(float(data.get("costs", {}).get(name, 1.0)) for name in classes)
         return cls(classes, tuple(data["bias"]), weights, float(data["threshold"]), costs)
-
-
-def _packed(values: list[float]) -> bytes:
-    import array
-
-    return array.array("f", values).tobytes()

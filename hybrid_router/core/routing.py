@@ -219,17 +219,28 @@ def _choose(
         )
     chosen = _keyword_choice(signals, table, analysis)
     vote = intent(analysis.text) if intent is not None and analysis.text else None
-    if vote is not None:
-        voted = _route_named(table, vote.route)
-        # The vote decides whenever the premium tier is at stake, in either direction: it sends
-        # premium work the words missed to Anthropic and clears a keyword near-miss. Between
-        # local routes (which local model), the keyword routes, readable and editable, decide.
-        intent_says = f"{vote.source} intent, confidence {vote.confidence:.2f}"
-        if voted is not None and voted.name == chosen[1]:  # both agree: keep the words' evidence
-            return chosen[0], chosen[1], f"{chosen[2]}; {intent_says}", chosen[3]
-        if voted is not None and (_is_paid(voted.target, table) or _is_paid(chosen[0], table)):
-            return voted.target, voted.name, f"{voted.name}: {intent_says}", ()
-    return chosen
+    voted = _route_named(table, vote.route) if vote is not None else None
+    if vote is None or voted is None:
+        return chosen  # no signal, or a vote for a route this config does not have
+    intent_says = f"{vote.source} intent, confidence {vote.confidence:.2f}"
+    if voted.name == chosen[1]:  # both agree: keep the words' evidence
+        return chosen[0], chosen[1], f"{chosen[2]}; {intent_says}", chosen[3]
+    by_vote = (voted.target, voted.name, f"{voted.name}: {intent_says}", ())
+    if vote.decisive:
+        # Confident: the vote decides, in either direction. It sends premium work the words
+        # missed to Anthropic, clears a keyword near-miss, and picks among local routes.
+        return by_vote
+    unsure = f"{intent_says}, under its threshold"
+    # Unsure: a premium route named by either signal wins (a premium miss costs more than a
+    # paid turn that could have run free), the keywords' first; then a local route the
+    # keywords matched; then the vote, which beats the bare default route.
+    if _is_paid(chosen[0], table):
+        return chosen[0], chosen[1], f"{chosen[2]}; {unsure}", chosen[3]
+    if _is_paid(voted.target, table):
+        return voted.target, voted.name, f"{voted.name}: {unsure}", ()
+    if chosen[1] != table.default_route.name:
+        return chosen[0], chosen[1], f"{chosen[2]}; {unsure}", chosen[3]
+    return by_vote
 
 
 def _is_paid(target: Target, table: RoutingTable) -> bool:
@@ -325,19 +336,23 @@ class IntentVote(Record, frozen=True):
     route: str  # the name of a route of the table, or of its default route
     confidence: float  # 0..1, as the signal measures it
     source: str  # which signal, for the reason and `route --explain`
+    # Whether the confidence reaches the signal's threshold: a decisive vote decides the route;
+    # an unsure one only breaks ties (see _choose).
+    decisive: bool = True
 
 
 if TYPE_CHECKING:
     # A second signal plugs in from outside the core (the core stays stdlib-only): it reads the
-    # prompt's text and votes, or abstains (None) when it is not confident.
+    # prompt's text and votes (decisive or unsure), or abstains (None) when it has no say.
     IntentSignal = Callable[[str], IntentVote | None]
 
 
 def decide(signals: Signals, table: RoutingTable, intent: IntentSignal | None = None) -> Decision:
-    """Where the request goes. With `intent`, a vote it casts decides the route (in either
-    direction: it can send a prompt with no keyword to a premium route, or clear a keyword
-    near-miss); when it abstains, the keyword routes decide. Hard rules come first either way,
-    and the context-window rule applies after."""
+    """Where the request goes. Hard rules first; then, with `intent`, a decisive vote decides
+    the route (in either direction: it sends a prompt with no keyword to a premium route, clears
+    a keyword near-miss, picks among local routes); an unsure vote lets a premium route named by
+    either signal win, then the keyword routes, then itself over the default route; without a
+    vote the keyword routes decide. The context-window rule applies after."""
     analysis = _analyses.get(signals.text, table)
     chosen, rule, reason, matched = _choose(signals, table, analysis, intent)
     return _finish(signals, table, chosen, rule, reason, matched, analysis.complexity)

@@ -110,7 +110,7 @@ def _cache_key(source: str) -> tuple[Any, ...]:
 
 
 def load_settings(environ: dict[str, str]) -> HookSettings:
-    """The hook settings, with the intent model in effect (its own `marshal` cache, keyed by
+    """The hook settings, with the intent model in effect (its own cache file, keyed by
     the shipped weights and the home's intent-examples.jsonl: see core/intent.py)."""
     from ..core.intent import load_model
 
