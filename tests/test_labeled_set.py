@@ -48,6 +48,13 @@ def test_size_labels_and_split() -> None:
     held = Counter(row["route"] for row in rows() if row["split"] == "heldout")
     for name in PREMIUM:
         assert held[name] >= 30, name
+    # Two held-out sets: the first, written with the set, and a fresh one written afterwards,
+    # each large enough to measure premium recall on its own.
+    sets = Counter((row["set"], row["route"]) for row in rows() if row["split"] == "heldout")
+    assert {written for written, _ in sets} == {"first", "fresh"}
+    for written in ("first", "fresh"):
+        for name in PREMIUM:
+            assert sets[written, name] >= 30, (written, name)
 
 
 def test_premium_prompts_mostly_without_their_keywords() -> None:
