@@ -117,6 +117,19 @@ def test_a_cache_replaced_under_a_running_process_keeps_its_model_whole(tmp_path
     assert _probabilities(running) == before  # its weights still read from the file it opened
 
 
+def test_a_lone_surrogate_in_a_prompt_or_an_example_is_scored(tmp_path: Path) -> None:
+    """JSON can carry "\\ud800" (a lone surrogate) into a prompt or the user's examples: the
+    model still scores it, from the cache file and in memory alike."""
+    environ = env(tmp_path)
+    odd = "review the login handler \ud800 for sql injection"
+    examples = tmp_path / intent.EXAMPLES_FILENAME
+    examples.write_text(json.dumps({"prompt": odd, "route": "security"}) + "\n")
+    model = intent.load_model(environ)
+    assert model is not None and (tmp_path / "cache" / intent.CACHE_FILENAME).exists()
+    assert model.vote(odd).route == "security"
+    assert "\ud800" in model.weights  # written to the cache file and read back
+
+
 def test_hook_and_proxy_agree(tmp_path: Path) -> None:
     environ = env(tmp_path)
     settings = load_settings(environ)

@@ -11,12 +11,12 @@ decisive vote choose the route in either direction; an unsure one lets a premium
 either signal win, and the keyword routes decide after that.
 
 The weights are data: `settings-templates/intent-model.json`, trained on the build part of
-`bench/data/intent-labeled.jsonl` (`python -m hybrid_router.core.intent_train`), shipped in the
-wheel. A user adds labeled examples in `<home>/intent-examples.jsonl` (one JSON object a line:
-{"prompt": ..., "route": ...}); the model is then tuned on them (intent_train.tune) and the
-result cached in the home, rebuilt when either file changes. Stdlib only, and cheap to load:
-the prompt hook, a fresh process per prompt, reads the cache file's header and then only the
-weights of the prompt's own features (intent_model.FileWeights).
+`bench/data/intent-labeled.jsonl` (`bench/train_intent.py`), shipped in the wheel. A user adds
+labeled examples in `<home>/intent-examples.jsonl` (one JSON object a line: {"prompt": ...,
+"route": ...}); the model is then tuned on them (intent_train.tune) and the result cached in
+the home, rebuilt when either file changes. Stdlib only, and cheap to load: the prompt hook, a
+fresh process per prompt, reads the cache file's header and then only the weights of the
+prompt's own features (intent_model.FileWeights).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The intent model itself: features of a prompt and a linear scorer over them (see intent.py).
 
-Stdlib only, and imported by the prompt hook: no `typing`, no `re`.
+Stdlib only, and imported by the prompt hook: no `typing`, no `re`, and on the scoring path no
+`array` or `bisect` (each costs a cold process a C-extension load).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class FileWeights:
         if low == 0:
             return None
         block = self._block(low - 1)
-        at = block.find(b"\n" + feature.encode() + b"\n")
+        at = block.find(b"\n" + feature.encode(_ENCODING, _ERRORS) + b"\n")
         if at < 0:
             return None
         return (low - 1) * BLOCK + block.count(b"\n", 0, at)
@@ -155,7 +156,7 @@ class FileWeights:
         names = [
             name
             for number in range(len(self._firsts))
-            for name in self._block(number)[1:-1].decode().split("\n")
+            for name in self._block(number)[1:-1].decode(_ENCODING, _ERRORS).split("\n")
         ]
         values = memoryview(self._read(self._weights_at, 4 * self.width * self._count)).cast("f")
         width = self.width
@@ -170,6 +171,8 @@ class FileWeights:
 
 CACHE_MAGIC = b"HRIM"
 BLOCK = 128  # features per block: one read of about 1.5 KB of names per lookup
+# A prompt decoded from JSON may hold a lone surrogate ("\ud800"): its features must encode.
+_ENCODING, _ERRORS = "utf-8", "surrogatepass"
 
 
 def write_cache(path: str, key: Any, model: IntentModel) -> None:
@@ -183,7 +186,7 @@ def write_cache(path: str, key: Any, model: IntentModel) -> None:
     rows = sorted(model.weights.items())
     width = len(model.classes)
     blocks = [
-        "\n".join(name for name, _ in rows[start : start + BLOCK]).encode()
+        "\n".join(name for name, _ in rows[start : start + BLOCK]).encode(_ENCODING, _ERRORS)
         for start in range(0, len(rows), BLOCK)
     ]
     firsts = [rows[start][0] for start in range(0, len(rows), BLOCK)]
@@ -203,12 +206,17 @@ def write_cache(path: str, key: Any, model: IntentModel) -> None:
     body_at = len(CACHE_MAGIC) + 4 + length
     head = header(body_at)
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(CACHE_MAGIC + len(head).to_bytes(4, "little") + head)
-        for block in blocks:
-            handle.write(block)
-        handle.write(weights.tobytes())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(CACHE_MAGIC + len(head).to_bytes(4, "little") + head)
+            for block in blocks:
+                handle.write(block)
+            handle.write(weights.tobytes())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)  # a full disk leaves no half-written file behind
+        raise
 
 
 def float32_copy(model: IntentModel) -> IntentModel:
