@@ -31,7 +31,6 @@ from hybrid_router.core.routing import decide
 from hybrid_router.core.signals import signals_from_prompt
 
 DATA = Path(__file__).resolve().parent / "data" / "intent-labeled.jsonl"
-PREMIUM = ("security", "critical", "web-search")
 
 
 def main() -> None:
@@ -53,7 +52,7 @@ def main() -> None:
     confusion: dict[tuple[str, str], int] = {}
     misses: list[tuple[str, str, str, str]] = []
     times: list[float] = []
-    premium_total = premium_hits = right = 0
+    premium = {route.name for route in table.routes if route.target.tier == "premium"}
     by_set: dict[str, list[int]] = {}  # set -> [prompts, right, premium prompts, premium hits]
     for prompt, label, written in examples:
         signals = signals_from_prompt(prompt)
@@ -62,18 +61,16 @@ def main() -> None:
         times.append((time.perf_counter() - started) * 1000)
         got = decision.rule
         confusion[label, got] = confusion.get((label, got), 0) + 1
-        right += got == label
         tally = by_set.setdefault(written, [0, 0, 0, 0])
         tally[0] += 1
         tally[1] += got == label
-        if label in PREMIUM:
-            premium_total += 1
-            premium_hits += decision.tier == "premium"
+        if label in premium:
             tally[2] += 1
             tally[3] += decision.tier == "premium"
         if got != label:
             misses.append((label, got, decision.tier or "", prompt))
 
+    _, right, premium_total, premium_hits = (sum(column) for column in zip(*by_set.values()))
     signal = "keyword routes only" if args.keywords_only else "intent model + keyword routes"
     print(f"{len(examples)} prompts measured ({args.split} part of {DATA.name}; {signal})\n")
     print(f"{'route':<16} {'n':>4} {'precision':>10} {'recall':>8}")
@@ -105,7 +102,7 @@ def main() -> None:
         print(f"{name:<16}{cells}")
     print(f"\nmisses ({len(misses)}):")
     for label, got, tier, prompt in misses:
-        flag = "  PREMIUM->LOCAL" if label in PREMIUM and tier != "premium" else ""
+        flag = "  PREMIUM->LOCAL" if label in premium and tier != "premium" else ""
         shown = " ".join(prompt.split())
         shown = shown if len(shown) <= 90 else shown[:87] + "..."
         print(f"  {label} -> {got} ({tier}){flag}: {shown}")

@@ -25,22 +25,18 @@ from pathlib import Path
 from hybrid_router.config.compile import routing_table
 from hybrid_router.config.loading import default_config_path, load_config
 from hybrid_router.core import intent
+from hybrid_router.core.intent_model import IntentModel
 from hybrid_router.core.intent_train import to_json, train
-from hybrid_router.core.routing import IntentVote, decide
+from hybrid_router.core.routing import decide
 from hybrid_router.core.signals import signals_from_prompt
 
 DATA = Path(__file__).resolve().parent / "data" / "intent-labeled.jsonl"
 OUT = Path(__file__).resolve().parents[1] / "settings-templates" / intent.MODEL_FILENAME
-CLASSES = (
-    "security",
-    "critical",
-    "web-search",
-    "code-generation",
-    "architecture",
-    "file-operations",
-    "default",
-)
-PREMIUM = ("security", "critical", "web-search")
+# The routes come from the default config (the model's classes, in its order, then the default
+# route); the premium ones are those whose target is the premium tier.
+TABLE = routing_table(load_config(default_config_path()).config)
+CLASSES = tuple(route.name for route in TABLE.routes) + (TABLE.default_route.name,)
+PREMIUM = tuple(route.name for route in TABLE.routes if route.target.tier == "premium")
 PREMIUM_MISS_WEIGHT = 10
 TOLERANCE = 0.01  # of the fewest weighted misses
 COSTS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -68,29 +64,23 @@ def fold_probabilities(index: int) -> list[tuple[str, str, Ranked]]:
     return [(prompt, route, model.probabilities(prompt)) for prompt, route in build[index::FOLDS]]
 
 
-def vote_from(ranked: Ranked, costs: tuple[float, ...], threshold: float) -> IntentVote:
-    """What IntentModel.vote returns for these probabilities, costs and threshold."""
-    weight = dict(zip(CLASSES, costs, strict=True))
-    route, probability = max(ranked, key=lambda pair: pair[1] * weight[pair[0]])
-    return IntentVote(route, probability, intent.SOURCE, probability >= threshold)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="train and report, do not write")
     args = parser.parse_args()
     build = load("build")
-    table = routing_table(load_config(default_config_path()).config)
     with Pool(2) as pool:
         scored = [item for part in pool.map(fold_probabilities, range(FOLDS)) for item in part]
     results: dict[tuple[float, float], tuple[int, int, int]] = {}
     premium_total = sum(route in PREMIUM for _, route, _ in scored)
     for cost in COSTS:
         for threshold in THRESHOLDS:
+            # A model with these costs and threshold, only to vote on the scored probabilities.
+            judge = IntentModel(CLASSES, (0.0,) * len(CLASSES), {}, threshold, costs_for(cost))
             right = premium = weighted = 0
             for prompt, route, ranked in scored:
-                vote = vote_from(ranked, costs_for(cost), threshold)
-                decision = decide(signals_from_prompt(prompt), table, lambda _, v=vote: v)
+                vote = judge.vote_on(ranked)
+                decision = decide(signals_from_prompt(prompt), TABLE, lambda _, v=vote: v)
                 right += decision.rule == route
                 missed_premium = route in PREMIUM and decision.tier != "premium"
                 premium += route in PREMIUM and not missed_premium

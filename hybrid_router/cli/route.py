@@ -184,7 +184,7 @@ def explanation(
     }
     if intent is not None and text:
         ranked = intent.probabilities(text)
-        vote = intent.vote(text)
+        vote = intent.vote_on(ranked)
         result["intent"] = {
             "threshold": intent.threshold,
             "costs": dict(zip(intent.classes, intent.costs, strict=True)),

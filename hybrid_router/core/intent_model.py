@@ -60,9 +60,6 @@ class MemoryWeights:
     def items(self) -> list[tuple[str, tuple[float, ...]]]:
         return list(self.rows.items())
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
 
 class FileWeights:
     """The weights in the home's cache file (see `write_cache`), read on demand.
@@ -164,9 +161,6 @@ class FileWeights:
             (name, tuple(values[row * width : row * width + width]))
             for row, name in enumerate(names)
         ]
-
-    def __len__(self) -> int:
-        return self._count
 
 
 CACHE_MAGIC = b"HRIM"
@@ -321,19 +315,23 @@ class IntentModel:
         return max(ranked, key=lambda pair: pair[1] * costs[pair[0]])
 
     def vote(self, text: str) -> IntentVote:
-        """The route with the highest probability x cost, with its probability; decisive when
-        that reaches the threshold (it then decides the route), unsure otherwise (see
-        core/routing.decide)."""
+        """The vote on `text` (see vote_on), remembered for the prompt's next requests."""
         found = self._votes.get(text)
         if found is None:
-            route, probability = self.choice(self.probabilities(text))
-            found = IntentVote(route, probability, SOURCE, probability >= self.threshold)
+            found = self.vote_on(self.probabilities(text))
             if len(self._votes) >= 256:
                 self._votes.clear()
             self._votes[text] = found
         return found
 
     __call__ = vote
+
+    def vote_on(self, ranked: list[tuple[str, float]]) -> IntentVote:
+        """The route with the highest probability x cost, with its probability; decisive when
+        that reaches the threshold (it then decides the route), unsure otherwise (see
+        core/routing.decide)."""
+        route, probability = self.choice(ranked)
+        return IntentVote(route, probability, SOURCE, probability >= self.threshold)
 
     def contributions(self, text: str, route: str, limit: int = 6) -> list[tuple[str, float]]:
         """The features that pushed `text` toward `route` most (for `route --explain`)."""
