@@ -290,13 +290,14 @@ class LogWriter:
                 except queue.Empty:
                     break
             rows: list[DecisionRow] = []
+            flushed: list[threading.Event] = []
             for item in items:
                 if item is _STOP:
                     stopping = True
                 elif isinstance(item, threading.Event):
                     conn = self._write(conn, rows)  # what came before the flush, first
                     rows = []
-                    item.set()
+                    flushed.append(item)
                 elif isinstance(item, DecisionRow):
                     rows.append(item)
                 elif isinstance(item, tuple):  # (submitted, row or function), without a journal
@@ -307,6 +308,10 @@ class LogWriter:
             conn = self._write(conn, rows)
             if retired is not None:
                 self._retire(retired)
+            # A flush returns once its rows are written and the journal that held them is gone:
+            # released before the retire, a caller could still see the retired file.
+            for event in flushed:
+                event.set()
         if self._journal is not None:  # everything it holds is written
             self._retire(self._journal)
             self._journal = None
